@@ -1,0 +1,57 @@
+# termroom: `make run` builds and starts the server on its embedded default;
+# `make test` installs what the tests need and runs every test.
+SHELL := /bin/bash
+CARGO_BIN := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
+export PATH := $(CARGO_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
+DATA_DIR ?= ./data
+ADDR ?= 127.0.0.1:3000
+# The built server finds the site through Leptos.toml; these make it explicit.
+export LEPTOS_OUTPUT_NAME := termroom
+export LEPTOS_SITE_ROOT := target/site
+export LEPTOS_SITE_PKG_DIR := pkg
+
+.PHONY: run build build-debug test tools tools-test vendor lint unit e2e bench watch clean-data
+
+## run: build (release) and start termroom on $(ADDR) with data under $(DATA_DIR)
+run: build
+	./target/release/termroom serve --addr $(ADDR) --data-dir $(DATA_DIR)
+
+## build: release artifacts (server binary + site) without starting anything
+build: tools vendor
+	cargo leptos build --release
+
+## watch: development server with hot reload
+watch: tools vendor
+	cargo leptos watch
+
+## test: every test (format, lint, unit, integration, wasm check, end-to-end)
+test: tools-test vendor lint unit e2e
+
+tools:
+	@scripts/install-tools.sh build
+
+tools-test:
+	@scripts/install-tools.sh test
+
+## vendor: copy xterm.js and asciinema-player from node_modules into the site assets
+vendor:
+	@scripts/vendor-assets.sh
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy -p server -p app --features app/ssr --all-targets -- -D warnings
+	cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
+
+unit:
+	cargo test -p app --features ssr
+	cargo test -p server
+
+build-debug: tools vendor
+	cargo leptos build
+
+e2e: build-debug
+	node end2end/run.mjs
+
+## bench: chat fan-out and terminal benchmarks (prints numbers; see BENCHMARKS.md)
+bench: build-debug
+	cargo run --release -p server --bin chat-load

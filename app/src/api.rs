@@ -1,0 +1,301 @@
+//! Server functions: the only HTTP API besides the WebSockets. Each one is thin:
+//! authenticate the caller, check the role, call [`crate::backend::Services`].
+use leptos::prelude::*;
+use leptos::server_fn::codec::Json;
+
+use crate::error::ApiError;
+use crate::model::*;
+
+#[cfg(feature = "ssr")]
+pub mod ssr {
+    //! Request helpers shared by the server functions (server side only).
+    use std::net::IpAddr;
+
+    use leptos::prelude::*;
+
+    use crate::backend::{Caller, ClientInfo, Services, SESSION_COOKIE};
+    use crate::error::ApiError;
+
+    /// Remote address of the request, put into request extensions by the server.
+    #[derive(Debug, Clone, Copy)]
+    pub struct ClientAddr(pub IpAddr);
+
+    /// Sets the HTTP status for `err` and returns it.
+    pub fn fail(err: ApiError) -> ApiError {
+        if let Some(opts) = use_context::<leptos_axum::ResponseOptions>() {
+            if let Ok(code) = http::StatusCode::from_u16(err.status()) {
+                opts.set_status(code);
+            }
+        }
+        err
+    }
+
+    /// The services the server provided.
+    pub fn services() -> Result<Services, ApiError> {
+        use_context::<Services>().ok_or_else(|| fail(ApiError::Internal("services not provided".into())))
+    }
+
+    fn parts() -> Option<http::request::Parts> {
+        use_context::<http::request::Parts>()
+    }
+
+    /// Value of the login cookie, if any.
+    pub fn session_cookie() -> Option<String> {
+        let parts = parts()?;
+        parts
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|kv| kv.trim().split_once('='))
+            .find(|(k, _)| *k == SESSION_COOKIE)
+            .map(|(_, v)| v.to_string())
+    }
+
+    /// Whether the request came over TLS (directly or through a proxy).
+    fn is_https() -> bool {
+        parts().is_some_and(|p| {
+            p.uri.scheme_str() == Some("https")
+                || p.headers
+                    .get("x-forwarded-proto")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+        })
+    }
+
+    /// Sets (or with `None`, clears) the login cookie: HttpOnly, SameSite=Lax, Secure over TLS.
+    pub fn set_session_cookie(token: Option<&str>) {
+        let Some(opts) = use_context::<leptos_axum::ResponseOptions>() else { return };
+        let secure = if is_https() { "; Secure" } else { "" };
+        let cookie = match token {
+            Some(t) => format!("{SESSION_COOKIE}={t}; Path=/; HttpOnly; SameSite=Lax{secure}"),
+            None => format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"),
+        };
+        if let Ok(v) = http::HeaderValue::from_str(&cookie) {
+            opts.append_header(http::header::SET_COOKIE, v);
+        }
+    }
+
+    /// The remote address and user agent of the request.
+    pub fn client_info() -> ClientInfo {
+        let parts = parts();
+        ClientInfo {
+            remote: parts.as_ref().and_then(|p| p.extensions.get::<ClientAddr>()).map(|a| a.0),
+            user_agent: parts
+                .as_ref()
+                .and_then(|p| p.headers.get(http::header::USER_AGENT))
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.chars().take(256).collect()),
+        }
+    }
+
+    /// The logged-in caller, or 401.
+    pub async fn caller() -> Result<Caller, ApiError> {
+        let token = session_cookie().ok_or_else(|| fail(ApiError::Unauthorized))?;
+        let services = services()?;
+        services
+            .accounts
+            .caller(&token)
+            .await
+            .map_err(fail)?
+            .ok_or_else(|| fail(ApiError::Unauthorized))
+    }
+
+    /// The logged-in caller if an admin; 401 or 403 otherwise.
+    pub async fn admin() -> Result<Caller, ApiError> {
+        let c = caller().await?;
+        if c.user.is_admin() {
+            Ok(c)
+        } else {
+            Err(fail(ApiError::Forbidden))
+        }
+    }
+}
+
+/// `POST /login` with JSON `{"username","password"}` → `{"otp"}` and the login
+/// cookie; 401 with no detail on bad credentials; 429 when rate limited.
+#[server(prefix = "", endpoint = "login", input = Json, output = Json)]
+pub async fn login(username: String, password: String) -> Result<LoginReply, ApiError> {
+    use ssr::*;
+    let services = services()?;
+    let remote = client_info()
+        .remote
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let grant = services
+        .accounts
+        .login(&username, &password, remote)
+        .await
+        .map_err(fail)?;
+    set_session_cookie(Some(&grant.session_token));
+    Ok(LoginReply { otp: grant.otp })
+}
+
+/// Ends the caller's login session and closes its sockets.
+#[server(prefix = "/api", endpoint = "logout")]
+pub async fn logout() -> Result<(), ApiError> {
+    use ssr::*;
+    let caller = caller().await?;
+    services()?.accounts.logout(&caller).await.map_err(fail)?;
+    set_session_cookie(None);
+    Ok(())
+}
+
+/// The logged-in user, or `None`.
+#[server(prefix = "/api", endpoint = "me")]
+pub async fn current_user() -> Result<Option<UserInfo>, ApiError> {
+    match ssr::caller().await {
+        Ok(c) => Ok(Some(c.user)),
+        Err(ApiError::Unauthorized) => {
+            // Not being logged in is a normal answer here, not an error status.
+            if let Some(opts) = use_context::<leptos_axum::ResponseOptions>() {
+                opts.set_status(http::StatusCode::OK);
+            }
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A fresh single-use ticket for the chat socket.
+#[server(prefix = "/api", endpoint = "chat_ticket")]
+pub async fn chat_ticket() -> Result<String, ApiError> {
+    use ssr::*;
+    let caller = caller().await?;
+    services()?.accounts.ticket(&caller, "chat").await.map_err(fail)
+}
+
+/// Hosts (and the local target) the caller may open.
+#[server(prefix = "/api", endpoint = "targets")]
+pub async fn list_targets() -> Result<Vec<TargetInfo>, ApiError> {
+    use ssr::*;
+    let caller = caller().await?;
+    services()?.directory.targets(&caller.user).await.map_err(fail)
+}
+
+/// Opens a terminal session to `target`.
+#[server(prefix = "/api", endpoint = "term_open")]
+pub async fn open_terminal(target: String, cols: u16, rows: u16) -> Result<TermTicket, ApiError> {
+    use ssr::*;
+    let caller = caller().await?;
+    services()?
+        .terminals
+        .open(&caller, &target, cols, rows, client_info())
+        .await
+        .map_err(fail)
+}
+
+/// A fresh ticket to reattach to one of the caller's sessions.
+#[server(prefix = "/api", endpoint = "term_attach")]
+pub async fn attach_terminal(session_id: String) -> Result<TermTicket, ApiError> {
+    use ssr::*;
+    let caller = caller().await?;
+    services()?.terminals.attach_ticket(&caller, &session_id).await.map_err(fail)
+}
+
+/// The caller's live terminal sessions.
+#[server(prefix = "/api", endpoint = "term_list")]
+pub async fn my_terminals() -> Result<Vec<TermSessionInfo>, ApiError> {
+    use ssr::*;
+    let caller = caller().await?;
+    services()?.terminals.list(&caller).await.map_err(fail)
+}
+
+/// Ends one of the caller's terminal sessions.
+#[server(prefix = "/api", endpoint = "term_close")]
+pub async fn close_terminal(session_id: String) -> Result<(), ApiError> {
+    use ssr::*;
+    let caller = caller().await?;
+    services()?.terminals.close(&caller, &session_id).await.map_err(fail)
+}
+
+/// Admin: every user.
+#[server(prefix = "/api", endpoint = "users")]
+pub async fn list_users() -> Result<Vec<UserSummary>, ApiError> {
+    use ssr::*;
+    admin().await?;
+    services()?.accounts.list_users().await.map_err(fail)
+}
+
+/// Admin: creates a user.
+#[server(prefix = "/api", endpoint = "user_add")]
+pub async fn add_user(name: String, password: String, role: Role) -> Result<(), ApiError> {
+    use ssr::*;
+    admin().await?;
+    services()?.accounts.add_user(&name, &password, role).await.map_err(fail)
+}
+
+/// Admin: disables a user and ends their sessions.
+#[server(prefix = "/api", endpoint = "user_disable")]
+pub async fn disable_user(name: String) -> Result<(), ApiError> {
+    use ssr::*;
+    let me = admin().await?;
+    if me.user.name == name {
+        return Err(fail(ApiError::Invalid("you cannot disable yourself".into())));
+    }
+    services()?.accounts.disable_user(&name).await.map_err(fail)
+}
+
+/// Admin: every namespace with its members.
+#[server(prefix = "/api", endpoint = "namespaces")]
+pub async fn list_namespaces() -> Result<Vec<NamespaceInfo>, ApiError> {
+    use ssr::*;
+    admin().await?;
+    services()?.directory.namespaces().await.map_err(fail)
+}
+
+/// Admin: creates a namespace.
+#[server(prefix = "/api", endpoint = "namespace_add")]
+pub async fn add_namespace(name: String) -> Result<(), ApiError> {
+    use ssr::*;
+    admin().await?;
+    services()?.directory.add_namespace(&name).await.map_err(fail)
+}
+
+/// Admin: adds a user to a namespace.
+#[server(prefix = "/api", endpoint = "namespace_grant")]
+pub async fn grant_namespace(namespace: String, user: String) -> Result<(), ApiError> {
+    use ssr::*;
+    admin().await?;
+    services()?.directory.grant(&namespace, &user).await.map_err(fail)
+}
+
+/// Admin: removes a user from a namespace.
+#[server(prefix = "/api", endpoint = "namespace_revoke")]
+pub async fn revoke_namespace(namespace: String, user: String) -> Result<(), ApiError> {
+    use ssr::*;
+    admin().await?;
+    services()?.directory.revoke(&namespace, &user).await.map_err(fail)
+}
+
+/// Admin: every host (no secrets).
+#[server(prefix = "/api", endpoint = "hosts")]
+pub async fn list_hosts() -> Result<Vec<HostInfo>, ApiError> {
+    use ssr::*;
+    admin().await?;
+    services()?.directory.hosts().await.map_err(fail)
+}
+
+/// Admin: probes a host's key (no credentials sent) and returns its SHA-256 fingerprint.
+#[server(prefix = "/api", endpoint = "host_probe")]
+pub async fn probe_host(address: String, port: u16) -> Result<String, ApiError> {
+    use ssr::*;
+    admin().await?;
+    services()?.directory.probe(&address, port).await.map_err(fail)
+}
+
+/// Admin: adds a host with the confirmed fingerprint.
+#[server(prefix = "/api", endpoint = "host_add")]
+pub async fn add_host(host: NewHost) -> Result<(), ApiError> {
+    use ssr::*;
+    admin().await?;
+    services()?.directory.add_host(host).await.map_err(fail)
+}
+
+/// Admin: deletes a host.
+#[server(prefix = "/api", endpoint = "host_delete")]
+pub async fn delete_host(name: String) -> Result<(), ApiError> {
+    use ssr::*;
+    admin().await?;
+    services()?.directory.delete_host(&name).await.map_err(fail)
+}

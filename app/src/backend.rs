@@ -1,0 +1,106 @@
+//! The narrow interface server functions use to reach server-side logic.
+//! `server` implements these traits and provides a [`Services`] value as Leptos
+//! context; `app` itself carries no database, SSH or PTY code, and server
+//! functions can be tested with fakes.
+use std::{net::IpAddr, sync::Arc};
+
+use async_trait::async_trait;
+
+use crate::error::ApiError;
+use crate::model::*;
+
+/// Name of the login cookie.
+pub const SESSION_COOKIE: &str = "termroom_session";
+
+/// What a successful login yields.
+#[derive(Debug, Clone)]
+pub struct LoginGrant {
+    /// The user.
+    pub user: UserInfo,
+    /// Opaque login-session token for the cookie.
+    pub session_token: String,
+    /// Single-use ticket for `/ws` (purpose `chat`).
+    pub otp: String,
+}
+
+/// Who is calling: from the login cookie plus transport details.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The authenticated user.
+    pub user: UserInfo,
+    /// The login-session token (to end it on logout).
+    pub session_token: String,
+}
+
+/// Accounts, login sessions and tickets.
+#[async_trait]
+pub trait Accounts: Send + Sync + 'static {
+    /// Checks credentials (rate-limited per address) and opens a login session.
+    async fn login(&self, name: &str, password: &str, remote: IpAddr) -> Result<LoginGrant, ApiError>;
+    /// The user behind a login-session token, if it is valid.
+    async fn caller(&self, session_token: &str) -> Result<Option<Caller>, ApiError>;
+    /// Ends a login session and closes that user's sockets opened with it.
+    async fn logout(&self, caller: &Caller) -> Result<(), ApiError>;
+    /// A fresh single-use ticket for `purpose` (`chat`, `term:<id>`).
+    async fn ticket(&self, caller: &Caller, purpose: &str) -> Result<String, ApiError>;
+    /// Every user (admin).
+    async fn list_users(&self) -> Result<Vec<UserSummary>, ApiError>;
+    /// Creates a user (admin).
+    async fn add_user(&self, name: &str, password: &str, role: Role) -> Result<(), ApiError>;
+    /// Disables a user and ends their sessions (admin).
+    async fn disable_user(&self, name: &str) -> Result<(), ApiError>;
+}
+
+/// Namespaces, memberships and hosts.
+#[async_trait]
+pub trait Directory: Send + Sync + 'static {
+    /// Targets the user may open (their namespaces' hosts, plus `local` if allowed).
+    async fn targets(&self, user: &UserInfo) -> Result<Vec<TargetInfo>, ApiError>;
+    /// Every namespace with its members.
+    async fn namespaces(&self) -> Result<Vec<NamespaceInfo>, ApiError>;
+    /// Creates a namespace.
+    async fn add_namespace(&self, name: &str) -> Result<(), ApiError>;
+    /// Adds a user to a namespace.
+    async fn grant(&self, namespace: &str, user: &str) -> Result<(), ApiError>;
+    /// Removes a user from a namespace.
+    async fn revoke(&self, namespace: &str, user: &str) -> Result<(), ApiError>;
+    /// Every host (admin view, no secrets).
+    async fn hosts(&self) -> Result<Vec<HostInfo>, ApiError>;
+    /// Connects to `address:port` and returns its host key's SHA-256
+    /// fingerprint without sending any credential.
+    async fn probe(&self, address: &str, port: u16) -> Result<String, ApiError>;
+    /// Adds a host with the fingerprint the admin confirmed.
+    async fn add_host(&self, host: NewHost) -> Result<(), ApiError>;
+    /// Deletes a host.
+    async fn delete_host(&self, name: &str) -> Result<(), ApiError>;
+}
+
+/// Details of the browser opening a terminal, for the session record.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    /// Remote address of the HTTP request.
+    pub remote: Option<IpAddr>,
+    /// `User-Agent` header.
+    pub user_agent: Option<String>,
+}
+
+/// Terminal sessions.
+#[async_trait]
+pub trait Terminals: Send + Sync + 'static {
+    /// Opens a session to `target` (authorization checked) and returns a ticket to attach.
+    async fn open(&self, caller: &Caller, target: &str, cols: u16, rows: u16, client: ClientInfo) -> Result<TermTicket, ApiError>;
+    /// A fresh ticket to (re)attach to one of the caller's sessions.
+    async fn attach_ticket(&self, caller: &Caller, session_id: &str) -> Result<TermTicket, ApiError>;
+    /// The caller's live sessions.
+    async fn list(&self, caller: &Caller) -> Result<Vec<TermSessionInfo>, ApiError>;
+    /// Ends one of the caller's sessions.
+    async fn close(&self, caller: &Caller, session_id: &str) -> Result<(), ApiError>;
+}
+
+/// Everything server functions can reach, provided as Leptos context.
+#[derive(Clone)]
+pub struct Services {
+    pub accounts: Arc<dyn Accounts>,
+    pub directory: Arc<dyn Directory>,
+    pub terminals: Arc<dyn Terminals>,
+}

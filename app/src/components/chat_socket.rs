@@ -1,0 +1,416 @@
+//! The chat client: one `/ws` socket (rich protocol, a fresh ticket for every
+//! connect), per-room message logs, reconnect with exponential backoff, and
+//! backfill on rejoin (`change_room { since: last_id }`) so missed messages
+//! arrive and none is shown twice. [`use_chat_client`] starts it in an effect
+//! (browser only) and closes the socket when the component goes away.
+use std::collections::HashMap;
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use wasm_bindgen::{closure::Closure, JsCast};
+use web_sys::{CloseEvent, Event, MessageEvent, WebSocket};
+
+use crate::api::chat_ticket;
+use crate::components::{
+    backoff, browser,
+    chat_log::{Line, RoomLog},
+};
+use crate::error::ApiError;
+use crate::protocol::chat::{
+    valid_room_name, ClientMsg, ServerMsg, DEFAULT_ROOM, MAX_MESSAGE_CHARS, RICH_PROTOCOL,
+};
+
+/// Where the chat connection stands, as shown to the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnState {
+    /// Getting a ticket or waiting for the socket to open.
+    Connecting,
+    /// The socket is open.
+    Online,
+    /// The socket dropped; the next attempt starts in `in_secs` seconds.
+    Reconnecting { in_secs: u32 },
+    /// The login session ended; the page is going to the login form.
+    SignedOut,
+}
+
+impl ConnState {
+    /// Short text for the status badge.
+    pub fn label(&self) -> String {
+        match self {
+            ConnState::Connecting => "connecting…".into(),
+            ConnState::Online => "online".into(),
+            ConnState::Reconnecting { in_secs } => format!("reconnecting in {in_secs} s"),
+            ConnState::SignedOut => "signed out".into(),
+        }
+    }
+
+    /// Stable name for CSS classes and `data-state`.
+    pub fn key(&self) -> &'static str {
+        match self {
+            ConnState::Connecting => "connecting",
+            ConnState::Online => "online",
+            ConnState::Reconnecting { .. } => "reconnecting",
+            ConnState::SignedOut => "signed-out",
+        }
+    }
+}
+
+/// The socket's event handlers; kept alive as long as the socket may call them.
+struct Handlers {
+    _open: Closure<dyn FnMut(Event)>,
+    _message: Closure<dyn FnMut(MessageEvent)>,
+    _close: Closure<dyn FnMut(CloseEvent)>,
+}
+
+/// Browser-side state that is not shown directly.
+struct Inner {
+    /// The open (or opening) socket.
+    ws: Option<WebSocket>,
+    /// Handlers of `ws`; replaced only outside their own calls.
+    handlers: Option<Handlers>,
+    /// Connection generation: events of older sockets and timers are ignored.
+    generation: u64,
+    /// Failed attempts since the last successful open.
+    attempt: u32,
+    /// Every room seen in this page, by name.
+    logs: HashMap<String, RoomLog>,
+    /// The room the user wants to be in (re-joined after a reconnect).
+    desired: String,
+    /// The component went away: never reconnect.
+    stopped: bool,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Self {
+            ws: None,
+            handlers: None,
+            generation: 0,
+            attempt: 0,
+            logs: HashMap::new(),
+            desired: DEFAULT_ROOM.to_string(),
+            stopped: false,
+        }
+    }
+}
+
+/// Handle to the chat connection: reactive state for the views plus actions.
+#[derive(Clone, Copy)]
+pub struct ChatClient {
+    state: RwSignal<ConnState>,
+    me: RwSignal<Option<String>>,
+    rooms: RwSignal<Vec<String>>,
+    room: RwSignal<String>,
+    lines: RwSignal<Vec<Line>>,
+    gap: RwSignal<bool>,
+    online: RwSignal<Vec<String>>,
+    error: RwSignal<Option<String>>,
+    inner: StoredValue<Inner, LocalStorage>,
+}
+
+/// Creates the chat client for the current component, connects once the page
+/// runs in the browser and disconnects on cleanup.
+pub fn use_chat_client() -> ChatClient {
+    let client = ChatClient {
+        state: RwSignal::new(ConnState::Connecting),
+        me: RwSignal::new(None),
+        rooms: RwSignal::new(Vec::new()),
+        room: RwSignal::new(DEFAULT_ROOM.to_string()),
+        lines: RwSignal::new(Vec::new()),
+        gap: RwSignal::new(false),
+        online: RwSignal::new(Vec::new()),
+        error: RwSignal::new(None),
+        inner: StoredValue::new_local(Inner::default()),
+    };
+    // Effects run only in the browser: the server renders the empty page.
+    Effect::new(move |started: Option<()>| {
+        if started.is_none() {
+            client.connect();
+        }
+    });
+    on_cleanup(move || client.stop());
+    client
+}
+
+impl ChatClient {
+    /// Connection state.
+    pub fn state(&self) -> ReadSignal<ConnState> {
+        self.state.read_only()
+    }
+    /// The user name the server greeted this socket with.
+    pub fn me(&self) -> ReadSignal<Option<String>> {
+        self.me.read_only()
+    }
+    /// Every room that exists (from the server).
+    pub fn rooms(&self) -> ReadSignal<Vec<String>> {
+        self.rooms.read_only()
+    }
+    /// The room shown.
+    pub fn room(&self) -> ReadSignal<String> {
+        self.room.read_only()
+    }
+    /// Messages of the room shown, oldest first.
+    pub fn lines(&self) -> ReadSignal<Vec<Line>> {
+        self.lines.read_only()
+    }
+    /// Whether older messages of this room were left out by the server.
+    pub fn gap(&self) -> ReadSignal<bool> {
+        self.gap.read_only()
+    }
+    /// Who is connected to the room shown.
+    pub fn online(&self) -> ReadSignal<Vec<String>> {
+        self.online.read_only()
+    }
+    /// The last refusal or failure to show inline.
+    pub fn error(&self) -> ReadSignal<Option<String>> {
+        self.error.read_only()
+    }
+
+    /// Hides the inline error.
+    pub fn dismiss_error(&self) {
+        self.error.set(None);
+    }
+
+    /// Posts `text` to the current room.
+    pub fn send(&self, text: &str) -> Result<(), String> {
+        if text.trim().is_empty() {
+            return Err("type a message first".into());
+        }
+        if text.chars().count() > MAX_MESSAGE_CHARS {
+            return Err(format!("messages have at most {MAX_MESSAGE_CHARS} characters"));
+        }
+        let msg = ClientMsg::SendMessage { message: text.to_string(), from: None };
+        if self.send_msg(&msg) {
+            Ok(())
+        } else {
+            Err("not connected: the message was not sent".into())
+        }
+    }
+
+    /// Switches to (or creates) room `name`; only messages after the last one
+    /// already held for that room are requested.
+    pub fn join(&self, name: &str) -> Result<(), String> {
+        let name = name.trim().trim_start_matches('#');
+        if !valid_room_name(name) {
+            return Err("room names have 1 to 64 letters, digits, '_', '-' or '.'".into());
+        }
+        let Some((lines, gap, since)) = self.inner.try_update_value(|i| {
+            i.desired = name.to_string();
+            let log = i.logs.entry(name.to_string()).or_default();
+            (log.lines().to_vec(), log.gap, log.last_id())
+        }) else {
+            return Ok(());
+        };
+        self.room.set(name.to_string());
+        self.lines.set(lines);
+        self.gap.set(gap);
+        self.online.set(Vec::new());
+        self.error.set(None);
+        // Not connected: the reconnect rejoins `desired`.
+        self.send_msg(&ClientMsg::ChangeRoom { name: name.to_string(), since });
+        Ok(())
+    }
+
+    /// Skips the rest of the backoff wait.
+    pub fn retry_now(&self) {
+        if matches!(self.state.get_untracked(), ConnState::Reconnecting { .. }) {
+            self.connect();
+        }
+    }
+
+    fn is_current(&self, generation: u64) -> bool {
+        self.inner
+            .try_with_value(|i| !i.stopped && i.generation == generation)
+            .unwrap_or(false)
+    }
+
+    fn send_msg(&self, msg: &ClientMsg) -> bool {
+        let Some(Some(ws)) = self.inner.try_with_value(|i| i.ws.clone()) else {
+            return false;
+        };
+        if ws.ready_state() != WebSocket::OPEN {
+            return false;
+        }
+        match serde_json::to_string(msg) {
+            Ok(text) => ws.send_with_str(&text).is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// Starts a new connection attempt: ticket, then socket.
+    fn connect(self) {
+        let Some(Some(generation)) = self.inner.try_update_value(|i| {
+            (!i.stopped).then(|| {
+                i.generation += 1;
+                i.generation
+            })
+        }) else {
+            return;
+        };
+        self.state.set(ConnState::Connecting);
+        spawn_local(async move {
+            let ticket = chat_ticket().await;
+            if !self.is_current(generation) {
+                return;
+            }
+            match ticket {
+                Ok(otp) => self.open(generation, &otp),
+                Err(ApiError::Unauthorized) => {
+                    self.state.set(ConnState::SignedOut);
+                    browser::go("/login");
+                }
+                Err(e) => {
+                    self.error.set(Some(format!("could not reach the chat server: {e}")));
+                    self.retry_later(generation);
+                }
+            }
+        });
+    }
+
+    fn open(self, generation: u64, otp: &str) {
+        let path = format!("/ws?otp={}&v=1", browser::encode_query_value(otp));
+        let ws = match browser::ws_url(&path).map(|url| WebSocket::new_with_str(&url, RICH_PROTOCOL)) {
+            Some(Ok(ws)) => ws,
+            _ => return self.retry_later(generation),
+        };
+        let open = Closure::<dyn FnMut(Event)>::new(move |_: Event| self.on_open(generation));
+        let message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+            if let Some(text) = ev.data().as_string() {
+                self.on_text(generation, &text);
+            }
+        });
+        let close = Closure::<dyn FnMut(CloseEvent)>::new(move |_: CloseEvent| self.on_close(generation));
+        ws.set_onopen(Some(open.as_ref().unchecked_ref()));
+        ws.set_onmessage(Some(message.as_ref().unchecked_ref()));
+        ws.set_onclose(Some(close.as_ref().unchecked_ref()));
+        let handlers = Handlers { _open: open, _message: message, _close: close };
+        // This runs in a task, never inside the old handlers: dropping them is safe.
+        let old = self.inner.try_update_value(|i| (i.ws.replace(ws), i.handlers.replace(handlers)));
+        if let Some((Some(old_ws), _)) = old {
+            detach(&old_ws);
+        }
+    }
+
+    fn on_open(&self, generation: u64) {
+        if !self.is_current(generation) {
+            return;
+        }
+        let Some((desired, since)) = self.inner.try_update_value(|i| {
+            i.attempt = 0;
+            let since = i.logs.get(&i.desired).and_then(RoomLog::last_id);
+            (i.desired.clone(), since)
+        }) else {
+            return;
+        };
+        self.state.set(ConnState::Online);
+        // The server puts every new socket in `general` with recent history;
+        // rejoin the wanted room and ask only for what we missed.
+        if desired != DEFAULT_ROOM || since.is_some() {
+            self.send_msg(&ClientMsg::ChangeRoom { name: desired, since });
+        }
+    }
+
+    fn on_text(&self, generation: u64, text: &str) {
+        if !self.is_current(generation) {
+            return;
+        }
+        let msg = match serde_json::from_str::<ServerMsg>(text) {
+            Ok(m) => m,
+            Err(e) => {
+                leptos::logging::warn!("ignoring an unknown chat frame: {e}");
+                return;
+            }
+        };
+        match msg {
+            ServerMsg::Welcome { user } => self.me.set(Some(user)),
+            ServerMsg::Rooms { rooms } => self.rooms.set(rooms),
+            ServerMsg::Presence { room, users } => {
+                if self.inner.try_with_value(|i| i.desired == room).unwrap_or(false) {
+                    self.online.set(users);
+                }
+            }
+            ServerMsg::Error { message, .. } => self.error.set(Some(message)),
+            ServerMsg::Joined { room, messages, complete } => {
+                let shown = self.inner.try_update_value(|i| {
+                    let log = i.logs.entry(room.clone()).or_default();
+                    for m in messages {
+                        log.insert_line(m);
+                    }
+                    if !complete {
+                        log.gap = true;
+                    }
+                    (i.desired == room).then(|| (log.lines().to_vec(), log.gap))
+                });
+                if let Some(Some((lines, gap))) = shown {
+                    self.room.set(room);
+                    self.lines.set(lines);
+                    self.gap.set(gap);
+                }
+            }
+            ServerMsg::NewMessage { message, from, sent, id, room } => {
+                let room = room.unwrap_or_else(|| self.room.get_untracked());
+                let shown = self.inner.try_update_value(|i| {
+                    let log = i.logs.entry(room.clone()).or_default();
+                    let added = log.insert(id, from, message, sent);
+                    (added && i.desired == room).then(|| log.lines().to_vec())
+                });
+                if let Some(Some(lines)) = shown {
+                    self.lines.set(lines);
+                }
+            }
+        }
+    }
+
+    fn on_close(&self, generation: u64) {
+        if self.is_current(generation) {
+            self.retry_later(generation);
+        }
+    }
+
+    /// Waits the backoff delay (showing a countdown), then reconnects.
+    fn retry_later(self, generation: u64) {
+        let Some(attempt) = self.inner.try_update_value(|i| {
+            i.ws = None;
+            i.attempt += 1;
+            i.attempt
+        }) else {
+            return;
+        };
+        let delay = backoff::delay_secs(attempt, browser::random());
+        spawn_local(async move {
+            for left in (1..=delay).rev() {
+                if !self.is_current(generation) {
+                    return;
+                }
+                self.state.set(ConnState::Reconnecting { in_secs: left });
+                browser::sleep_ms(1000).await;
+            }
+            if self.is_current(generation) {
+                self.connect();
+            }
+        });
+    }
+
+    /// Closes the socket for good (component cleanup).
+    fn stop(&self) {
+        let taken = self.inner.try_update_value(|i| {
+            i.stopped = true;
+            i.generation += 1;
+            (i.ws.take(), i.handlers.take())
+        });
+        if let Some((ws, handlers)) = taken {
+            if let Some(ws) = ws {
+                detach(&ws);
+            }
+            drop(handlers);
+        }
+    }
+}
+
+/// Removes a socket's handlers (so dropped closures are never called) and closes it.
+fn detach(ws: &WebSocket) {
+    ws.set_onopen(None);
+    ws.set_onmessage(None);
+    ws.set_onclose(None);
+    let _ = ws.close();
+}

@@ -1,0 +1,42 @@
+//! The top bar: product name, page links (admin only for admins), the user and logout.
+use leptos::prelude::*;
+use leptos_router::components::A;
+
+use crate::components::auth::{logout_and_leave, use_auth};
+
+/// Top navigation; renders nothing until a user is logged in.
+#[component]
+pub fn TopNav() -> impl IntoView {
+    let auth = use_auth();
+    view! {
+        <Transition fallback=|| ()>
+            {move || {
+                auth.user()
+                    .map(|user| {
+                        let admin = user.is_admin();
+                        view! {
+                            <header class="topbar" data-testid="topbar">
+                                <a class="brand" href="/">"termroom"</a>
+                                <nav class="links">
+                                    <A href="/" exact=true>"Chat"</A>
+                                    <A href="/terminals">"Terminals"</A>
+                                    {admin.then(|| view! { <A href="/admin">"Admin"</A> })}
+                                </nav>
+                                <span class="who" data-testid="current-user" title=user.role.as_str()>
+                                    {user.name.clone()}
+                                    {admin.then(|| view! { <span class="badge">"admin"</span> })}
+                                </span>
+                                <button
+                                    class="ghost"
+                                    data-testid="logout"
+                                    on:click=move |_| logout_and_leave()
+                                >
+                                    "Log out"
+                                </button>
+                            </header>
+                        }
+                    })
+            }}
+        </Transition>
+    }
+}

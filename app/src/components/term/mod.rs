@@ -1,0 +1,208 @@
+//! Terminal tabs: the state the page shows for each tab, the commands the page
+//! sends to a tab, and the pane hosting its xterm.js. Everything that touches
+//! xterm.js or the terminal socket lives in `live`, compiled only for the
+//! browser (`hydrate`); [`TerminalPane`] starts it from an effect.
+use std::rc::Rc;
+
+use leptos::html::Div;
+use leptos::prelude::*;
+
+pub mod flow;
+#[cfg(feature = "hydrate")]
+mod live;
+pub mod store;
+
+/// Where a tab's session stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TabState {
+    /// Opening or attaching.
+    Connecting,
+    /// Attached; keystrokes go to the shell.
+    Live,
+    /// The socket dropped while the session lives; retrying in `in_secs` (0: now).
+    Reconnecting { in_secs: u32 },
+    /// The shell ended (`status` says how).
+    Exited { status: String },
+    /// Could not open or attach, or the server ended the connection.
+    Failed { reason: String },
+}
+
+impl TabState {
+    /// Short text for the tab title.
+    pub fn label(&self) -> String {
+        match self {
+            TabState::Connecting => "connecting".into(),
+            TabState::Live => "live".into(),
+            TabState::Reconnecting { in_secs: 0 } => "reconnecting".into(),
+            TabState::Reconnecting { in_secs } => format!("reconnecting in {in_secs} s"),
+            TabState::Exited { status } => format!("exited ({status})"),
+            TabState::Failed { .. } => "failed".into(),
+        }
+    }
+
+    /// Stable name for CSS classes and `data-state`.
+    pub fn key(&self) -> &'static str {
+        match self {
+            TabState::Connecting => "connecting",
+            TabState::Live => "live",
+            TabState::Reconnecting { .. } => "reconnecting",
+            TabState::Exited { .. } => "exited",
+            TabState::Failed { .. } => "failed",
+        }
+    }
+
+    /// Whether the server-side session may still be running (closing the tab should end it).
+    pub fn session_alive(&self) -> bool {
+        matches!(self, TabState::Connecting | TabState::Live | TabState::Reconnecting { .. })
+    }
+}
+
+/// What the page can ask of a tab's terminal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TermCmd {
+    /// Type this text into the shell (send to all, mirrored keystrokes).
+    Input(String),
+    /// Give the terminal keyboard focus.
+    Focus,
+    /// Fit the terminal to its pane (and tell the server the new size).
+    Fit,
+    /// Find `text`: forward or backward; `incremental` extends the current
+    /// match while the user is still typing.
+    Find { text: String, forward: bool, incremental: bool },
+    /// Clear search highlighting.
+    ClearFind,
+    /// Copy the selection to the clipboard.
+    Copy,
+    /// Paste the clipboard into the shell.
+    Paste,
+    /// Try again now after a failure or during a backoff wait.
+    Reconnect,
+    /// Tear down the terminal and its socket (the session itself stays).
+    Dispose,
+}
+
+/// Where commands for a started terminal go.
+type Sink = Rc<dyn Fn(TermCmd)>;
+
+/// One tab as the page holds it. `Copy`: every field is an arena handle, owned
+/// by the page, so views and callbacks can capture it freely.
+#[derive(Clone, Copy)]
+pub struct TermTab {
+    /// Unique within the page; used as list key and in `data-key`.
+    pub key: u64,
+    /// Target name (host, or `local`).
+    pub target: StoredValue<String>,
+    /// The server session, once opened (or the one to reattach).
+    pub session_id: RwSignal<Option<String>>,
+    /// Connection state, shown in the tab title.
+    pub state: RwSignal<TabState>,
+    /// Receives "send to all" and mirrored keystrokes.
+    pub included: RwSignal<bool>,
+    /// The last search found nothing.
+    pub search_miss: RwSignal<bool>,
+    sink: StoredValue<Option<Sink>, LocalStorage>,
+}
+
+impl TermTab {
+    /// A tab for `target`; with `session_id` it reattaches instead of opening.
+    /// Call under the page's owner so the handles live as long as the page.
+    pub fn new(key: u64, target: String, session_id: Option<String>) -> Self {
+        Self {
+            key,
+            target: StoredValue::new(target),
+            session_id: RwSignal::new(session_id),
+            state: RwSignal::new(TabState::Connecting),
+            included: RwSignal::new(true),
+            search_miss: RwSignal::new(false),
+            sink: StoredValue::new_local(None),
+        }
+    }
+
+    /// Sends a command to the terminal (ignored before it started or after it ended).
+    pub fn send(&self, cmd: TermCmd) {
+        if let Some(Some(sink)) = self.sink.try_get_value() {
+            sink(cmd);
+        }
+    }
+
+    /// Whether keystrokes reach a shell right now.
+    pub fn is_live(&self) -> bool {
+        self.state.get_untracked() == TabState::Live
+    }
+
+    /// Whether "send to all" and mirroring should type into this tab.
+    pub fn receives_broadcast(&self) -> bool {
+        self.is_live() && self.included.get_untracked()
+    }
+
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    fn set_sink(&self, sink: Sink) {
+        self.sink.set_value(Some(sink));
+    }
+
+    /// Disposes the terminal and forgets it.
+    fn stop(&self) {
+        self.send(TermCmd::Dispose);
+        if let Some(sink) = self.sink.try_update_value(Option::take) {
+            drop(sink);
+        }
+    }
+}
+
+/// The element hosting one tab's terminal. All panes stay laid out (inactive
+/// ones are hidden, not removed) so xterm.js can measure and fit them.
+#[component]
+pub fn TerminalPane(
+    /// The tab.
+    tab: TermTab,
+    /// Whether this tab is the one shown.
+    #[prop(into)]
+    active: Signal<bool>,
+    /// Called with `(tab key, data)` for every keystroke typed in this tab.
+    on_input: Callback<(u64, String)>,
+) -> impl IntoView {
+    let node = NodeRef::<Div>::new();
+    Effect::new(move |started: Option<bool>| {
+        if started == Some(true) {
+            return true;
+        }
+        match node.get() {
+            Some(el) => {
+                start_live(tab, el.into(), on_input);
+                true
+            }
+            None => false,
+        }
+    });
+    Effect::new(move || {
+        if active.get() {
+            // After the pane became visible: size it and take the keyboard.
+            request_animation_frame(move || {
+                tab.send(TermCmd::Fit);
+                tab.send(TermCmd::Focus);
+            });
+        }
+    });
+    on_cleanup(move || tab.stop());
+    view! {
+        <div
+            class="term-pane"
+            class:active=move || active.get()
+            data-testid="term-pane"
+            data-key=tab.key
+            data-target=move || tab.target.get_value()
+            data-state=move || tab.state.get().key()
+            node_ref=node
+        ></div>
+    }
+}
+
+/// Starts xterm.js and the socket for `tab` inside `el` (browser only).
+#[cfg(feature = "hydrate")]
+fn start_live(tab: TermTab, el: web_sys::HtmlElement, on_input: Callback<(u64, String)>) {
+    tab.set_sink(live::start(tab, el, on_input));
+}
+
+/// The server renders the empty pane; the browser starts the terminal.
+#[cfg(not(feature = "hydrate"))]
+fn start_live(_tab: TermTab, _el: web_sys::HtmlElement, _on_input: Callback<(u64, String)>) {}

@@ -1,0 +1,51 @@
+//! The one error type every server function returns; maps to an HTTP status.
+use serde::{Deserialize, Serialize};
+
+/// Errors a caller of a server function can react to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ApiError {
+    /// Not logged in, or bad credentials (no detail on purpose).
+    #[error("not logged in or bad credentials")]
+    Unauthorized,
+    /// Logged in but not allowed.
+    #[error("not allowed")]
+    Forbidden,
+    /// No such thing (or not visible to the caller).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Bad input, with what is wrong.
+    #[error("{0}")]
+    Invalid(String),
+    /// Too many attempts; retry after this many seconds.
+    #[error("too many attempts, try again in {0} s")]
+    RateLimited(u64),
+    /// The server failed; details are in its log.
+    #[error("server error: {0}")]
+    Internal(String),
+    /// Transport or encoding failure of the server-function call itself.
+    #[error("request failed: {0}")]
+    Transport(String),
+}
+
+impl leptos::server_fn::error::FromServerFnError for ApiError {
+    type Encoder = leptos::server_fn::codec::JsonEncoding;
+
+    fn from_server_fn_error(value: leptos::server_fn::error::ServerFnErrorErr) -> Self {
+        ApiError::Transport(value.to_string())
+    }
+
+}
+
+impl ApiError {
+    /// HTTP status for this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::Unauthorized => 401,
+            ApiError::Forbidden => 403,
+            ApiError::NotFound(_) => 404,
+            ApiError::Invalid(_) => 400,
+            ApiError::RateLimited(_) => 429,
+            ApiError::Internal(_) | ApiError::Transport(_) => 500,
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! Plain data shown by the UI and returned by server functions (no secrets ever).
+use serde::{Deserialize, Serialize};
+
+/// A user's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Manages users, namespaces and hosts; may use the local target when enabled.
+    Admin,
+    /// Opens terminals to the hosts of their namespaces.
+    Member,
+}
+
+impl Role {
+    /// The role's name as stored and typed on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+    /// Parses `admin` / `member`.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "member" => Some(Role::Member),
+            _ => None,
+        }
+    }
+}
+
+/// The logged-in user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    /// Database id.
+    pub id: i64,
+    /// Login name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+}
+
+impl UserInfo {
+    /// Whether the user is an admin.
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+}
+
+/// A user as the admin page lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSummary {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    /// Disabled users cannot log in; their sessions were ended.
+    pub disabled: bool,
+    /// Namespaces the user belongs to.
+    pub namespaces: Vec<String>,
+}
+
+/// `POST /login` reply: a single-use WebSocket ticket for `/ws`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginReply {
+    pub otp: String,
+}
+
+/// Something a user can open a terminal to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetInfo {
+    /// Name used in `/terminals?host=NAME` (`local` for the local shell).
+    pub name: String,
+    /// Namespace the host belongs to (empty for the local target).
+    pub namespace: String,
+    /// `user@address:port`, or `local shell` for the local target.
+    pub endpoint: String,
+}
+
+/// A host as the admin page lists it (never the secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostInfo {
+    pub id: i64,
+    pub name: String,
+    pub namespace: String,
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    /// `password` or `key`.
+    pub auth: String,
+    /// Pinned SHA-256 host-key fingerprint (`SHA256:...`), if confirmed.
+    pub fingerprint: Option<String>,
+}
+
+/// Fields to add a host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewHost {
+    pub name: String,
+    pub namespace: String,
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    /// Password, if password authentication.
+    pub password: Option<String>,
+    /// OpenSSH private key text, if key authentication.
+    pub private_key: Option<String>,
+    /// The fingerprint the admin confirmed after probing.
+    pub fingerprint: String,
+}
+
+/// A namespace (team) and its members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamespaceInfo {
+    pub name: String,
+    pub members: Vec<String>,
+}
+
+/// What the browser needs to attach to a terminal session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TermTicket {
+    /// Session id, used in `/ws/term/{id}`.
+    pub session_id: String,
+    /// Single-use ticket bound to this session.
+    pub otp: String,
+    /// Target name, for the tab title.
+    pub target: String,
+}
+
+/// A live terminal session of the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TermSessionInfo {
+    pub session_id: String,
+    pub target: String,
+    /// `running` or `exited`.
+    pub state: String,
+    /// RFC 3339 start time.
+    pub started: String,
+}

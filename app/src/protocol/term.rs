@@ -1,0 +1,135 @@
+//! Terminal WebSocket (`/ws/term/{id}`) messages: binary frames, each one
+//! postcard-encoded enum value. Terminal bytes travel as raw bytes, never as
+//! JSON strings or base64.
+use serde::{Deserialize, Serialize};
+
+/// Largest frame a client may send on a terminal socket.
+pub const MAX_CLIENT_FRAME_BYTES: usize = 64 * 1024;
+/// Largest output chunk the server puts in one frame.
+pub const MAX_OUTPUT_CHUNK: usize = 64 * 1024;
+
+/// Client → server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientFrame {
+    /// Keystrokes or pasted bytes for the terminal.
+    Input(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// The browser terminal's size changed.
+    Resize { cols: u16, rows: u16 },
+    /// The browser has too much unrendered output: stop sending until `Resume`.
+    Pause,
+    /// The browser caught up: send again.
+    Resume,
+    /// First frame after (re)attaching: send output from stream offset `seq`
+    /// (0 for a fresh tab). If it is no longer buffered a snapshot comes instead.
+    ResumeFrom { seq: u64 },
+}
+
+/// How serious a notice is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NoticeLevel {
+    /// Informational (connected, reattached).
+    Info,
+    /// Something the user should act on (slow connection, replaced by another tab).
+    Warning,
+    /// The session failed (unreachable, auth failed, host key changed).
+    Error,
+}
+
+/// Server → client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerFrame {
+    /// Terminal output starting at stream offset `seq` (bytes since session start).
+    Output {
+        seq: u64,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// The client's offset was no longer buffered: reset the screen and write
+    /// `data` (a rendering of the current screen); the stream continues at `seq`.
+    Snapshot {
+        seq: u64,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// The remote process ended.
+    Exit {
+        /// Exit status, if the process reported one.
+        code: Option<u32>,
+        /// Signal name, if it was killed by a signal.
+        signal: Option<String>,
+    },
+    /// A message for the user, shown in the terminal (not part of the stream).
+    Notice { level: NoticeLevel, text: String },
+}
+
+/// Why a frame could not be decoded.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed terminal frame: {0}")]
+pub struct FrameError(#[from] postcard::Error);
+
+impl ClientFrame {
+    /// Encodes for the wire.
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).unwrap_or_default()
+    }
+    /// Decodes a binary frame.
+    pub fn decode(bytes: &[u8]) -> Result<Self, FrameError> {
+        Ok(postcard::from_bytes(bytes)?)
+    }
+}
+
+impl ServerFrame {
+    /// Encodes for the wire.
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).unwrap_or_default()
+    }
+    /// Decodes a binary frame.
+    pub fn decode(bytes: &[u8]) -> Result<Self, FrameError> {
+        Ok(postcard::from_bytes(bytes)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_frames_round_trip() {
+        for f in [
+            ClientFrame::Input(b"ls -la\r".to_vec()),
+            ClientFrame::Resize { cols: 120, rows: 40 },
+            ClientFrame::Pause,
+            ClientFrame::Resume,
+            ClientFrame::ResumeFrom { seq: 1 << 40 },
+        ] {
+            assert_eq!(ClientFrame::decode(&f.encode()).unwrap(), f);
+        }
+    }
+
+    #[test]
+    fn server_frames_round_trip() {
+        for f in [
+            ServerFrame::Output { seq: 7, data: vec![0, 255, 27, b'['] },
+            ServerFrame::Snapshot { seq: 9, data: b"\x1b[H".to_vec() },
+            ServerFrame::Exit { code: Some(130), signal: None },
+            ServerFrame::Notice { level: NoticeLevel::Error, text: "host key changed".into() },
+        ] {
+            assert_eq!(ServerFrame::decode(&f.encode()).unwrap(), f);
+        }
+    }
+
+    #[test]
+    fn output_bytes_are_raw_not_text() {
+        let data = vec![0xABu8; 1000];
+        let enc = ServerFrame::Output { seq: 0, data: data.clone() }.encode();
+        // tag + seq + length prefix + raw bytes: no base64/JSON inflation
+        assert!(enc.len() <= data.len() + 4);
+        assert!(enc.windows(1000).any(|w| w == &data[..]));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(ClientFrame::decode(&[0xFF, 0xFF, 0xFF]).is_err());
+        assert!(ClientFrame::decode(&[]).is_err());
+    }
+}

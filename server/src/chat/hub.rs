@@ -1,0 +1,376 @@
+//! The hub actor: one task owns every room and client, so joins, messages and
+//! presence are applied in one order. A message is stored, then serialized
+//! once per protocol flavour, then offered to every member's bounded queue; a
+//! member whose queue is full is disconnected instead of slowing the room.
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use app::protocol::chat::{ErrorCode, ServerMsg};
+use axum::extract::ws::Utf8Bytes;
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{info, warn, Instrument};
+
+use crate::auth::ratelimit::TokenBucket;
+use crate::db::{self, Db};
+
+/// Commands queued to the hub; senders wait when it is full (backpressure on
+/// clients, never on the fan-out).
+const HUB_QUEUE: usize = 1024;
+/// Frames queued per client; a client whose queue is full is dropped.
+pub const CLIENT_QUEUE: usize = 256;
+/// Burst of chat messages a user may send at once (times the per-second rate).
+const BURST_FACTOR: u32 = 3;
+
+/// Identifies one connected socket.
+pub type ClientId = u64;
+
+/// A frame for one client.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// A chat message of room `room_id` with id `id` (the connection drops it
+    /// if it has left the room or already sent that id).
+    Message { room_id: i64, id: i64, frame: Utf8Bytes },
+    /// Any other frame (presence, rooms).
+    Frame(Utf8Bytes),
+}
+
+/// Why the hub disconnects a client: a WebSocket close code and reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KickReason {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+impl KickReason {
+    /// The client could not keep up with its room.
+    pub const TOO_SLOW: KickReason = KickReason { code: 1008, reason: "too slow: send queue full" };
+    /// The login session ended (logout) or the user was disabled.
+    pub const LOGGED_OUT: KickReason = KickReason { code: 1008, reason: "logged out" };
+    /// The server is shutting down.
+    pub const SHUTDOWN: KickReason = KickReason { code: 1001, reason: "server shutting down" };
+}
+
+/// What a connection receives when it registers.
+pub struct ClientHandle {
+    /// Its id, for later commands.
+    pub id: ClientId,
+    /// Frames to write to the socket.
+    pub outbox: mpsc::Receiver<Outbound>,
+    /// Set when the hub disconnects it.
+    pub kick: watch::Receiver<Option<KickReason>>,
+}
+
+/// The result of joining a room: messages up to `upto` come from history,
+/// later ones arrive through the outbox.
+#[derive(Debug, Clone)]
+pub struct JoinedRoom {
+    pub room_id: i64,
+    pub upto: i64,
+}
+
+/// Who a client is.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub user_id: i64,
+    pub user_name: String,
+    /// Announced the richer protocol.
+    pub rich: bool,
+    /// Hash of the login session the socket was opened under.
+    pub login_session: Option<String>,
+}
+
+enum Cmd {
+    Connect { member: Member, reply: oneshot::Sender<ClientHandle> },
+    Join { client: ClientId, room: String, reply: oneshot::Sender<Result<JoinedRoom, ErrorCode>> },
+    Send { client: ClientId, text: String, reply: oneshot::Sender<Result<(), ErrorCode>> },
+    Leave { client: ClientId },
+    KickSession { login_session: String },
+    KickUser { user_id: i64 },
+    Shutdown { reply: oneshot::Sender<()> },
+}
+
+/// Cheap handle to the hub task.
+#[derive(Clone)]
+pub struct ChatHub {
+    tx: mpsc::Sender<Cmd>,
+}
+
+/// The hub has stopped (server shutting down).
+#[derive(Debug, thiserror::Error)]
+#[error("chat hub stopped")]
+pub struct HubGone;
+
+impl ChatHub {
+    /// Starts the hub task; it runs until [`ChatHub::shutdown`].
+    pub fn spawn(db: Db, rate_per_sec: u32) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(HUB_QUEUE);
+        let state = Hub { db, rate: rate_per_sec, clients: HashMap::new(), rooms: HashMap::new(), buckets: HashMap::new(), next_id: 1 };
+        let task = tokio::spawn(state.run(rx).instrument(tracing::info_span!("chat_hub")));
+        (Self { tx }, task)
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Cmd) -> Result<T, HubGone> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).await.map_err(|_| HubGone)?;
+        rx.await.map_err(|_| HubGone)
+    }
+
+    /// Registers a socket; it is in no room until it joins one.
+    pub async fn connect(&self, member: Member) -> Result<ClientHandle, HubGone> {
+        self.ask(|reply| Cmd::Connect { member, reply }).await
+    }
+
+    /// Moves a client to `room` (created on first join).
+    pub async fn join(&self, client: ClientId, room: &str) -> Result<Result<JoinedRoom, ErrorCode>, HubGone> {
+        self.ask(|reply| Cmd::Join { client, room: room.to_string(), reply }).await
+    }
+
+    /// Stores and broadcasts a message to the client's room.
+    pub async fn send(&self, client: ClientId, text: String) -> Result<Result<(), ErrorCode>, HubGone> {
+        self.ask(|reply| Cmd::Send { client, text, reply }).await
+    }
+
+    /// Unregisters a socket.
+    pub async fn leave(&self, client: ClientId) {
+        let _ = self.tx.send(Cmd::Leave { client }).await;
+    }
+
+    /// Disconnects every socket opened under a login session.
+    pub async fn kick_session(&self, login_session: &str) {
+        let _ = self.tx.send(Cmd::KickSession { login_session: login_session.to_string() }).await;
+    }
+
+    /// Disconnects every socket of a user.
+    pub async fn kick_user(&self, user_id: i64) {
+        let _ = self.tx.send(Cmd::KickUser { user_id }).await;
+    }
+
+    /// Disconnects everyone and stops the hub.
+    pub async fn shutdown(&self) {
+        let _ = self.ask(|reply| Cmd::Shutdown { reply }).await;
+    }
+}
+
+struct Client {
+    member: Member,
+    room: Option<String>,
+    outbox: mpsc::Sender<Outbound>,
+    kick: watch::Sender<Option<KickReason>>,
+}
+
+struct Room {
+    id: i64,
+    members: HashSet<ClientId>,
+}
+
+struct Hub {
+    db: Db,
+    rate: u32,
+    clients: HashMap<ClientId, Client>,
+    rooms: HashMap<String, Room>,
+    buckets: HashMap<i64, TokenBucket>,
+    next_id: ClientId,
+}
+
+fn encode(msg: &ServerMsg) -> Utf8Bytes {
+    Utf8Bytes::from(serde_json::to_string(msg).unwrap_or_default())
+}
+
+impl Hub {
+    async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
+        while let Some(cmd) = rx.recv().await {
+            match cmd {
+                Cmd::Connect { member, reply } => {
+                    let handle = self.connect(member);
+                    let id = handle.id;
+                    if reply.send(handle).is_err() {
+                        self.remove(id);
+                    } else {
+                        self.send_rooms_to(id).await;
+                    }
+                }
+                Cmd::Join { client, room, reply } => {
+                    let r = self.join(client, &room).await;
+                    let _ = reply.send(r);
+                }
+                Cmd::Send { client, text, reply } => {
+                    let r = self.post(client, text).await;
+                    let _ = reply.send(r);
+                }
+                Cmd::Leave { client } => self.remove(client),
+                Cmd::KickSession { login_session } => {
+                    let ids: Vec<_> = self.clients.iter().filter(|(_, c)| c.member.login_session.as_deref() == Some(&login_session)).map(|(id, _)| *id).collect();
+                    for id in ids {
+                        self.kick(id, KickReason::LOGGED_OUT);
+                    }
+                }
+                Cmd::KickUser { user_id } => {
+                    let ids: Vec<_> = self.clients.iter().filter(|(_, c)| c.member.user_id == user_id).map(|(id, _)| *id).collect();
+                    for id in ids {
+                        self.kick(id, KickReason::LOGGED_OUT);
+                    }
+                }
+                Cmd::Shutdown { reply } => {
+                    let ids: Vec<_> = self.clients.keys().copied().collect();
+                    for id in ids {
+                        self.kick(id, KickReason::SHUTDOWN);
+                    }
+                    let _ = reply.send(());
+                    break;
+                }
+            }
+        }
+    }
+
+    fn connect(&mut self, member: Member) -> ClientHandle {
+        let id = self.next_id;
+        self.next_id += 1;
+        let (outbox_tx, outbox) = mpsc::channel(CLIENT_QUEUE);
+        let (kick_tx, kick) = watch::channel(None);
+        self.clients.insert(id, Client { member, room: None, outbox: outbox_tx, kick: kick_tx });
+        ClientHandle { id, outbox, kick }
+    }
+
+    /// Offers a frame to a client; a full queue disconnects it.
+    fn offer(&mut self, id: ClientId, item: Outbound) {
+        let full = match self.clients.get(&id) {
+            Some(c) => match c.outbox.try_send(item) {
+                Ok(()) => false,
+                Err(mpsc::error::TrySendError::Full(_)) => true,
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.remove(id);
+                    return;
+                }
+            },
+            None => return,
+        };
+        if full {
+            warn!(client = id, "chat client too slow, disconnecting");
+            self.kick(id, KickReason::TOO_SLOW);
+        }
+    }
+
+    fn kick(&mut self, id: ClientId, reason: KickReason) {
+        if let Some(c) = self.clients.get(&id) {
+            c.kick.send_replace(Some(reason));
+        }
+        self.remove(id);
+    }
+
+    fn remove(&mut self, id: ClientId) {
+        let Some(client) = self.clients.remove(&id) else { return };
+        if let Some(room) = client.room {
+            if let Some(r) = self.rooms.get_mut(&room) {
+                r.members.remove(&id);
+            }
+            self.send_presence(&room);
+        }
+    }
+
+    async fn send_rooms_to(&mut self, id: ClientId) {
+        if !self.clients.get(&id).is_some_and(|c| c.member.rich) {
+            return;
+        }
+        match db::messages::rooms(&self.db).await {
+            Ok(rooms) => self.offer(id, Outbound::Frame(encode(&ServerMsg::Rooms { rooms }))),
+            Err(e) => warn!("listing rooms: {e}"),
+        }
+    }
+
+    fn send_presence(&mut self, room: &str) {
+        let Some(r) = self.rooms.get(room) else { return };
+        let users: BTreeSet<String> = r.members.iter().filter_map(|id| self.clients.get(id)).map(|c| c.member.user_name.clone()).collect();
+        let frame = encode(&ServerMsg::Presence { room: room.to_string(), users: users.into_iter().collect() });
+        let rich: Vec<ClientId> = r.members.iter().copied().filter(|id| self.clients.get(id).is_some_and(|c| c.member.rich)).collect();
+        for id in rich {
+            self.offer(id, Outbound::Frame(frame.clone()));
+        }
+    }
+
+    async fn join(&mut self, id: ClientId, room: &str) -> Result<JoinedRoom, ErrorCode> {
+        if !self.clients.contains_key(&id) {
+            return Err(ErrorCode::Internal);
+        }
+        if !self.rooms.contains_key(room) {
+            let (room_id, created) = db::messages::ensure_room(&self.db, room).await.map_err(|e| {
+                warn!("creating room {room}: {e}");
+                ErrorCode::Internal
+            })?;
+            self.rooms.insert(room.to_string(), Room { id: room_id, members: HashSet::new() });
+            if created {
+                info!(room, "room created");
+                self.broadcast_rooms().await;
+            }
+        }
+        let room_id = self.rooms.get(room).map(|r| r.id).ok_or(ErrorCode::Internal)?;
+        // The hub stores every message of the room, so the database's last id
+        // is exactly the last one broadcast: later ones reach the outbox.
+        let upto = db::messages::last_id(&self.db, room_id).await.map_err(|e| {
+            warn!("reading room {room}: {e}");
+            ErrorCode::Internal
+        })?;
+        let old = match self.clients.get_mut(&id) {
+            Some(c) => c.room.replace(room.to_string()),
+            None => return Err(ErrorCode::Internal),
+        };
+        if let Some(old) = old.filter(|o| o != room) {
+            if let Some(r) = self.rooms.get_mut(&old) {
+                r.members.remove(&id);
+            }
+            self.send_presence(&old);
+        }
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.members.insert(id);
+        }
+        self.send_presence(room);
+        Ok(JoinedRoom { room_id, upto })
+    }
+
+    async fn broadcast_rooms(&mut self) {
+        let rooms = match db::messages::rooms(&self.db).await {
+            Ok(r) => r,
+            Err(e) => return warn!("listing rooms: {e}"),
+        };
+        let frame = encode(&ServerMsg::Rooms { rooms });
+        let rich: Vec<ClientId> = self.clients.iter().filter(|(_, c)| c.member.rich).map(|(id, _)| *id).collect();
+        for id in rich {
+            self.offer(id, Outbound::Frame(frame.clone()));
+        }
+    }
+
+    async fn post(&mut self, id: ClientId, text: String) -> Result<(), ErrorCode> {
+        let (user_id, user_name, room) = match self.clients.get(&id) {
+            Some(c) => (c.member.user_id, c.member.user_name.clone(), c.room.clone()),
+            None => return Err(ErrorCode::Internal),
+        };
+        let room = room.ok_or(ErrorCode::BadRoom)?;
+        let rate = self.rate;
+        let bucket = self.buckets.entry(user_id).or_insert_with(|| TokenBucket::new(rate, rate.saturating_mul(BURST_FACTOR)));
+        if !bucket.try_take() {
+            return Err(ErrorCode::RateLimited);
+        }
+        let room_id = self.rooms.get(&room).map(|r| r.id).ok_or(ErrorCode::Internal)?;
+        // Stored before it is broadcast: a message nobody could reload is never shown.
+        let line = db::messages::insert(&self.db, room_id, &room, user_id, &user_name, &text).await.map_err(|e| {
+            warn!("storing message: {e}");
+            ErrorCode::Internal
+        })?;
+        let rich = encode(&ServerMsg::NewMessage {
+            message: line.message.clone(),
+            from: line.from.clone(),
+            sent: line.sent.clone(),
+            id: Some(line.id),
+            room: Some(room.clone()),
+        });
+        let classic = encode(&ServerMsg::NewMessage { message: line.message, from: line.from, sent: line.sent, id: None, room: None });
+        let members: Vec<(ClientId, bool)> = self
+            .rooms
+            .get(&room)
+            .map(|r| r.members.iter().filter_map(|m| self.clients.get(m).map(|c| (*m, c.member.rich))).collect())
+            .unwrap_or_default();
+        for (member, is_rich) in members {
+            let frame = if is_rich { rich.clone() } else { classic.clone() };
+            self.offer(member, Outbound::Message { room_id, id: line.id, frame });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,5 @@
+//! The chat hub: rooms, presence, history and fan-out, independent of the
+//! transport (the WebSocket adapter lives in [`crate::ws::chat`]).
+pub mod hub;
+
+pub use hub::{ChatHub, ClientHandle, JoinedRoom, Outbound, KickReason};

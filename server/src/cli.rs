@@ -1,0 +1,146 @@
+//! The command line: `termroom serve` and the admin subcommands scripts use.
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// termroom: chat rooms and live SSH terminals in one browser page.
+#[derive(Debug, Parser)]
+#[command(name = "termroom", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the data lives; accepted by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Directory for the SQLite database, recordings and the generated secret key.
+    #[arg(long, global = true, env = "TERMROOM_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Database URL (`sqlite:PATH`); default: `sqlite:<data-dir>/termroom.db`.
+    #[arg(long, global = true, env = "TERMROOM_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// File holding the 32-byte key that encrypts host secrets (hex). Default:
+    /// `<data-dir>/secret.key`, generated on first start.
+    #[arg(long, global = true, env = "TERMROOM_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the web server.
+    Serve(ServeArgs),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Manage namespaces (teams).
+    #[command(subcommand)]
+    Namespace(NamespaceCmd),
+    /// Manage SSH hosts.
+    #[command(subcommand)]
+    Host(HostCmd),
+}
+
+/// Who may open the `local` target (a shell on the termroom host itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LocalTarget {
+    /// Nobody.
+    Off,
+    /// Admins only (the embedded default).
+    Admins,
+    /// Every logged-in user.
+    All,
+}
+
+/// Settings of `termroom serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "TERMROOM_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+    /// Extra origin allowed to open WebSockets (exact match, e.g.
+    /// `https://termroom.example.com`); the server's own origin is always allowed.
+    /// Repeat the flag, or separate with commas in the variable.
+    #[arg(long = "allowed-origin", env = "TERMROOM_ALLOWED_ORIGIN", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Who may open the local shell target.
+    #[arg(long, env = "TERMROOM_LOCAL_TARGET", value_enum, default_value = "admins")]
+    pub local_target: LocalTarget,
+    /// Shell for the local target.
+    #[arg(long, env = "TERMROOM_LOCAL_SHELL", default_value = "/bin/bash")]
+    pub local_shell: PathBuf,
+    /// Seconds a terminal session stays alive with no browser attached.
+    #[arg(long, env = "TERMROOM_TERM_GRACE_SECS", default_value_t = 300)]
+    pub term_grace_secs: u64,
+    /// Leptos settings file (site root, package names); LEPTOS_* variables override it.
+    #[arg(long, env = "TERMROOM_LEPTOS_CONFIG", default_value = "Leptos.toml")]
+    pub leptos_config: PathBuf,
+    /// Chat messages one user may send per second (sustained; bursts of 3x allowed).
+    #[arg(long, env = "TERMROOM_CHAT_RATE", default_value_t = 5)]
+    pub chat_rate: u32,
+    /// Seconds of silence after which a chat socket is closed (pings keep live clients alive).
+    #[arg(long, env = "TERMROOM_CHAT_IDLE_SECS", default_value_t = 60, hide = true)]
+    pub chat_idle_secs: u64,
+}
+
+/// `termroom user ...`
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Create a user; the password is read from standard input.
+    Add {
+        name: String,
+        #[arg(long, value_parser = ["admin", "member"], default_value = "member")]
+        role: String,
+    },
+    /// Set a user's password, read from standard input.
+    Passwd { name: String },
+    /// List users.
+    List,
+    /// Disable a user (cannot log in; sessions end).
+    Disable { name: String },
+}
+
+/// `termroom namespace ...`
+#[derive(Debug, Subcommand)]
+pub enum NamespaceCmd {
+    /// Create a namespace.
+    Add { name: String },
+    /// Add a user to a namespace.
+    Grant { namespace: String, user: String },
+    /// Remove a user from a namespace.
+    Revoke { namespace: String, user: String },
+    /// List namespaces and members.
+    List,
+}
+
+/// `termroom host ...`
+#[derive(Debug, Subcommand)]
+pub enum HostCmd {
+    /// Add a host (then `termroom host trust NAME` to pin its key).
+    Add {
+        name: String,
+        #[arg(long)]
+        namespace: String,
+        #[arg(long)]
+        address: String,
+        #[arg(long, default_value_t = 22)]
+        port: u16,
+        #[arg(long)]
+        user: String,
+        /// Read the SSH password from standard input.
+        #[arg(long, conflicts_with = "key_file")]
+        password_stdin: bool,
+        /// OpenSSH private key file.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
+    /// Probe the host's current key and pin it, printing its fingerprint.
+    Trust { name: String },
+    /// List hosts.
+    List,
+    /// Delete a host.
+    Delete { name: String },
+}

@@ -1,0 +1,65 @@
+//! Settings every part of the server reads, resolved once at start.
+use std::{path::PathBuf, time::Duration};
+
+use crate::cli::LocalTarget;
+
+/// The resolved server configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Data directory (database, secret key, recordings).
+    pub data_dir: PathBuf,
+    /// Origins allowed to open WebSockets, exact match (scheme://host[:port]).
+    /// The server's own origin (from the request's Host) is always allowed too.
+    pub allowed_origins: Vec<String>,
+    /// Who may open the local shell target.
+    pub local_target: LocalTarget,
+    /// Shell for the local target.
+    pub local_shell: PathBuf,
+    /// How long a detached terminal session is kept.
+    pub term_grace: Duration,
+    /// Sustained chat messages per second per user.
+    pub chat_rate: u32,
+    /// A chat socket silent this long is closed.
+    pub chat_idle: Duration,
+}
+
+impl Config {
+    /// Whether `origin` is on the allow-list, or is the server's own origin for `host`.
+    pub fn origin_allowed(&self, origin: &str, host: Option<&str>) -> bool {
+        let origin = origin.trim_end_matches('/');
+        if self.allowed_origins.iter().any(|o| o.trim_end_matches('/') == origin) {
+            return true;
+        }
+        match host {
+            Some(h) => origin == format!("http://{h}") || origin == format!("https://{h}"),
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(origins: &[&str]) -> Config {
+        Config {
+            data_dir: PathBuf::from("."),
+            allowed_origins: origins.iter().map(|s| s.to_string()).collect(),
+            local_target: LocalTarget::Off,
+            local_shell: PathBuf::from("/bin/sh"),
+            term_grace: Duration::from_secs(1),
+            chat_rate: 5,
+            chat_idle: Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn own_origin_and_allow_list_are_exact() {
+        let c = cfg(&["https://ops.example.com"]);
+        assert!(c.origin_allowed("http://127.0.0.1:3000", Some("127.0.0.1:3000")));
+        assert!(c.origin_allowed("https://ops.example.com", Some("x")));
+        assert!(!c.origin_allowed("https://ops.example.com.evil.net", Some("x")));
+        assert!(!c.origin_allowed("http://127.0.0.1:3001", Some("127.0.0.1:3000")));
+        assert!(!c.origin_allowed("null", None));
+    }
+}

@@ -1,0 +1,71 @@
+//! Rows of `rooms` and `messages`: chat history.
+use app::protocol::chat::ChatLine;
+
+use super::{now_rfc3339, Db, DbError};
+
+/// Every room name, alphabetically.
+pub async fn rooms(db: &Db) -> Result<Vec<String>, DbError> {
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT name FROM rooms ORDER BY name").fetch_all(db).await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+/// The id of room `name`, creating it if needed; `true` if it was created.
+pub async fn ensure_room(db: &Db, name: &str) -> Result<(i64, bool), DbError> {
+    let inserted: Option<(i64,)> =
+        sqlx::query_as("INSERT INTO rooms (name, created_at) VALUES (?, ?) ON CONFLICT(name) DO NOTHING RETURNING id")
+            .bind(name)
+            .bind(now_rfc3339())
+            .fetch_optional(db)
+            .await?;
+    if let Some((id,)) = inserted {
+        return Ok((id, true));
+    }
+    let (id,): (i64,) = sqlx::query_as("SELECT id FROM rooms WHERE name = ?").bind(name).fetch_one(db).await?;
+    Ok((id, false))
+}
+
+/// Highest message id in a room (0 if empty).
+pub async fn last_id(db: &Db, room_id: i64) -> Result<i64, DbError> {
+    let (id,): (Option<i64>,) = sqlx::query_as("SELECT MAX(id) FROM messages WHERE room_id = ?")
+        .bind(room_id)
+        .fetch_one(db)
+        .await?;
+    Ok(id.unwrap_or(0))
+}
+
+/// Stores a message; returns it as sent to clients.
+pub async fn insert(db: &Db, room_id: i64, room: &str, user_id: i64, user: &str, body: &str) -> Result<ChatLine, DbError> {
+    let sent = now_rfc3339();
+    let (id,): (i64,) =
+        sqlx::query_as("INSERT INTO messages (room_id, user_id, body, sent_at) VALUES (?, ?, ?, ?) RETURNING id")
+            .bind(room_id)
+            .bind(user_id)
+            .bind(body)
+            .bind(&sent)
+            .fetch_one(db)
+            .await?;
+    Ok(ChatLine { id, room: room.to_string(), from: user.to_string(), message: body.to_string(), sent })
+}
+
+/// Messages of a room with `after < id <= upto`, oldest first, at most `limit`
+/// (the newest ones when more exist); `true` when none were left out.
+pub async fn range(db: &Db, room_id: i64, room: &str, after: i64, upto: i64, limit: i64) -> Result<(Vec<ChatLine>, bool), DbError> {
+    let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
+        "SELECT m.id, u.name, m.body, m.sent_at FROM messages m JOIN users u ON u.id = m.user_id \
+         WHERE m.room_id = ? AND m.id > ? AND m.id <= ? ORDER BY m.id DESC LIMIT ?",
+    )
+    .bind(room_id)
+    .bind(after)
+    .bind(upto)
+    .bind(limit + 1)
+    .fetch_all(db)
+    .await?;
+    let complete = rows.len() as i64 <= limit;
+    let mut lines: Vec<ChatLine> = rows
+        .into_iter()
+        .take(limit as usize)
+        .map(|(id, from, message, sent)| ChatLine { id, room: room.to_string(), from, message, sent })
+        .collect();
+    lines.reverse();
+    Ok((lines, complete))
+}

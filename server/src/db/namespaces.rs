@@ -1,0 +1,67 @@
+//! Rows of `namespaces` and `memberships`.
+use app::model::NamespaceInfo;
+
+use super::{now_rfc3339, Db, DbError};
+
+/// Creates a namespace.
+pub async fn create(db: &Db, name: &str) -> Result<i64, DbError> {
+    let (id,): (i64,) = sqlx::query_as("INSERT INTO namespaces (name, created_at) VALUES (?, ?) RETURNING id")
+        .bind(name)
+        .bind(now_rfc3339())
+        .fetch_one(db)
+        .await?;
+    Ok(id)
+}
+
+/// A namespace id by name.
+pub async fn id_by_name(db: &Db, name: &str) -> Result<Option<i64>, DbError> {
+    let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM namespaces WHERE name = ?").bind(name).fetch_optional(db).await?;
+    Ok(row.map(|r| r.0))
+}
+
+/// Adds a member (idempotent).
+pub async fn grant(db: &Db, namespace_id: i64, user_id: i64) -> Result<(), DbError> {
+    sqlx::query("INSERT INTO memberships (namespace_id, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING")
+        .bind(namespace_id)
+        .bind(user_id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Removes a member.
+pub async fn revoke(db: &Db, namespace_id: i64, user_id: i64) -> Result<(), DbError> {
+    sqlx::query("DELETE FROM memberships WHERE namespace_id = ? AND user_id = ?")
+        .bind(namespace_id)
+        .bind(user_id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Every namespace with its members.
+pub async fn list(db: &Db) -> Result<Vec<NamespaceInfo>, DbError> {
+    let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT n.name, (SELECT group_concat(u.name, ',') FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.namespace_id = n.id) \
+         FROM namespaces n ORDER BY n.name",
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, members)| NamespaceInfo {
+            name,
+            members: members.map(|s| s.split(',').map(str::to_string).collect()).unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// Whether a user belongs to a namespace.
+pub async fn is_member(db: &Db, namespace_id: i64, user_id: i64) -> Result<bool, DbError> {
+    let row: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM memberships WHERE namespace_id = ? AND user_id = ?")
+        .bind(namespace_id)
+        .bind(user_id)
+        .fetch_optional(db)
+        .await?;
+    Ok(row.is_some())
+}

@@ -1,0 +1,30 @@
+//! termroom's server: everything that does I/O.
+//!
+//! A tour, outside in:
+//! - [`cli`] parses the command line; `main.rs` dispatches to [`web::run`] or an
+//!   admin subcommand ([`admin`]).
+//! - [`config`] holds the settings every part reads.
+//! - [`web`] builds the axum router (Leptos pages, server functions, WebSockets)
+//!   and serves it on an injected listener until a shutdown signal.
+//! - [`ws`] adapts WebSockets to the core: origin checks, tickets, frame decoding.
+//! - [`chat`] is the chat hub: rooms, presence, fan-out (transport-independent).
+//! - [`term`] owns terminal sessions: SSH (russh) and local PTY targets, the
+//!   output ring buffer, the screen model, flow control.
+//! - [`auth`] hashes passwords, issues and redeems tickets, rate-limits logins.
+//! - [`services`] implements the `app::backend` traits that server functions call.
+//! - [`db`] holds the pool, migrations and per-table queries; [`secrets`]
+//!   encrypts host secrets at rest.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod auth;
+pub mod chat;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod secrets;
+pub mod services;
+pub mod state;
+pub mod term;
+pub mod web;
+pub mod ws;

@@ -1,0 +1,21 @@
+//! The `termroom` binary: parses the command line and dispatches.
+#![forbid(unsafe_code)]
+
+use clap::Parser;
+use server::cli::{Cli, Command};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,russh=warn")))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => server::web::run(args, cli.store).await,
+        Command::User(cmd) => server::admin::user(cmd, &cli.store).await,
+        Command::Namespace(cmd) => server::admin::namespace(cmd, &cli.store).await,
+        Command::Host(cmd) => server::admin::host(cmd, &cli.store).await,
+    }
+}

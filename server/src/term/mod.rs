@@ -1,0 +1,319 @@
+//! Terminal sessions: SSH and local-PTY targets, output ring, screen model, flow control.
+//!
+//! - [`TermManager`] registers sessions and spawns one actor per session
+//!   (`actor`): it connects in the background, then runs a reader task (target
+//!   output into the ring) and a writer task (owner input to the target).
+//! - [`Session`] holds the ring of recent output addressed by stream offset,
+//!   the screen model for snapshots, and the owner's delivery state;
+//!   [`Attachment`] is the owner's transport-independent handle to it and
+//!   [`socket::serve_owner`] adapts it to a WebSocket.
+//! - Flow control: see the constants in `session` ([`RING_BYTES`],
+//!   [`HIGH_WATER`], [`HARD_LIMIT`]).
+mod actor;
+mod local;
+mod ring;
+mod session;
+pub mod socket;
+mod ssh;
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
+    time::Duration,
+};
+
+use app::model::TermSessionInfo;
+use rand::RngCore;
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+pub use session::{Attachment, AttachmentSender, Phase, Session, HARD_LIMIT, HIGH_WATER, REPLACED_NOTICE, RING_BYTES};
+pub use ssh::probe_host_key;
+
+use crate::db::{self, Db};
+
+/// How long `close` waits for the session's actor to finish.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+/// Random bytes in a session id (128 bits: unguessable).
+const SESSION_ID_BYTES: usize = 16;
+
+/// Settings of the terminal core.
+#[derive(Debug, Clone)]
+pub struct TermConfig {
+    /// How long a session with nobody attached is kept alive.
+    pub grace: Duration,
+    /// Shell started for the local target.
+    pub local_shell: PathBuf,
+    /// How long connecting (TCP + SSH handshake + auth + shell) may take.
+    pub connect_timeout: Duration,
+}
+
+impl Default for TermConfig {
+    fn default() -> Self {
+        Self {
+            grace: Duration::from_secs(5 * 60),
+            local_shell: PathBuf::from("/bin/bash"),
+            connect_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// How to authenticate to an SSH host.
+#[derive(Clone)]
+pub enum SshAuth {
+    /// Password authentication.
+    Password(String),
+    /// Public-key authentication with this OpenSSH private key text.
+    Key(String),
+}
+
+/// An SSH host to connect to.
+#[derive(Clone)]
+pub struct SshTarget {
+    /// Database id of the host.
+    pub host_id: i64,
+    /// Host name as shown to users.
+    pub name: String,
+    /// Namespace the host belongs to.
+    pub namespace: String,
+    /// Address (DNS name or IP).
+    pub address: String,
+    /// TCP port.
+    pub port: u16,
+    /// SSH user.
+    pub user: String,
+    /// Credential.
+    pub auth: SshAuth,
+    /// Pinned host-key fingerprint, `SHA256:...`.
+    pub fingerprint: String,
+}
+
+/// What a session runs on.
+#[derive(Clone)]
+pub enum Target {
+    /// A remote shell over SSH.
+    Ssh(SshTarget),
+    /// A shell on a PTY of this machine.
+    Local,
+}
+
+/// A request to open a terminal session.
+#[derive(Clone)]
+pub struct OpenRequest {
+    /// Owner's user id.
+    pub user_id: i64,
+    /// Owner's user name (for audit events).
+    pub user_name: String,
+    /// What to connect to.
+    pub target: Target,
+    /// Initial width in columns.
+    pub cols: u16,
+    /// Initial height in rows.
+    pub rows: u16,
+    /// Browser's address, recorded.
+    pub remote_addr: Option<String>,
+    /// Browser's user agent, recorded.
+    pub user_agent: Option<String>,
+}
+
+/// Errors of the terminal core.
+#[derive(Debug, thiserror::Error)]
+pub enum TermError {
+    /// No such session.
+    #[error("no such terminal session")]
+    NotFound,
+    /// The host could not be reached (or the connection failed).
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    /// The host refused the credential.
+    #[error("authentication failed")]
+    AuthFailed,
+    /// The host presented another key than the pinned one.
+    #[error("host key changed: expected {expected}, got {actual}")]
+    HostKeyMismatch {
+        /// Pinned fingerprint.
+        expected: String,
+        /// Presented fingerprint.
+        actual: String,
+    },
+    /// Something took too long.
+    #[error("timed out")]
+    Timeout,
+    /// The local shell could not be started.
+    #[error("cannot start the shell: {0}")]
+    Spawn(String),
+    /// The stored private key cannot be decoded.
+    #[error("unusable private key: {0}")]
+    BadKey(String),
+    /// The host refused a PTY or a shell.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The manager is shutting down.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    /// The attachment was replaced or the session ended.
+    #[error("detached from the terminal session")]
+    Detached,
+}
+
+
+/// Locks a std mutex, recovering the data if a holder panicked.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A new random, url-safe session id.
+fn new_session_id() -> String {
+    let mut bytes = [0u8; SESSION_ID_BYTES];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// Owns every live terminal session and its actor task.
+pub struct TermManager {
+    /// Settings.
+    config: TermConfig,
+    /// Database.
+    db: Db,
+    /// Live (and recently ended, not yet seen) sessions by id.
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+    /// One actor task per session; finished ones are reaped on `open`, all joined on `shutdown`.
+    actors: Mutex<JoinSet<()>>,
+    /// Set by `shutdown`: no new sessions.
+    shutting_down: AtomicBool,
+}
+
+impl std::fmt::Debug for TermManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TermManager").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl TermManager {
+    /// Creates the manager.
+    pub fn new(config: TermConfig, db: Db) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            db,
+            sessions: Mutex::new(HashMap::new()),
+            actors: Mutex::new(JoinSet::new()),
+            shutting_down: AtomicBool::new(false),
+        })
+    }
+
+    /// Registers a session, records it in `terminal_sessions`, spawns its
+    /// actor (which connects in the background) and returns the new session
+    /// id at once. Connection errors reach the attached owner as an error
+    /// notice, and the session ends as failed.
+    pub async fn open(self: &Arc<Self>, req: OpenRequest) -> Result<String, TermError> {
+        if self.shutting_down.load(Ordering::Acquire) {
+            return Err(TermError::ShuttingDown);
+        }
+        let id = new_session_id();
+        let (target_name, host_id, namespace) = match &req.target {
+            Target::Ssh(t) => (t.name.clone(), Some(t.host_id), t.namespace.clone()),
+            Target::Local => ("local".to_string(), None, String::new()),
+        };
+        db::terminal_sessions::insert(
+            &self.db,
+            &db::terminal_sessions::NewTermSession {
+                id: &id,
+                user_id: req.user_id,
+                host_id,
+                target: &target_name,
+                namespace: &namespace,
+                remote_addr: req.remote_addr.as_deref(),
+                user_agent: req.user_agent.as_deref(),
+                cols: req.cols,
+                rows: req.rows,
+            },
+        )
+        .await?;
+        let (session, input) = Session::new(id.clone(), req.user_id, target_name, req.cols, req.rows);
+        let actor = actor::Actor {
+            session: session.clone(),
+            target: req.target,
+            cols: req.cols,
+            rows: req.rows,
+            input,
+            config: self.config.clone(),
+            db: self.db.clone(),
+            user_name: req.user_name,
+            manager: Arc::downgrade(self),
+        };
+        let span = tracing::info_span!("term", session = %id);
+        {
+            let mut actors = lock(&self.actors);
+            // Checked again under the lock `shutdown` takes, so no actor escapes it.
+            if self.shutting_down.load(Ordering::Acquire) {
+                drop(actors);
+                let _ = db::terminal_sessions::finish(&self.db, &id, db::terminal_sessions::Status::Closed, None).await;
+                return Err(TermError::ShuttingDown);
+            }
+            while actors.try_join_next().is_some() {}
+            lock(&self.sessions).insert(id.clone(), session);
+            actors.spawn(actor.run().instrument(span));
+        }
+        Ok(id)
+    }
+
+    /// A live (or ended but not yet seen) session by id.
+    pub fn session(&self, id: &str) -> Option<Arc<Session>> {
+        lock(&self.sessions).get(id).cloned()
+    }
+
+    /// The sessions of a user, oldest first; `state` is `running` or `exited`.
+    pub fn list_for_user(&self, user_id: i64) -> Vec<TermSessionInfo> {
+        let mut list: Vec<TermSessionInfo> = lock(&self.sessions)
+            .values()
+            .filter(|s| s.owner() == user_id)
+            .map(|s| TermSessionInfo {
+                session_id: s.id().to_string(),
+                target: s.target_name().to_string(),
+                state: if s.phase() == Phase::Ended { "exited" } else { "running" }.to_string(),
+                started: s.started().to_string(),
+            })
+            .collect();
+        list.sort_by(|a, b| a.started.cmp(&b.started).then_with(|| a.session_id.cmp(&b.session_id)));
+        list
+    }
+
+    /// Ends a session and waits (bounded) until its actor has finished.
+    pub async fn close(&self, id: &str) -> Result<(), TermError> {
+        let session = self.session(id).ok_or(TermError::NotFound)?;
+        session.request_close();
+        tokio::time::timeout(CLOSE_WAIT, session.wait_done()).await.map_err(|_| TermError::Timeout)
+    }
+
+    /// Asks every session of a user to end (returns at once).
+    pub fn close_all_for_user(&self, user_id: i64) {
+        for s in lock(&self.sessions).values().filter(|s| s.owner() == user_id) {
+            s.request_close();
+        }
+    }
+
+    /// Ends every session and waits for all actors.
+    pub async fn shutdown(&self) {
+        let mut actors = {
+            let mut guard = lock(&self.actors);
+            self.shutting_down.store(true, Ordering::Release);
+            std::mem::take(&mut *guard)
+        };
+        for s in lock(&self.sessions).values() {
+            s.request_close();
+        }
+        while actors.join_next().await.is_some() {}
+    }
+
+    /// Forgets a session (called by its actor at the end).
+    fn unregister(&self, id: &str) {
+        lock(&self.sessions).remove(id);
+    }
+}

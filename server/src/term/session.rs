@@ -1,0 +1,612 @@
+//! A session's shared state and the owner's transport-independent attachment.
+//!
+//! Output path: the target reader appends to the ring ([`Session::push_output`])
+//! and bumps a watch; the attachment's `recv` hands out everything that
+//! accumulated since its previous frame (at most one `MAX_OUTPUT_CHUNK`), so
+//! output is coalesced by write completion, never by a timer. The reader only
+//! reads the target while the owner's lag is under a watermark, and an append
+//! never overwrites bytes the attached owner has not received.
+use std::{
+    collections::VecDeque,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
+    time::Instant,
+};
+
+use app::protocol::term::{ClientFrame, NoticeLevel, ServerFrame, MAX_OUTPUT_CHUNK};
+use tokio::sync::{mpsc, watch, Notify};
+
+use super::{ring::Ring, TermError};
+
+/// Output kept for reattaching (1 MiB: many screens of history, bounded per session).
+pub const RING_BYTES: usize = 1 << 20;
+/// Owner lag (bytes received from the target but not yet handed to the owner)
+/// at which the reader stops reading the target: 256 KiB keeps a few 64 KiB
+/// frames in flight on a fast link while a stalled tab costs little.
+pub const HIGH_WATER: u64 = 256 << 10;
+/// Lag allowed while owner input is still on its way to the target. Reading
+/// on lets russh's session loop (which stalls when its channel buffer is full)
+/// take the input, so Ctrl-C gets through under `yes`. Leaves 256 KiB of the
+/// ring free; appends wait for room anyway, so no byte is ever overwritten.
+pub const HARD_LIMIT: u64 = 768 << 10;
+/// Input frames queued for the target's writer (each at most 64 KiB, so at
+/// most 2 MiB); a full queue makes `send` wait, which pushes back on the socket.
+pub(crate) const INPUT_QUEUE: usize = 32;
+/// Notices queued for one attachment; older ones are dropped beyond this.
+const MAX_QUEUED_NOTICES: usize = 16;
+/// Largest terminal side accepted in a resize (matches the open request limit).
+const MAX_DIMENSION: u16 = 1000;
+/// Lines of scrollback the screen model keeps (snapshots show only the screen).
+const SCREEN_SCROLLBACK: usize = 0;
+/// Text of the notice an attachment gets when a newer one takes over.
+pub const REPLACED_NOTICE: &str = "replaced by another tab";
+
+const _: () = assert!(HIGH_WATER < HARD_LIMIT && (HARD_LIMIT as usize) < RING_BYTES);
+
+/// Where a session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Connecting to the target.
+    Connecting,
+    /// The shell runs.
+    Running,
+    /// The shell ended, the connection failed, or the session was closed.
+    Ended,
+}
+
+/// Work for the target's writer task.
+#[derive(Debug)]
+pub(crate) enum WriteOp {
+    /// Bytes typed or pasted by the owner.
+    Input(PendingInput),
+    /// New terminal size.
+    Resize {
+        /// Columns.
+        cols: u16,
+        /// Rows.
+        rows: u16,
+    },
+}
+
+/// Owner input on its way to the target; counted as pending until dropped,
+/// which the writer does once the target has taken the bytes.
+#[derive(Debug)]
+pub(crate) struct PendingInput {
+    /// The bytes.
+    pub(crate) bytes: Vec<u8>,
+    /// Gate whose pending count this input holds up.
+    gate: Arc<ReadGate>,
+}
+
+impl Drop for PendingInput {
+    fn drop(&mut self) {
+        self.gate.pending_inputs.fetch_sub(1, Ordering::AcqRel);
+        // Back to the lower watermark: nothing to wake, the reader re-checks.
+    }
+}
+
+/// Wakes the target reader when it may read again.
+#[derive(Debug, Default)]
+pub(crate) struct ReadGate {
+    /// Owner inputs not yet taken by the target.
+    pending_inputs: AtomicUsize,
+    /// Signalled when the owner's lag shrinks, input arrives, or the owner changes.
+    wake: Notify,
+}
+
+/// The current owner attachment's delivery state.
+#[derive(Debug)]
+struct Owner {
+    /// Which attachment this is (attachments with another number were replaced).
+    generation: u64,
+    /// Stream offset up to which output was handed out; `None` until `ResumeFrom`.
+    delivered: Option<u64>,
+    /// Client asked to pause output.
+    paused: bool,
+    /// Frames to hand out before more output (snapshot, notices).
+    queue: VecDeque<ServerFrame>,
+}
+
+/// State shared by the session's tasks and attachments (std mutex, never held across `.await`).
+#[derive(Debug)]
+struct Shared {
+    /// Recent output.
+    ring: Ring,
+    /// Life cycle.
+    phase: Phase,
+    /// The attached owner, if any.
+    owner: Option<Owner>,
+    /// Number for the next attachment.
+    next_generation: u64,
+    /// Since when nobody is attached (`None` while attached).
+    detached_since: Option<Instant>,
+    /// Frames every attachment receives after all output once the session ended.
+    final_frames: Vec<ServerFrame>,
+    /// An attachment received every final frame: the user saw the end.
+    end_seen: bool,
+}
+
+/// One terminal session: identity, output ring, screen model, and owner state.
+pub struct Session {
+    /// Random url-safe id.
+    id: String,
+    /// Owner's user id.
+    owner: i64,
+    /// Target name (host name or `local`).
+    target_name: String,
+    /// RFC 3339 start time.
+    started: String,
+    /// Ring, phase and owner; lock order: `screen` before `shared`.
+    shared: Mutex<Shared>,
+    /// Screen model for snapshots.
+    screen: Mutex<vt100::Parser>,
+    /// Bumped whenever an attachment may have something new to hand out.
+    changed: watch::Sender<u64>,
+    /// Reader gating.
+    gate: Arc<ReadGate>,
+    /// Attach/detach/end-seen events for the actor.
+    pub(crate) actor_wake: Notify,
+    /// Input and resizes for the writer task.
+    input: mpsc::Sender<WriteOp>,
+    /// Set to ask the actor to end the session.
+    closing: watch::Sender<bool>,
+    /// Set by the actor when it is finished.
+    done: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("id", &self.id).field("owner", &self.owner).finish_non_exhaustive()
+    }
+}
+
+/// Locks a std mutex, recovering the data if a holder panicked (the state
+/// stays consistent: every critical section is a few plain assignments).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Session {
+    /// A new session in phase `Connecting`, and the receiving end of its input queue.
+    pub(crate) fn new(
+        id: String,
+        owner: i64,
+        target_name: String,
+        cols: u16,
+        rows: u16,
+    ) -> (Arc<Self>, mpsc::Receiver<WriteOp>) {
+        let (input, input_rx) = mpsc::channel(INPUT_QUEUE);
+        let session = Arc::new(Self {
+            id,
+            owner,
+            target_name,
+            started: crate::db::now_rfc3339(),
+            shared: Mutex::new(Shared {
+                ring: Ring::new(RING_BYTES),
+                phase: Phase::Connecting,
+                owner: None,
+                next_generation: 1,
+                detached_since: Some(Instant::now()),
+                final_frames: Vec::new(),
+                end_seen: false,
+            }),
+            screen: Mutex::new(vt100::Parser::new(rows.max(1), cols.max(1), SCREEN_SCROLLBACK)),
+            changed: watch::Sender::new(0),
+            gate: Arc::default(),
+            actor_wake: Notify::new(),
+            input,
+            closing: watch::Sender::new(false),
+            done: watch::Sender::new(false),
+        });
+        (session, input_rx)
+    }
+
+    /// Session id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Owner's user id.
+    pub fn owner(&self) -> i64 {
+        self.owner
+    }
+
+    /// Target name (host name or `local`).
+    pub fn target_name(&self) -> &str {
+        &self.target_name
+    }
+
+    /// RFC 3339 start time.
+    pub fn started(&self) -> &str {
+        &self.started
+    }
+
+    /// Current phase.
+    pub fn phase(&self) -> Phase {
+        lock(&self.shared).phase
+    }
+
+    /// Offset one past the newest output byte.
+    pub fn output_head(&self) -> u64 {
+        lock(&self.shared).ring.head()
+    }
+
+    /// Attach as the owner: a newer attachment replaces (detaches with a
+    /// notice) the older one. Send `ResumeFrom { seq }` first.
+    pub fn attach(self: &Arc<Self>) -> Attachment {
+        let generation = {
+            let mut s = lock(&self.shared);
+            let generation = s.next_generation;
+            s.next_generation += 1;
+            s.owner = Some(Owner { generation, delivered: None, paused: false, queue: VecDeque::new() });
+            s.detached_since = None;
+            generation
+        };
+        self.bump();
+        self.gate.wake.notify_one();
+        self.actor_wake.notify_one();
+        Attachment {
+            sender: AttachmentSender { session: self.clone(), generation },
+            changed: self.changed.subscribe(),
+            final_index: 0,
+            replaced_notice_sent: false,
+            finished: false,
+        }
+    }
+
+    /// Wakes every attachment waiting in `recv`.
+    fn bump(&self) {
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Asks the actor to end the session.
+    pub(crate) fn request_close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// A receiver that becomes `true` when a close was requested.
+    pub(crate) fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
+    /// Marks the actor finished.
+    pub(crate) fn mark_done(&self) {
+        self.done.send_replace(true);
+    }
+
+    /// Waits until the actor is finished.
+    pub(crate) async fn wait_done(&self) {
+        let mut rx = self.done.subscribe();
+        // Err means the sender is gone, which only happens with the session itself.
+        let _ = rx.wait_for(|d| *d).await;
+    }
+
+    /// Moves from `Connecting` to `Running`.
+    pub(crate) fn set_running(&self) {
+        let mut s = lock(&self.shared);
+        if s.phase == Phase::Connecting {
+            s.phase = Phase::Running;
+        }
+    }
+
+    /// Ends the session: attachments get the remaining output, then `frames`.
+    pub(crate) fn end(&self, frames: Vec<ServerFrame>) {
+        {
+            let mut s = lock(&self.shared);
+            if s.phase == Phase::Ended {
+                return;
+            }
+            s.phase = Phase::Ended;
+            s.final_frames = frames;
+        }
+        self.bump();
+    }
+
+    /// Whether an attachment has received every final frame.
+    pub(crate) fn end_seen(&self) -> bool {
+        lock(&self.shared).end_seen
+    }
+
+    /// Since when nobody is attached, if nobody is.
+    pub(crate) fn detached_since(&self) -> Option<Instant> {
+        lock(&self.shared).detached_since
+    }
+
+    /// The owner's lag limit now, or `None` when no started owner bounds it.
+    fn lag_limit(&self, s: &Shared) -> Option<u64> {
+        let delivered = s.owner.as_ref().and_then(|o| o.delivered)?;
+        let lag = s.ring.head().saturating_sub(delivered);
+        let limit = if self.gate.pending_inputs.load(Ordering::Acquire) > 0 { HARD_LIMIT } else { HIGH_WATER };
+        Some(limit.saturating_sub(lag))
+    }
+
+    /// Waits until the reader may read more from the target.
+    pub(crate) async fn wait_read_allowed(&self) {
+        loop {
+            {
+                let s = lock(&self.shared);
+                if self.lag_limit(&s) != Some(0) {
+                    return;
+                }
+            }
+            // A notify between the check and here leaves a permit: no lost wakeup.
+            self.gate.wake.notified().await;
+        }
+    }
+
+    /// Appends target output to the ring and screen model. Waits (in pieces)
+    /// while the attached owner has not received what would be overwritten.
+    pub(crate) async fn push_output(&self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let taken = {
+                let mut screen = lock(&self.screen);
+                let mut s = lock(&self.shared);
+                let room = match s.owner.as_ref().and_then(|o| o.delivered) {
+                    Some(d) => s.ring.capacity().saturating_sub(usize::try_from(s.ring.head() - d).unwrap_or(usize::MAX)),
+                    None => usize::MAX,
+                };
+                let n = room.min(data.len());
+                if n > 0 {
+                    let (now, _) = data.split_at(n);
+                    s.ring.push(now);
+                    drop(s);
+                    // Still under the screen lock, so a snapshot sees ring and screen agree.
+                    screen.process(now);
+                }
+                n
+            };
+            if taken == 0 {
+                self.gate.wake.notified().await;
+                continue;
+            }
+            data = data.get(taken..).unwrap_or_default();
+            self.bump();
+        }
+    }
+
+    /// A rendering of the current screen, to reset a client that lost its place.
+    fn snapshot_bytes(screen: &vt100::Parser) -> Vec<u8> {
+        let scr = screen.screen();
+        let mut out = Vec::new();
+        // Full reset of the client terminal, then the alternate screen if in use.
+        out.extend_from_slice(b"\x1bc");
+        if scr.alternate_screen() {
+            out.extend_from_slice(b"\x1b[?1049h");
+        }
+        out.extend_from_slice(&scr.state_formatted());
+        let (row, col) = scr.cursor_position();
+        out.extend_from_slice(format!("\x1b[{};{}H", u32::from(row) + 1, u32::from(col) + 1).as_bytes());
+        out.extend_from_slice(&scr.attributes_formatted());
+        out
+    }
+
+    /// Starts (or restarts) delivery to attachment `generation` at `seq`, or
+    /// with a snapshot when `seq` is no longer (or not yet) in the ring.
+    fn resume_from(&self, generation: u64, seq: u64) -> Result<(), TermError> {
+        {
+            let screen = lock(&self.screen);
+            let mut s = lock(&self.shared);
+            let (tail, head) = (s.ring.tail(), s.ring.head());
+            let owner = s.owner.as_mut().filter(|o| o.generation == generation).ok_or(TermError::Detached)?;
+            if (tail..=head).contains(&seq) {
+                owner.delivered = Some(seq);
+            } else {
+                owner.queue.retain(|f| !matches!(f, ServerFrame::Snapshot { .. }));
+                owner.queue.push_back(ServerFrame::Snapshot { seq: head, data: Self::snapshot_bytes(&screen) });
+                owner.delivered = Some(head);
+            }
+        }
+        self.bump();
+        self.gate.wake.notify_one();
+        Ok(())
+    }
+
+    /// Applies `f` to the owner's state if `generation` is still the owner.
+    fn with_owner<R>(&self, generation: u64, f: impl FnOnce(&mut Owner) -> R) -> Result<R, TermError> {
+        let mut s = lock(&self.shared);
+        let owner = s.owner.as_mut().filter(|o| o.generation == generation).ok_or(TermError::Detached)?;
+        Ok(f(owner))
+    }
+
+    /// Queues a notice for the current owner (dropped if nobody is attached).
+    pub(crate) fn notify_owner(&self, level: NoticeLevel, text: String) {
+        {
+            let mut s = lock(&self.shared);
+            let Some(owner) = s.owner.as_mut() else { return };
+            if owner.queue.len() >= MAX_QUEUED_NOTICES {
+                owner.queue.pop_front();
+            }
+            owner.queue.push_back(ServerFrame::Notice { level, text });
+        }
+        self.bump();
+    }
+
+    /// Detaches attachment `generation` if it is still the owner.
+    fn detach(&self, generation: u64) {
+        {
+            let mut s = lock(&self.shared);
+            if s.owner.as_ref().is_none_or(|o| o.generation != generation) {
+                return;
+            }
+            s.owner = None;
+            s.detached_since = Some(Instant::now());
+        }
+        self.gate.wake.notify_one();
+        self.actor_wake.notify_one();
+    }
+}
+
+/// What an attachment can hand out now.
+enum Poll {
+    /// A frame.
+    Frame(ServerFrame),
+    /// Nothing more, ever.
+    Finished,
+    /// Nothing yet.
+    Pending,
+}
+
+/// The input side of an owner attachment, usable beside a pending `recv`.
+#[derive(Debug, Clone)]
+pub struct AttachmentSender {
+    /// The session.
+    session: Arc<Session>,
+    /// Which attachment this is.
+    generation: u64,
+}
+
+impl AttachmentSender {
+    /// Hands a client frame to the session. `Err(Detached)` once replaced.
+    pub async fn send(&self, frame: ClientFrame) -> Result<(), TermError> {
+        let session = &self.session;
+        match frame {
+            ClientFrame::Input(bytes) => {
+                session.with_owner(self.generation, |_| ())?;
+                if bytes.is_empty() || session.phase() == Phase::Ended {
+                    return Ok(());
+                }
+                // Counted before queueing: from now on the reader may read up to
+                // HARD_LIMIT so the target's session loop can take this input.
+                session.gate.pending_inputs.fetch_add(1, Ordering::AcqRel);
+                let pending = PendingInput { bytes, gate: session.gate.clone() };
+                session.gate.wake.notify_one();
+                // Err: the writer is gone (session ending); the input is dropped with it.
+                let _ = session.input.send(WriteOp::Input(pending)).await;
+                Ok(())
+            }
+            ClientFrame::Resize { cols, rows } => {
+                session.with_owner(self.generation, |_| ())?;
+                if !(1..=MAX_DIMENSION).contains(&cols) || !(1..=MAX_DIMENSION).contains(&rows) {
+                    session.notify_owner(NoticeLevel::Warning, format!("ignored terminal size {cols}x{rows}"));
+                    return Ok(());
+                }
+                {
+                    let mut screen = lock(&session.screen);
+                    screen.screen_mut().set_size(rows, cols);
+                }
+                let _ = session.input.send(WriteOp::Resize { cols, rows }).await;
+                Ok(())
+            }
+            ClientFrame::Pause => session.with_owner(self.generation, |o| o.paused = true),
+            ClientFrame::Resume => {
+                session.with_owner(self.generation, |o| o.paused = false)?;
+                session.bump();
+                Ok(())
+            }
+            ClientFrame::ResumeFrom { seq } => session.resume_from(self.generation, seq),
+        }
+    }
+}
+
+/// The owner's attachment to a session, independent of transport: the socket
+/// adapter and tests drive it.
+#[derive(Debug)]
+pub struct Attachment {
+    /// Input side.
+    sender: AttachmentSender,
+    /// Wakes `recv`.
+    changed: watch::Receiver<u64>,
+    /// Final frames already handed out.
+    final_index: usize,
+    /// The replaced notice was handed out.
+    replaced_notice_sent: bool,
+    /// `recv` returned `None`.
+    finished: bool,
+}
+
+impl Attachment {
+    /// Hands a client frame to the session; the first should be `ResumeFrom { seq }`.
+    pub async fn send(&self, frame: ClientFrame) -> Result<(), TermError> {
+        self.sender.send(frame).await
+    }
+
+    /// A cloneable input handle, for sending while `recv` is pending.
+    pub fn sender(&self) -> AttachmentSender {
+        self.sender.clone()
+    }
+
+    /// The session.
+    pub fn session(&self) -> &Arc<Session> {
+        &self.sender.session
+    }
+
+    /// The next frame for the client: everything that accumulated since the
+    /// previous one (up to `MAX_OUTPUT_CHUNK`). `None` once replaced,
+    /// or after the session's final frames. Cancel-safe.
+    pub async fn recv(&mut self) -> Option<ServerFrame> {
+        loop {
+            if self.finished {
+                return None;
+            }
+            self.changed.borrow_and_update();
+            match self.poll() {
+                Poll::Frame(f) => return Some(f),
+                Poll::Finished => {
+                    self.finished = true;
+                    return None;
+                }
+                Poll::Pending => {}
+            }
+            if self.changed.changed().await.is_err() {
+                self.finished = true;
+                return None;
+            }
+        }
+    }
+
+    fn poll(&mut self) -> Poll {
+        let session = &self.sender.session;
+        let mut guard = lock(&session.shared);
+        let s = &mut *guard;
+        let Some(owner) = s.owner.as_mut().filter(|o| o.generation == self.sender.generation) else {
+            if self.replaced_notice_sent {
+                return Poll::Finished;
+            }
+            self.replaced_notice_sent = true;
+            return Poll::Frame(ServerFrame::Notice { level: NoticeLevel::Warning, text: REPLACED_NOTICE.into() });
+        };
+        if let Some(f) = owner.queue.pop_front() {
+            return Poll::Frame(f);
+        }
+        let Some(delivered) = owner.delivered else { return Poll::Pending };
+        if owner.paused {
+            return Poll::Pending;
+        }
+        let head = s.ring.head();
+        if delivered < head {
+            if let Some(data) = s.ring.read(delivered, MAX_OUTPUT_CHUNK) {
+                owner.delivered = Some(delivered + data.len() as u64);
+                session.gate.wake.notify_one();
+                return Poll::Frame(ServerFrame::Output { seq: delivered, data });
+            }
+            // Unreachable while attached (appends wait for room); recover with a snapshot.
+            owner.delivered = None;
+            drop(guard);
+            tracing::warn!("owner offset {delivered} fell out of the ring; sending a snapshot");
+            return match session.resume_from(self.sender.generation, delivered) {
+                Ok(()) => Poll::Pending,
+                Err(_) => Poll::Finished,
+            };
+        }
+        if s.phase == Phase::Ended {
+            if let Some(f) = s.final_frames.get(self.final_index) {
+                self.final_index += 1;
+                if self.final_index == s.final_frames.len() {
+                    s.end_seen = true;
+                    session.actor_wake.notify_one();
+                }
+                return Poll::Frame(f.clone());
+            }
+            return Poll::Finished;
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        self.sender.session.detach(self.sender.generation);
+    }
+}

@@ -1,0 +1,274 @@
+//! `/ws`: the chat socket. One task per connection reads frames, decodes them
+//! into [`ClientMsg`], asks the hub, and writes what the hub queued for it.
+use std::{sync::Arc, time::Duration};
+
+use app::protocol::chat::{
+    decode_client, valid_room_name, ClientMsg, ErrorCode, ServerMsg, DEFAULT_ROOM, HISTORY_ON_JOIN,
+    MAX_FRAME_BYTES, MAX_MESSAGE_CHARS, RICH_PROTOCOL,
+};
+use axum::{
+    extract::{
+        ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
+        Query, State,
+    },
+    http::{header, HeaderMap},
+    response::Response,
+};
+use tokio::{sync::watch, time::Instant};
+use tracing::{debug, info, warn, Instrument};
+
+use super::{authorize, UpgradeQuery};
+use crate::{
+    chat::{hub::Member, ChatHub, KickReason, Outbound},
+    db,
+    state::{AppState, Core},
+};
+
+/// Interval between server pings.
+const PING_INTERVAL: Duration = Duration::from_secs(20);
+/// Most missed messages sent on reconnect (`since`); more → `complete: false`.
+const MAX_BACKFILL: i64 = 1000;
+/// Read buffer per socket: small, because most sockets are idle and chat
+/// frames are small (tungstenite's default is 128 KiB per connection).
+const READ_BUFFER: usize = 4 * 1024;
+/// Close code for a frame over [`MAX_FRAME_BYTES`].
+const CLOSE_TOO_BIG: u16 = 1009;
+
+/// Upgrade handler for `/ws`.
+pub async fn upgrade(State(state): State<AppState>, Query(q): Query<UpgradeQuery>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    let core = state.core.clone();
+    let who = match authorize(&core, &headers, q.otp.as_deref(), "chat").await {
+        Ok(w) => w,
+        Err(resp) => return resp,
+    };
+    let offered = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim() == RICH_PROTOCOL);
+    let rich = offered || q.v.as_deref() == Some("1");
+    let member = Member { user_id: who.user.id, user_name: who.user.name.clone(), rich, login_session: who.login_session };
+    let span = tracing::info_span!("chat_socket", user = %who.user.name, rich);
+    ws.protocols([RICH_PROTOCOL])
+        .max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| run(socket, core, member).instrument(span))
+}
+
+/// The room the socket is in and the highest message id it has been sent there.
+struct Position {
+    room: String,
+    room_id: i64,
+    floor: i64,
+}
+
+struct Conn {
+    socket: WebSocket,
+    hub: ChatHub,
+    core: Arc<Core>,
+    client: u64,
+    rich: bool,
+    kick: watch::Receiver<Option<KickReason>>,
+    position: Option<Position>,
+}
+
+/// Why the connection loop ended.
+enum End {
+    /// The peer went away or the socket failed.
+    Gone,
+    /// We close it with this code and reason.
+    Close(u16, String),
+}
+
+async fn run(socket: WebSocket, core: Arc<Core>, member: Member) {
+    let hub = core.hub.clone();
+    let rich = member.rich;
+    let user_name = member.user_name.clone();
+    let Ok(handle) = hub.connect(member).await else { return };
+    let mut outbox = handle.outbox;
+    let mut conn = Conn { socket, hub: hub.clone(), core: core.clone(), client: handle.id, rich, kick: handle.kick, position: None };
+    info!("chat socket open");
+    let end = conn.serve(&user_name, &mut outbox).await;
+    hub.leave(conn.client).await;
+    if let End::Close(code, reason) = end {
+        debug!(code, %reason, "closing chat socket");
+        let frame = Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from(reason) }));
+        let _ = tokio::time::timeout(Duration::from_secs(2), conn.socket.send(frame)).await;
+    }
+    info!("chat socket closed");
+}
+
+impl Conn {
+    async fn serve(&mut self, user_name: &str, outbox: &mut tokio::sync::mpsc::Receiver<Outbound>) -> End {
+        if self.rich {
+            let welcome = ServerMsg::Welcome { user: user_name.to_string() };
+            if let Err(end) = self.send_msg(&welcome).await {
+                return end;
+            }
+        }
+        if let Err(end) = self.join(DEFAULT_ROOM, None).await {
+            return end;
+        }
+        let idle = self.core.config.chat_idle;
+        let mut last_heard = Instant::now();
+        let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL.min(idle / 2), PING_INTERVAL.min(idle / 2));
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.kick.changed() => return self.kicked(),
+                out = outbox.recv() => {
+                    let Some(out) = out else { return self.kicked() };
+                    if let Some(frame) = self.accept(out) {
+                        if let Err(end) = self.send(Message::Text(frame)).await {
+                            return end;
+                        }
+                    }
+                }
+                msg = self.socket.recv() => {
+                    last_heard = Instant::now();
+                    match msg {
+                        None => return End::Gone,
+                        Some(Err(e)) => return read_error(e),
+                        Some(Ok(Message::Text(text))) => {
+                            if let Err(end) = self.handle_text(text.as_str()).await {
+                                return end;
+                            }
+                        }
+                        Some(Ok(Message::Binary(_))) => {
+                            if let Err(end) = self.refuse(ErrorCode::Unsupported, "binary frames are not part of the chat protocol").await {
+                                return end;
+                            }
+                        }
+                        Some(Ok(Message::Close(_))) => return End::Gone,
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    }
+                }
+                _ = ping.tick() => {
+                    if last_heard.elapsed() >= idle {
+                        return End::Close(1000, "idle timeout".into());
+                    }
+                    if let Err(end) = self.send(Message::Ping(Default::default())).await {
+                        return end;
+                    }
+                }
+            }
+        }
+    }
+
+    fn kicked(&self) -> End {
+        match self.kick.borrow().clone() {
+            Some(r) => End::Close(r.code, r.reason.to_string()),
+            None => End::Close(1011, "chat hub stopped".into()),
+        }
+    }
+
+    /// Keeps only messages of the current room that were not sent yet.
+    fn accept(&mut self, out: Outbound) -> Option<Utf8Bytes> {
+        match out {
+            Outbound::Frame(f) => Some(f),
+            Outbound::Message { room_id, id, frame } => {
+                let pos = self.position.as_mut()?;
+                if pos.room_id != room_id || id <= pos.floor {
+                    return None;
+                }
+                pos.floor = id;
+                Some(frame)
+            }
+        }
+    }
+
+    /// Sends a frame unless the hub disconnects us first (a peer that stopped
+    /// reading must not keep this task blocked forever).
+    async fn send(&mut self, msg: Message) -> Result<(), End> {
+        tokio::select! {
+            r = self.socket.send(msg) => r.map_err(|_| End::Gone),
+            _ = self.kick.changed() => Err(self.kicked()),
+        }
+    }
+
+    async fn send_msg(&mut self, msg: &ServerMsg) -> Result<(), End> {
+        let text = serde_json::to_string(msg).map_err(|_| End::Close(1011, "encoding failed".into()))?;
+        self.send(Message::Text(Utf8Bytes::from(text))).await
+    }
+
+    /// Answers bad input: a typed error for rich clients, a logged drop for old ones.
+    async fn refuse(&mut self, code: ErrorCode, message: &str) -> Result<(), End> {
+        if self.rich {
+            self.send_msg(&ServerMsg::error(code, message)).await
+        } else {
+            warn!(?code, "dropping frame from classic client: {message}");
+            Ok(())
+        }
+    }
+
+    async fn handle_text(&mut self, text: &str) -> Result<(), End> {
+        match decode_client(text) {
+            Err((code, message)) => self.refuse(code, &message).await,
+            Ok(ClientMsg::SendMessage { message, .. }) => {
+                let chars = message.chars().count();
+                if message.trim().is_empty() || chars > MAX_MESSAGE_CHARS {
+                    return self.refuse(ErrorCode::BadMessage, &format!("messages must have 1 to {MAX_MESSAGE_CHARS} characters")).await;
+                }
+                match self.hub.send(self.client, message).await {
+                    Err(_) => Err(End::Close(1001, "server shutting down".into())),
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(ErrorCode::RateLimited)) => self.refuse(ErrorCode::RateLimited, "you are sending too fast; wait a moment").await,
+                    Ok(Err(code)) => self.refuse(code, "message not delivered").await,
+                }
+            }
+            Ok(ClientMsg::ChangeRoom { name, since }) => {
+                if !valid_room_name(&name) {
+                    return self.refuse(ErrorCode::BadRoom, "room names have 1-64 letters, digits, '_', '-', '.'").await;
+                }
+                self.join(&name, since).await
+            }
+        }
+    }
+
+    /// Moves to `room`; rich clients get the history (or what they missed after `since`).
+    async fn join(&mut self, room: &str, since: Option<i64>) -> Result<(), End> {
+        let joined = match self.hub.join(self.client, room).await {
+            Err(_) => return Err(End::Close(1001, "server shutting down".into())),
+            Ok(Err(code)) => return self.refuse(code, "could not join the room").await,
+            Ok(Ok(j)) => j,
+        };
+        // Live messages up to `upto` are covered by history: never send them twice.
+        self.position = Some(Position { room: room.to_string(), room_id: joined.room_id, floor: joined.upto });
+        if !self.rich {
+            return Ok(());
+        }
+        let (after, limit) = match since {
+            Some(s) => (s.max(0), MAX_BACKFILL),
+            None => (0, HISTORY_ON_JOIN as i64),
+        };
+        let (messages, complete) = match db::messages::range(&self.core.db, joined.room_id, room, after, joined.upto, limit).await {
+            Ok(r) => r,
+            Err(e) => {
+                warn!("loading history: {e}");
+                return self.refuse(ErrorCode::Internal, "could not load the room's history").await;
+            }
+        };
+        let room_name = self.position.as_ref().map(|p| p.room.clone()).unwrap_or_default();
+        self.send_msg(&ServerMsg::Joined { room: room_name, messages, complete }).await
+    }
+}
+
+fn read_error(e: axum::Error) -> End {
+    use tokio_tungstenite::tungstenite::{error::CapacityError, Error as WsError};
+    match e.into_inner().downcast::<WsError>() {
+        Ok(err) if matches!(*err, WsError::Capacity(CapacityError::MessageTooLong { .. })) => {
+            End::Close(CLOSE_TOO_BIG, format!("frame larger than {MAX_FRAME_BYTES} bytes"))
+        }
+        Ok(err) => {
+            debug!("chat socket read error: {err}");
+            End::Gone
+        }
+        Err(other) => {
+            debug!("chat socket read error: {other}");
+            End::Gone
+        }
+    }
+}

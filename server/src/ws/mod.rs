@@ -1,0 +1,68 @@
+//! WebSocket endpoints: thin adapters that check Origin and ticket before the
+//! upgrade, then decode frames into typed messages for the core.
+pub mod chat;
+pub mod registry;
+pub mod term;
+
+use axum::{
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+use tracing::warn;
+
+use crate::{
+    auth::tickets::{self, TicketError},
+    db::users::{self, UserRow},
+    state::Core,
+};
+
+/// Query parameters of an upgrade request.
+#[derive(Debug, Default, Deserialize)]
+pub struct UpgradeQuery {
+    /// The single-use ticket.
+    pub otp: Option<String>,
+    /// `1` announces the richer chat protocol.
+    pub v: Option<String>,
+}
+
+/// Who opened a socket.
+#[derive(Debug, Clone)]
+pub struct SocketUser {
+    /// The user.
+    pub user: UserRow,
+    /// Hash of the login session the ticket was issued under.
+    pub login_session: Option<String>,
+}
+
+/// Checks Origin (403) and redeems the ticket for `purpose` (401), before any upgrade.
+/// A request without Origin is not from a browser page and cannot be a
+/// cross-site hijack, so only a present, unlisted Origin is refused.
+pub async fn authorize(core: &Core, headers: &HeaderMap, otp: Option<&str>, purpose: &str) -> Result<SocketUser, Response> {
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        let allowed = origin.to_str().is_ok_and(|o| core.config.origin_allowed(o, host));
+        if !allowed {
+            warn!(origin = ?origin, "websocket upgrade from a foreign origin refused");
+            return Err((StatusCode::FORBIDDEN, "origin not allowed").into_response());
+        }
+    }
+    let unauthorized = || (StatusCode::UNAUTHORIZED, "missing, unknown, expired or used ticket").into_response();
+    let otp = otp.ok_or_else(unauthorized)?;
+    let redeemed = match tickets::redeem(&core.db, otp, purpose).await {
+        Ok(r) => r,
+        Err(TicketError::Invalid) => return Err(unauthorized()),
+        Err(TicketError::Db(e)) => {
+            warn!("redeeming ticket: {e}");
+            return Err(StatusCode::INTERNAL_SERVER_ERROR.into_response());
+        }
+    };
+    match users::by_id(&core.db, redeemed.user_id).await {
+        Ok(Some(user)) if !user.disabled => Ok(SocketUser { user, login_session: redeemed.login_session }),
+        Ok(_) => Err(unauthorized()),
+        Err(e) => {
+            warn!("loading user: {e}");
+            Err(StatusCode::INTERNAL_SERVER_ERROR.into_response())
+        }
+    }
+}

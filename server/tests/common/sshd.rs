@@ -1,0 +1,1 @@
+//! Placeholder: the sshd harness is being written.
