@@ -8,6 +8,8 @@
 //! - [`pages`], [`components`]: Leptos views; `components::xterm` and
 //!   `components::player` wrap the JS libraries (browser only).
 #![forbid(unsafe_code)]
+// Leptos view types nest deeply (the admin page especially).
+#![recursion_limit = "256"]
 
 pub mod api;
 #[cfg(feature = "ssr")]

@@ -1,4 +1,5 @@
-//! The HTML document and the router: which page answers which path.
+//! The HTML document and the router: which page answers which path, the top
+//! bar, and the current-user context every page reads.
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
@@ -6,6 +7,7 @@ use leptos_router::{
     path,
 };
 
+use crate::components::{auth::provide_auth, nav::TopNav};
 use crate::pages;
 
 /// The full HTML document rendered by the server.
@@ -16,6 +18,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="light dark"/>
+                <link rel="stylesheet" href="/vendor/xterm/xterm.css"/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>
@@ -27,17 +31,21 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// The application: routes to pages.
+/// The application: top bar and routes to pages.
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    provide_auth();
     view! {
         <Stylesheet id="leptos" href="/pkg/termroom.css"/>
         <Title text="termroom"/>
         <Router>
-            <Routes fallback=|| view! { <p class="notfound">"Page not found."</p> }>
+            <TopNav/>
+            <Routes fallback=|| view! { <main class="page narrow"><p class="notfound">"Page not found."</p></main> }>
                 <Route path=path!("/") view=pages::chat::ChatPage/>
                 <Route path=path!("/login") view=pages::login::LoginPage/>
+                <Route path=path!("/terminals") view=pages::terminals::TerminalsPage/>
+                <Route path=path!("/admin") view=pages::admin::AdminPage/>
             </Routes>
         </Router>
     }

@@ -43,8 +43,15 @@ pub fn go(path: &str) {
 /// `ws://` or `wss://` URL for `path_and_query` on the page's own host.
 pub fn ws_url(path_and_query: &str) -> Option<String> {
     let location = web_sys::window()?.location();
-    let scheme = if location.protocol().ok()? == "https:" { "wss" } else { "ws" };
-    Some(format!("{scheme}://{}{path_and_query}", location.host().ok()?))
+    let scheme = if location.protocol().ok()? == "https:" {
+        "wss"
+    } else {
+        "ws"
+    };
+    Some(format!(
+        "{scheme}://{}{path_and_query}",
+        location.host().ok()?
+    ))
 }
 
 /// Formats an RFC 3339 time as the browser's local time of day (with the
@@ -60,11 +67,15 @@ pub fn local_time(rfc3339: &str) -> String {
     for (k, v) in [("hour", "2-digit"), ("minute", "2-digit")] {
         let _ = js_sys::Reflect::set(&options, &k.into(), &v.into());
     }
-    let time: String = date.to_locale_time_string_with_options("default", &options).into();
+    let time: String = date
+        .to_locale_time_string_with_options("default", &options)
+        .into();
     if same_day {
         time
     } else {
-        let day: String = date.to_locale_date_string("default", &wasm_bindgen::JsValue::UNDEFINED).into();
+        let day: String = date
+            .to_locale_date_string("default", &wasm_bindgen::JsValue::UNDEFINED)
+            .into();
         format!("{day} {time}")
     }
 }
@@ -106,7 +117,10 @@ mod tests {
 
     #[test]
     fn query_values_are_encoded() {
-        assert_eq!(encode_query_value("/terminals?host=a&host=b c"), "/terminals%3Fhost%3Da%26host%3Db%20c");
+        assert_eq!(
+            encode_query_value("/terminals?host=a&host=b c"),
+            "/terminals%3Fhost%3Da%26host%3Db%20c"
+        );
         assert_eq!(encode_query_value("héllo"), "h%C3%A9llo");
     }
 

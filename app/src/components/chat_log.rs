@@ -65,7 +65,13 @@ impl RoomLog {
                 self.local_keys
             }
         };
-        let line = Line { key, id, from, message, sent };
+        let line = Line {
+            key,
+            id,
+            from,
+            message,
+            sent,
+        };
         let pos = match id {
             Some(id) => self.lines.partition_point(|l| l.id.is_none_or(|x| x < id)),
             None => self.lines.len(),
@@ -88,7 +94,13 @@ mod tests {
     use super::*;
 
     fn line(id: i64) -> ChatLine {
-        ChatLine { id, room: "general".into(), from: "a".into(), message: format!("m{id}"), sent: String::new() }
+        ChatLine {
+            id,
+            room: "general".into(),
+            from: "a".into(),
+            message: format!("m{id}"),
+            sent: String::new(),
+        }
     }
 
     #[test]

@@ -177,9 +177,14 @@ impl ChatClient {
             return Err("type a message first".into());
         }
         if text.chars().count() > MAX_MESSAGE_CHARS {
-            return Err(format!("messages have at most {MAX_MESSAGE_CHARS} characters"));
+            return Err(format!(
+                "messages have at most {MAX_MESSAGE_CHARS} characters"
+            ));
         }
-        let msg = ClientMsg::SendMessage { message: text.to_string(), from: None };
+        let msg = ClientMsg::SendMessage {
+            message: text.to_string(),
+            from: None,
+        };
         if self.send_msg(&msg) {
             Ok(())
         } else {
@@ -207,7 +212,10 @@ impl ChatClient {
         self.online.set(Vec::new());
         self.error.set(None);
         // Not connected: the reconnect rejoins `desired`.
-        self.send_msg(&ClientMsg::ChangeRoom { name: name.to_string(), since });
+        self.send_msg(&ClientMsg::ChangeRoom {
+            name: name.to_string(),
+            since,
+        });
         Ok(())
     }
 
@@ -260,7 +268,8 @@ impl ChatClient {
                     browser::go("/login");
                 }
                 Err(e) => {
-                    self.error.set(Some(format!("could not reach the chat server: {e}")));
+                    self.error
+                        .set(Some(format!("could not reach the chat server: {e}")));
                     self.retry_later(generation);
                 }
             }
@@ -269,23 +278,31 @@ impl ChatClient {
 
     fn open(self, generation: u64, otp: &str) {
         let path = format!("/ws?otp={}&v=1", browser::encode_query_value(otp));
-        let ws = match browser::ws_url(&path).map(|url| WebSocket::new_with_str(&url, RICH_PROTOCOL)) {
-            Some(Ok(ws)) => ws,
-            _ => return self.retry_later(generation),
-        };
+        let ws =
+            match browser::ws_url(&path).map(|url| WebSocket::new_with_str(&url, RICH_PROTOCOL)) {
+                Some(Ok(ws)) => ws,
+                _ => return self.retry_later(generation),
+            };
         let open = Closure::<dyn FnMut(Event)>::new(move |_: Event| self.on_open(generation));
         let message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
             if let Some(text) = ev.data().as_string() {
                 self.on_text(generation, &text);
             }
         });
-        let close = Closure::<dyn FnMut(CloseEvent)>::new(move |_: CloseEvent| self.on_close(generation));
+        let close =
+            Closure::<dyn FnMut(CloseEvent)>::new(move |_: CloseEvent| self.on_close(generation));
         ws.set_onopen(Some(open.as_ref().unchecked_ref()));
         ws.set_onmessage(Some(message.as_ref().unchecked_ref()));
         ws.set_onclose(Some(close.as_ref().unchecked_ref()));
-        let handlers = Handlers { _open: open, _message: message, _close: close };
+        let handlers = Handlers {
+            _open: open,
+            _message: message,
+            _close: close,
+        };
         // This runs in a task, never inside the old handlers: dropping them is safe.
-        let old = self.inner.try_update_value(|i| (i.ws.replace(ws), i.handlers.replace(handlers)));
+        let old = self
+            .inner
+            .try_update_value(|i| (i.ws.replace(ws), i.handlers.replace(handlers)));
         if let Some((Some(old_ws), _)) = old {
             detach(&old_ws);
         }
@@ -306,7 +323,10 @@ impl ChatClient {
         // The server puts every new socket in `general` with recent history;
         // rejoin the wanted room and ask only for what we missed.
         if desired != DEFAULT_ROOM || since.is_some() {
-            self.send_msg(&ClientMsg::ChangeRoom { name: desired, since });
+            self.send_msg(&ClientMsg::ChangeRoom {
+                name: desired,
+                since,
+            });
         }
     }
 
@@ -325,12 +345,20 @@ impl ChatClient {
             ServerMsg::Welcome { user } => self.me.set(Some(user)),
             ServerMsg::Rooms { rooms } => self.rooms.set(rooms),
             ServerMsg::Presence { room, users } => {
-                if self.inner.try_with_value(|i| i.desired == room).unwrap_or(false) {
+                if self
+                    .inner
+                    .try_with_value(|i| i.desired == room)
+                    .unwrap_or(false)
+                {
                     self.online.set(users);
                 }
             }
             ServerMsg::Error { message, .. } => self.error.set(Some(message)),
-            ServerMsg::Joined { room, messages, complete } => {
+            ServerMsg::Joined {
+                room,
+                messages,
+                complete,
+            } => {
                 let shown = self.inner.try_update_value(|i| {
                     let log = i.logs.entry(room.clone()).or_default();
                     for m in messages {
@@ -347,7 +375,13 @@ impl ChatClient {
                     self.gap.set(gap);
                 }
             }
-            ServerMsg::NewMessage { message, from, sent, id, room } => {
+            ServerMsg::NewMessage {
+                message,
+                from,
+                sent,
+                id,
+                room,
+            } => {
                 let room = room.unwrap_or_else(|| self.room.get_untracked());
                 let shown = self.inner.try_update_value(|i| {
                     let log = i.logs.entry(room.clone()).or_default();

@@ -279,8 +279,8 @@ impl SshWriter {
     pub(crate) async fn run(self, mut ops: mpsc::Receiver<WriteOp>) {
         while let Some(op) = ops.recv().await {
             let result = match op {
-                WriteOp::Input(input) => {
-                    let sent = self.write.data_bytes(input.bytes.clone()).await;
+                WriteOp::Input(mut input) => {
+                    let sent = self.write.data_bytes(std::mem::take(&mut input.bytes)).await;
                     // `data_bytes` returns once the message is queued for russh's
                     // session loop, not when the loop took it. A local request on
                     // the same queue answers only after the loop took everything

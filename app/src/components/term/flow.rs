@@ -28,7 +28,9 @@ impl Cursor {
         if end <= self.next {
             return &[];
         }
-        let skip = usize::try_from(self.next.saturating_sub(seq)).unwrap_or(usize::MAX).min(data.len());
+        let skip = usize::try_from(self.next.saturating_sub(seq))
+            .unwrap_or(usize::MAX)
+            .min(data.len());
         self.next = end;
         &data[skip..]
     }

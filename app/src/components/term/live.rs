@@ -164,7 +164,12 @@ fn load_webgl(term: &Terminal) -> Option<Closure<dyn FnMut()>> {
     Some(on_loss)
 }
 
-fn wire_terminal(live: &Shared, el: &HtmlElement, on_input: Callback<(u64, String)>, context_loss: Option<Closure<dyn FnMut()>>) {
+fn wire_terminal(
+    live: &Shared,
+    el: &HtmlElement,
+    on_input: Callback<(u64, String)>,
+    context_loss: Option<Closure<dyn FnMut()>>,
+) {
     let weak = Rc::downgrade(live);
     let (term, key) = {
         let l = live.borrow();
@@ -244,7 +249,11 @@ fn command(live: &Shared, cmd: TermCmd) {
         TermCmd::Input(text) => send_input(live, text.as_bytes()),
         TermCmd::Focus => term.focus(),
         TermCmd::Fit => fit(live),
-        TermCmd::Find { text, forward, incremental } => {
+        TermCmd::Find {
+            text,
+            forward,
+            incremental,
+        } => {
             if text.is_empty() {
                 search.clear_decorations();
                 tab.search_miss.set(false);
@@ -252,7 +261,11 @@ fn command(live: &Shared, cmd: TermCmd) {
             }
             let opts = Object::new();
             set(&opts, "incremental", &incremental.into());
-            let found = if forward { search.find_next(&text, &opts) } else { search.find_previous(&text, &opts) };
+            let found = if forward {
+                search.find_next(&text, &opts)
+            } else {
+                search.find_previous(&text, &opts)
+            };
             tab.search_miss.set(!found);
         }
         TermCmd::ClearFind => {
@@ -316,9 +329,19 @@ fn connect(live: &Shared) {
             detach(&ws);
         }
         let l = live.borrow();
-        (l.generation, l.tab, l.term.cols(), l.term.rows(), l.attempt == 0)
+        (
+            l.generation,
+            l.tab,
+            l.term.cols(),
+            l.term.rows(),
+            l.attempt == 0,
+        )
     };
-    tab.state.set(if first { TabState::Connecting } else { TabState::Reconnecting { in_secs: 0 } });
+    tab.state.set(if first {
+        TabState::Connecting
+    } else {
+        TabState::Reconnecting { in_secs: 0 }
+    });
     let session = tab.session_id.get_untracked();
     let target = tab.target.get_value();
     let weak = Rc::downgrade(live);
@@ -349,16 +372,31 @@ fn ticket_failed(live: &Shared, generation: u64, reattach: bool, err: ApiError) 
         ApiError::NotFound(_) if reattach => {
             live.borrow_mut().exited = true;
             notice(live, NoticeLevel::Warning, "this session has ended");
-            tab.state.set(TabState::Exited { status: "ended".into() });
+            tab.state.set(TabState::Exited {
+                status: "ended".into(),
+            });
         }
         ApiError::Unauthorized => {
-            notice(live, NoticeLevel::Error, "you are signed out; log in again to reattach");
-            tab.state.set(TabState::Failed { reason: "signed out".into() });
+            notice(
+                live,
+                NoticeLevel::Error,
+                "you are signed out; log in again to reattach",
+            );
+            tab.state.set(TabState::Failed {
+                reason: "signed out".into(),
+            });
         }
         // Opening again could start a second shell: let the user decide.
-        e if !reattach || matches!(e, ApiError::Forbidden | ApiError::Invalid(_) | ApiError::NotFound(_)) => {
+        e if !reattach
+            || matches!(
+                e,
+                ApiError::Forbidden | ApiError::Invalid(_) | ApiError::NotFound(_)
+            ) =>
+        {
             notice(live, NoticeLevel::Error, &e.to_string());
-            tab.state.set(TabState::Failed { reason: e.to_string() });
+            tab.state.set(TabState::Failed {
+                reason: e.to_string(),
+            });
         }
         _ => retry_later(live, generation),
     }
@@ -404,7 +442,11 @@ fn open_socket(live: &Shared, generation: u64, ticket: TermTicket) {
     // Runs in a task, never inside the old handlers: dropping them is safe.
     let old = {
         let mut l = live.borrow_mut();
-        l.socket_handlers = Some(SocketHandlers { _open: open, _message: message, _close: close });
+        l.socket_handlers = Some(SocketHandlers {
+            _open: open,
+            _message: message,
+            _close: close,
+        });
         l.ws.replace(ws)
     };
     if let Some(old) = old {
@@ -500,7 +542,11 @@ fn on_close(live: &Shared, generation: u64, ev: &CloseEvent) {
     }
     if final_close(ev.code()) {
         let reason = printable(&ev.reason());
-        let reason = if reason.is_empty() { "disconnected by the server".to_string() } else { reason };
+        let reason = if reason.is_empty() {
+            "disconnected by the server".to_string()
+        } else {
+            reason
+        };
         notice(live, NoticeLevel::Warning, &reason);
         tab.state.set(TabState::Failed { reason });
         return;
@@ -568,7 +614,10 @@ fn send_flow(live: &Shared, signal: FlowSignal) {
 
 fn send_size(live: &Shared) {
     let term = live.borrow().term.clone();
-    let frame = ClientFrame::Resize { cols: clamp_u16(term.cols()), rows: clamp_u16(term.rows()) };
+    let frame = ClientFrame::Resize {
+        cols: clamp_u16(term.cols()),
+        rows: clamp_u16(term.rows()),
+    };
     send_frame(live, &frame);
 }
 
@@ -596,7 +645,10 @@ fn notice(live: &Shared, level: NoticeLevel, text: &str) {
         NoticeLevel::Error => "31",
     };
     let term = live.borrow().term.clone();
-    term.write_text(&format!("\r\n\x1b[{color}m[termroom] {}\x1b[0m\r\n", printable(text)));
+    term.write_text(&format!(
+        "\r\n\x1b[{color}m[termroom] {}\x1b[0m\r\n",
+        printable(text)
+    ));
 }
 
 /// `text` without control characters, so server text cannot inject escapes.

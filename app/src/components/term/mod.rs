@@ -53,7 +53,10 @@ impl TabState {
 
     /// Whether the server-side session may still be running (closing the tab should end it).
     pub fn session_alive(&self) -> bool {
-        matches!(self, TabState::Connecting | TabState::Live | TabState::Reconnecting { .. })
+        matches!(
+            self,
+            TabState::Connecting | TabState::Live | TabState::Reconnecting { .. }
+        )
     }
 }
 
@@ -68,7 +71,11 @@ pub enum TermCmd {
     Fit,
     /// Find `text`: forward or backward; `incremental` extends the current
     /// match while the user is still typing.
-    Find { text: String, forward: bool, incremental: bool },
+    Find {
+        text: String,
+        forward: bool,
+        incremental: bool,
+    },
     /// Clear search highlighting.
     ClearFind,
     /// Copy the selection to the clipboard.

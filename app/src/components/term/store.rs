@@ -26,7 +26,9 @@ pub fn parse(text: &str) -> Vec<SavedTab> {
 
 /// The tabs saved in this browser tab.
 pub fn load() -> Vec<SavedTab> {
-    browser::session_get(TABS_KEY).map(|t| parse(&t)).unwrap_or_default()
+    browser::session_get(TABS_KEY)
+        .map(|t| parse(&t))
+        .unwrap_or_default()
 }
 
 /// Saves the open tabs (an empty list removes the key).
@@ -54,7 +56,10 @@ mod tests {
 
     #[test]
     fn round_trip_and_garbage() {
-        let tabs = vec![SavedTab { session_id: "s1".into(), target: "local".into() }];
+        let tabs = vec![SavedTab {
+            session_id: "s1".into(),
+            target: "local".into(),
+        }];
         let text = serde_json::to_string(&tabs).unwrap();
         assert_eq!(parse(&text), tabs);
         assert!(parse("not json").is_empty());

@@ -1,0 +1,452 @@
+// End-to-end tests: start the built termroom server on a free loopback port
+// with a throwaway data directory, drive it with Debian's Chromium through
+// playwright-core, and check chat, terminals, send-to-all and reattach.
+//
+//   node end2end/run.mjs            (from the repository root, after `cargo leptos build`)
+//
+// Environment: TERMROOM_BIN (default target/debug/termroom), TERMROOM_SITE_ROOT
+// (default target/site), CHROMIUM (default /usr/bin/chromium), KEEP_DATA=1 keeps
+// the data directory. On a failure the page consoles, the server log tail and
+// screenshot paths (end2end/results/) are printed.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = path.resolve(ROOT, process.env.TERMROOM_BIN ?? 'target/debug/termroom');
+const SITE_ROOT = process.env.TERMROOM_SITE_ROOT ?? 'target/site';
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const RESULTS = path.join(ROOT, 'end2end', 'results');
+const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+
+/** Default wait for one UI condition. */
+const WAIT_MS = 20_000;
+/** Waits involving a shell (start-up, reattach). */
+const TERM_WAIT_MS = 30_000;
+/** How long a message must stay absent to count as "not delivered". */
+const ABSENCE_MS = 1_500;
+
+const USERS = {
+  alice: { password: 'alice-e2e-password', role: 'admin' },
+  bob: { password: 'bob-e2e-password', role: 'member' },
+};
+
+const run = Math.random().toString(36).slice(2, 8);
+let dataDir;
+let server;
+let serverLog = [];
+let base;
+let browser;
+
+// ---------------------------------------------------------------- server
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function addUser(name, { password, role }) {
+  const r = spawnSync(BIN, ['user', 'add', name, '--role', role, '--data-dir', dataDir], {
+    cwd: ROOT,
+    input: `${password}\n`,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  if (r.status !== 0) {
+    throw new Error(`termroom user add ${name} failed (${r.status ?? r.signal}): ${r.stderr || r.stdout || r.error}`);
+  }
+}
+
+function keepLog(chunk) {
+  for (const line of chunk.toString().split('\n')) {
+    if (line.trim()) serverLog.push(line);
+  }
+  if (serverLog.length > 400) serverLog = serverLog.slice(-300);
+}
+
+async function startServer() {
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  server = spawn(BIN, [
+    'serve', '--addr', `127.0.0.1:${port}`, '--data-dir', dataDir, '--allowed-origin', base,
+  ], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      LEPTOS_SITE_ROOT: SITE_ROOT,
+      LEPTOS_SITE_PKG_DIR: 'pkg',
+      LEPTOS_OUTPUT_NAME: 'termroom',
+      RUST_LOG: process.env.RUST_LOG ?? 'info',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  server.stdout.on('data', keepLog);
+  server.stderr.on('data', keepLog);
+  let exited = null;
+  server.on('exit', (code, signal) => { exited = code ?? signal; });
+
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (exited !== null) throw new Error(`termroom exited (${exited}) before answering:\n${serverLog.join('\n')}`);
+    try {
+      const res = await fetch(`${base}/login`, { signal: AbortSignal.timeout(2_000) });
+      if (res.status < 500) return;
+    } catch { /* not listening yet */ }
+    if (Date.now() > deadline) throw new Error(`termroom did not answer on ${base} within 30 s:\n${serverLog.join('\n')}`);
+    await sleep(200);
+  }
+}
+
+async function stopServer() {
+  if (!server || server.exitCode !== null) return;
+  const gone = new Promise((resolve) => server.once('exit', resolve));
+  server.kill('SIGTERM');
+  const timer = setTimeout(() => server.kill('SIGKILL'), 5_000);
+  await gone;
+  clearTimeout(timer);
+}
+
+// ---------------------------------------------------------------- helpers
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `fn` until it returns a truthy value; fails with `what` after `timeout`. */
+async function until(what, fn, timeout = WAIT_MS) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeout} ms waiting for ${what}${last instanceof Error ? ` (${last.message})` : ''}`);
+    }
+    await sleep(150);
+  }
+}
+
+/** A fresh browser context (own cookies and sessionStorage) with one page that records its console. */
+async function newPage(label) {
+  const context = await browser.newContext({ baseURL: base, viewport: { width: 1280, height: 800 } });
+  context.setDefaultTimeout(WAIT_MS);
+  context.setDefaultNavigationTimeout(WAIT_MS);
+  const page = await context.newPage();
+  page.label = label;
+  page.consoleLog = [];
+  const log = (line) => {
+    page.consoleLog.push(line);
+    if (page.consoleLog.length > 300) page.consoleLog.splice(0, 100);
+  };
+  page.on('console', (m) => log(`[${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => log(`[pageerror] ${e.message}`));
+  page.on('requestfailed', (r) => log(`[requestfailed] ${r.url()} ${r.failure()?.errorText ?? ''}`));
+  page.on('dialog', (d) => d.accept());
+  return page;
+}
+
+/**
+ * Runs a test body with the pages it opens; on failure prints each page's
+ * console, a screenshot path and the server log tail, then rethrows.
+ */
+async function withPages(name, body) {
+  const pages = [];
+  const open = async (label) => {
+    const p = await newPage(label);
+    pages.push(p);
+    return p;
+  };
+  try {
+    await body(open);
+  } catch (err) {
+    mkdirSync(RESULTS, { recursive: true });
+    for (const p of pages) {
+      const file = path.join(RESULTS, `${name}-${p.label}.png`.replace(/[^\w.-]+/g, '_'));
+      try {
+        await p.screenshot({ path: file, fullPage: true, timeout: 5_000 });
+        console.error(`# screenshot (${p.label}): ${file}`);
+      } catch (e) {
+        console.error(`# screenshot (${p.label}) failed: ${e.message}`);
+      }
+      console.error(`# page ${p.label} at ${p.url()} console:\n${p.consoleLog.map((l) => `#   ${l}`).join('\n') || '#   (empty)'}`);
+    }
+    console.error(`# server log (tail):\n${serverLog.slice(-60).map((l) => `#   ${l}`).join('\n')}`);
+    throw err;
+  } finally {
+    for (const p of pages) await p.context().close().catch(() => {});
+  }
+}
+
+async function login(page, name) {
+  await page.goto('/login');
+  // The button is enabled once the page has hydrated.
+  await page.locator('[data-testid=login-submit]:not([disabled])').waitFor();
+  await page.getByTestId('login-username').fill(name);
+  await page.getByTestId('login-password').fill(USERS[name].password);
+  await page.getByTestId('login-submit').click();
+  await page.waitForURL((url) => !url.pathname.startsWith('/login'));
+  await page.getByTestId('current-user').filter({ hasText: name }).waitFor();
+}
+
+// ---- chat
+
+async function chatOnline(page) {
+  await page.locator('[data-testid=conn-state][data-state=online]').waitFor();
+}
+
+async function say(page, text) {
+  const input = page.getByTestId('message-input');
+  await input.fill(text);
+  await input.press('Enter');
+  await until('the composer to clear', async () => (await input.inputValue()) === '');
+  const focused = await input.evaluate((el) => document.activeElement === el);
+  assert.ok(focused, 'the message input keeps focus after sending');
+}
+
+function message(page, text) {
+  return page.getByTestId('message-text').filter({ hasText: text });
+}
+
+async function sees(page, text) {
+  await message(page, text).first().waitFor();
+}
+
+async function doesNotSee(page, text) {
+  await sleep(ABSENCE_MS);
+  assert.equal(await message(page, text).count(), 0, `${page.label} must not see "${text}"`);
+}
+
+async function joinRoom(page, room) {
+  await page.getByTestId('join-room-input').fill(room);
+  await page.getByTestId('join-room-input').press('Enter');
+  await page.getByTestId('current-room').filter({ hasText: `#${room}` }).waitFor();
+}
+
+// ---- terminals
+
+async function openTerminalsPage(page) {
+  await page.goto('/terminals');
+  await page.getByTestId('target-select').waitFor();
+}
+
+/** Opens a tab to `local` and returns its key once it is live. */
+async function openLocalTab(page) {
+  const before = await page.getByTestId('term-tab').count();
+  await page.getByTestId('target-select').selectOption('local');
+  await page.getByTestId('open-tab').click();
+  await until('a new tab', async () => (await page.getByTestId('term-tab').count()) === before + 1);
+  const key = await page.getByTestId('term-tab').nth(before).getAttribute('data-key');
+  await waitLive(page, key);
+  return key;
+}
+
+async function waitLive(page, key) {
+  await page.locator(`[data-testid=term-tab][data-key="${key}"][data-state=live]`).waitFor({ timeout: TERM_WAIT_MS });
+}
+
+/** The lines of a tab's xterm buffer (through the `xterm` property the pane element carries). */
+async function termLines(page, key) {
+  return page.evaluate((k) => {
+    const el = document.querySelector(`[data-testid=term-pane][data-key="${k}"]`);
+    const buf = el?.xterm?.buffer?.active;
+    if (!buf) return [];
+    const lines = [];
+    for (let i = 0; i < buf.length; i++) lines.push(buf.getLine(i)?.translateToString(true) ?? '');
+    return lines;
+  }, key);
+}
+
+/** Waits until a line of the tab's screen is exactly `text` (command output, not the echoed command). */
+async function waitLine(page, key, text, timeout = TERM_WAIT_MS) {
+  await until(`"${text}" in tab ${key} of ${page.label}`, async () => {
+    const lines = await termLines(page, key);
+    return lines.some((l) => l.trim() === text);
+  }, timeout);
+}
+
+async function typeInTab(page, key, text) {
+  await page.locator(`[data-testid=term-tab][data-key="${key}"] [data-testid=tab-title]`).click();
+  const textarea = page.locator(`[data-testid=term-pane][data-key="${key}"] .xterm-helper-textarea`);
+  await textarea.focus();
+  await page.keyboard.type(text);
+}
+
+// ---------------------------------------------------------------- setup
+
+before(async () => {
+  if (!existsSync(BIN)) throw new Error(`server binary not found: ${BIN} (build with \`cargo leptos build\` or set TERMROOM_BIN)`);
+  if (!existsSync(path.resolve(ROOT, SITE_ROOT, 'pkg'))) throw new Error(`site not built: ${SITE_ROOT}/pkg missing`);
+  if (!existsSync(CHROMIUM)) throw new Error(`chromium not found at ${CHROMIUM}`);
+  dataDir = mkdtempSync(path.join(tmpdir(), 'termroom-e2e-'));
+  for (const [name, user] of Object.entries(USERS)) addUser(name, user);
+  await startServer();
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 60_000 });
+});
+
+after(async () => {
+  await browser?.close().catch(() => {});
+  await stopServer();
+  if (dataDir && !process.env.KEEP_DATA) rmSync(dataDir, { recursive: true, force: true });
+});
+
+// ---------------------------------------------------------------- tests
+
+test('login: wrong password is refused, a protected page sends you to login and back', { timeout: 90_000 }, async () => {
+  await withPages('login', async (open) => {
+    const page = await open('bob');
+    await page.goto('/terminals?host=nowhere');
+    await page.waitForURL((url) => url.pathname === '/login');
+    assert.equal(new URL(page.url()).searchParams.get('next'), '/terminals?host=nowhere');
+
+    await page.locator('[data-testid=login-submit]:not([disabled])').waitFor();
+    await page.getByTestId('login-username').fill('bob');
+    await page.getByTestId('login-password').fill('not-the-password');
+    await page.getByTestId('login-submit').click();
+    await page.getByTestId('login-error').filter({ hasText: 'wrong user name or password' }).waitFor();
+
+    await page.getByTestId('login-password').fill(USERS.bob.password);
+    await page.getByTestId('login-submit').click();
+    await page.waitForURL((url) => url.pathname === '/terminals');
+    await page.getByTestId('current-user').filter({ hasText: 'bob' }).waitFor();
+  });
+});
+
+test('chat: two users talk in general both ways, rooms are isolated, missed messages backfill', { timeout: 120_000 }, async () => {
+  await withPages('chat', async (open) => {
+    const alice = await open('alice');
+    const bob = await open('bob');
+    await login(alice, 'alice');
+    await login(bob, 'bob');
+    await chatOnline(alice);
+    await chatOnline(bob);
+    await alice.getByTestId('current-room').filter({ hasText: '#general' }).waitFor();
+
+    const a1 = `hello bob ${run}`;
+    await say(alice, a1);
+    await sees(alice, a1);
+    await sees(bob, a1);
+    const b1 = `hi alice ${run}`;
+    await say(bob, b1);
+    await sees(alice, b1);
+    await bob.locator('[data-testid=online-user]', { hasText: 'alice' }).waitFor();
+
+    // Alice moves to another room: what is said there stays there, and the other way round.
+    const room = `ops-${run}`;
+    await joinRoom(alice, room);
+    const a2 = `ops only ${run}`;
+    await say(alice, a2);
+    await sees(alice, a2);
+    const b2 = `general only ${run}`;
+    await say(bob, b2);
+    await sees(bob, b2);
+    await doesNotSee(alice, b2);
+    await doesNotSee(bob, a2);
+    await alice.locator(`[data-testid=room][data-room="${room}"]`).waitFor();
+
+    // Back in general, alice gets what she missed, exactly once.
+    await alice.locator('[data-testid=room][data-room="general"]').click();
+    await alice.getByTestId('current-room').filter({ hasText: '#general' }).waitFor();
+    await sees(alice, b2);
+    await sleep(500);
+    assert.equal(await message(alice, a1).count(), 1, 'no duplicate after rejoining');
+    assert.equal(await message(alice, b2).count(), 1, 'no duplicate after rejoining');
+
+    // Bob joins the new room and finds its history.
+    await joinRoom(bob, room);
+    await sees(bob, a2);
+    await doesNotSee(bob, b2);
+  });
+});
+
+test('terminal: open a tab to local and run echo', { timeout: 120_000 }, async () => {
+  await withPages('terminal', async (open) => {
+    const page = await open('alice');
+    await login(page, 'alice');
+    await openTerminalsPage(page);
+    const key = await openLocalTab(page);
+    await typeInTab(page, key, 'echo hi\n');
+    await waitLine(page, key, 'hi');
+  });
+});
+
+test('terminal: send to all types into every selected tab, opted-out tabs are skipped', { timeout: 150_000 }, async () => {
+  await withPages('send-to-all', async (open) => {
+    const page = await open('alice');
+    await login(page, 'alice');
+    await openTerminalsPage(page);
+    const one = await openLocalTab(page);
+    const two = await openLocalTab(page);
+    await until('both tabs included', async () => (await page.getByTestId('broadcast-result').textContent()).includes('2 tabs receiving'));
+
+    await page.getByTestId('broadcast-input').fill('echo sent-$((6*7))');
+    await page.getByTestId('broadcast-input').press('Enter');
+    await waitLine(page, one, 'sent-42');
+    await waitLine(page, two, 'sent-42');
+
+    // Opt the second tab out: only the first one runs the next line.
+    await page.locator(`[data-testid=term-tab][data-key="${two}"] [data-testid=tab-include]`).uncheck();
+    await page.getByTestId('broadcast-input').fill('echo only-$((40+2))');
+    await page.getByTestId('broadcast-send').click();
+    await waitLine(page, one, 'only-42');
+    await sleep(ABSENCE_MS);
+    assert.ok(!(await termLines(page, two)).some((l) => l.trim() === 'only-42'), 'the opted-out tab got nothing');
+  });
+});
+
+test('terminal: a reload reattaches to the same shell', { timeout: 150_000 }, async () => {
+  await withPages('reattach', async (open) => {
+    const page = await open('alice');
+    await login(page, 'alice');
+    await openTerminalsPage(page);
+    const key = await openLocalTab(page);
+    const session = await page.locator(`[data-testid=term-tab][data-key="${key}"]`).getAttribute('data-session');
+    assert.ok(session, 'the tab knows its session');
+    await typeInTab(page, key, 'export TR_MARK=xyz; echo mark-$((2+3))\n');
+    await waitLine(page, key, 'mark-5');
+
+    await page.reload();
+    const tab = page.locator(`[data-testid=term-tab][data-session="${session}"]`);
+    await tab.waitFor({ timeout: TERM_WAIT_MS });
+    const newKey = await tab.getAttribute('data-key');
+    await waitLive(page, newKey);
+    assert.equal(await page.getByTestId('term-tab').count(), 1, 'one tab after the reload');
+    // Replayed from the start of the stream (or a snapshot): the earlier output is back.
+    await waitLine(page, newKey, 'mark-5');
+    await typeInTab(page, newKey, 'echo $TR_MARK\n');
+    await waitLine(page, newKey, 'xyz');
+  });
+});
+
+test('terminal: a deep link opens one tab per host, once', { timeout: 150_000 }, async () => {
+  await withPages('deep-link', async (open) => {
+    const page = await open('alice');
+    await login(page, 'alice');
+    await page.goto('/terminals?host=local&host=local');
+    await until('two tabs from the deep link', async () => (await page.getByTestId('term-tab').count()) === 2);
+    for (const key of await page.getByTestId('term-tab').evaluateAll((els) => els.map((e) => e.dataset.key))) {
+      await waitLive(page, key);
+    }
+    await page.reload();
+    await until('the two tabs restored', async () => (await page.locator('[data-testid=term-tab][data-state=live]').count()) === 2, TERM_WAIT_MS);
+    await sleep(ABSENCE_MS);
+    assert.equal(await page.getByTestId('term-tab').count(), 2, 'the deep link did not open more tabs on reload');
+  });
+});
