@@ -32,7 +32,8 @@ pub mod ssr {
 
     /// The services the server provided.
     pub fn services() -> Result<Services, ApiError> {
-        use_context::<Services>().ok_or_else(|| fail(ApiError::Internal("services not provided".into())))
+        use_context::<Services>()
+            .ok_or_else(|| fail(ApiError::Internal("services not provided".into())))
     }
 
     fn parts() -> Option<http::request::Parts> {
@@ -66,7 +67,9 @@ pub mod ssr {
 
     /// Sets (or with `None`, clears) the login cookie: HttpOnly, SameSite=Lax, Secure over TLS.
     pub fn set_session_cookie(token: Option<&str>) {
-        let Some(opts) = use_context::<leptos_axum::ResponseOptions>() else { return };
+        let Some(opts) = use_context::<leptos_axum::ResponseOptions>() else {
+            return;
+        };
         let secure = if is_https() { "; Secure" } else { "" };
         let cookie = match token {
             Some(t) => format!("{SESSION_COOKIE}={t}; Path=/; HttpOnly; SameSite=Lax{secure}"),
@@ -81,7 +84,10 @@ pub mod ssr {
     pub fn client_info() -> ClientInfo {
         let parts = parts();
         ClientInfo {
-            remote: parts.as_ref().and_then(|p| p.extensions.get::<ClientAddr>()).map(|a| a.0),
+            remote: parts
+                .as_ref()
+                .and_then(|p| p.extensions.get::<ClientAddr>())
+                .map(|a| a.0),
             user_agent: parts
                 .as_ref()
                 .and_then(|p| p.headers.get(http::header::USER_AGENT))
@@ -162,7 +168,11 @@ pub async fn current_user() -> Result<Option<UserInfo>, ApiError> {
 pub async fn chat_ticket() -> Result<String, ApiError> {
     use ssr::*;
     let caller = caller().await?;
-    services()?.accounts.ticket(&caller, "chat").await.map_err(fail)
+    services()?
+        .accounts
+        .ticket(&caller, "chat")
+        .await
+        .map_err(fail)
 }
 
 /// Hosts (and the local target) the caller may open.
@@ -170,7 +180,11 @@ pub async fn chat_ticket() -> Result<String, ApiError> {
 pub async fn list_targets() -> Result<Vec<TargetInfo>, ApiError> {
     use ssr::*;
     let caller = caller().await?;
-    services()?.directory.targets(&caller.user).await.map_err(fail)
+    services()?
+        .directory
+        .targets(&caller.user)
+        .await
+        .map_err(fail)
 }
 
 /// Opens a terminal session to `target`.
@@ -190,7 +204,11 @@ pub async fn open_terminal(target: String, cols: u16, rows: u16) -> Result<TermT
 pub async fn attach_terminal(session_id: String) -> Result<TermTicket, ApiError> {
     use ssr::*;
     let caller = caller().await?;
-    services()?.terminals.attach_ticket(&caller, &session_id).await.map_err(fail)
+    services()?
+        .terminals
+        .attach_ticket(&caller, &session_id)
+        .await
+        .map_err(fail)
 }
 
 /// The caller's live terminal sessions.
@@ -206,7 +224,11 @@ pub async fn my_terminals() -> Result<Vec<TermSessionInfo>, ApiError> {
 pub async fn close_terminal(session_id: String) -> Result<(), ApiError> {
     use ssr::*;
     let caller = caller().await?;
-    services()?.terminals.close(&caller, &session_id).await.map_err(fail)
+    services()?
+        .terminals
+        .close(&caller, &session_id)
+        .await
+        .map_err(fail)
 }
 
 /// Admin: every user.
@@ -222,7 +244,11 @@ pub async fn list_users() -> Result<Vec<UserSummary>, ApiError> {
 pub async fn add_user(name: String, password: String, role: Role) -> Result<(), ApiError> {
     use ssr::*;
     admin().await?;
-    services()?.accounts.add_user(&name, &password, role).await.map_err(fail)
+    services()?
+        .accounts
+        .add_user(&name, &password, role)
+        .await
+        .map_err(fail)
 }
 
 /// Admin: disables a user and ends their sessions.
@@ -231,7 +257,9 @@ pub async fn disable_user(name: String) -> Result<(), ApiError> {
     use ssr::*;
     let me = admin().await?;
     if me.user.name == name {
-        return Err(fail(ApiError::Invalid("you cannot disable yourself".into())));
+        return Err(fail(ApiError::Invalid(
+            "you cannot disable yourself".into(),
+        )));
     }
     services()?.accounts.disable_user(&name).await.map_err(fail)
 }
@@ -249,7 +277,11 @@ pub async fn list_namespaces() -> Result<Vec<NamespaceInfo>, ApiError> {
 pub async fn add_namespace(name: String) -> Result<(), ApiError> {
     use ssr::*;
     admin().await?;
-    services()?.directory.add_namespace(&name).await.map_err(fail)
+    services()?
+        .directory
+        .add_namespace(&name)
+        .await
+        .map_err(fail)
 }
 
 /// Admin: adds a user to a namespace.
@@ -257,7 +289,11 @@ pub async fn add_namespace(name: String) -> Result<(), ApiError> {
 pub async fn grant_namespace(namespace: String, user: String) -> Result<(), ApiError> {
     use ssr::*;
     admin().await?;
-    services()?.directory.grant(&namespace, &user).await.map_err(fail)
+    services()?
+        .directory
+        .grant(&namespace, &user)
+        .await
+        .map_err(fail)
 }
 
 /// Admin: removes a user from a namespace.
@@ -265,7 +301,11 @@ pub async fn grant_namespace(namespace: String, user: String) -> Result<(), ApiE
 pub async fn revoke_namespace(namespace: String, user: String) -> Result<(), ApiError> {
     use ssr::*;
     admin().await?;
-    services()?.directory.revoke(&namespace, &user).await.map_err(fail)
+    services()?
+        .directory
+        .revoke(&namespace, &user)
+        .await
+        .map_err(fail)
 }
 
 /// Admin: every host (no secrets).
@@ -281,7 +321,11 @@ pub async fn list_hosts() -> Result<Vec<HostInfo>, ApiError> {
 pub async fn probe_host(address: String, port: u16) -> Result<String, ApiError> {
     use ssr::*;
     admin().await?;
-    services()?.directory.probe(&address, port).await.map_err(fail)
+    services()?
+        .directory
+        .probe(&address, port)
+        .await
+        .map_err(fail)
 }
 
 /// Admin: adds a host with the confirmed fingerprint.

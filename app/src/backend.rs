@@ -36,7 +36,12 @@ pub struct Caller {
 #[async_trait]
 pub trait Accounts: Send + Sync + 'static {
     /// Checks credentials (rate-limited per address) and opens a login session.
-    async fn login(&self, name: &str, password: &str, remote: IpAddr) -> Result<LoginGrant, ApiError>;
+    async fn login(
+        &self,
+        name: &str,
+        password: &str,
+        remote: IpAddr,
+    ) -> Result<LoginGrant, ApiError>;
     /// The user behind a login-session token, if it is valid.
     async fn caller(&self, session_token: &str) -> Result<Option<Caller>, ApiError>;
     /// Ends a login session and closes that user's sockets opened with it.
@@ -88,9 +93,20 @@ pub struct ClientInfo {
 #[async_trait]
 pub trait Terminals: Send + Sync + 'static {
     /// Opens a session to `target` (authorization checked) and returns a ticket to attach.
-    async fn open(&self, caller: &Caller, target: &str, cols: u16, rows: u16, client: ClientInfo) -> Result<TermTicket, ApiError>;
+    async fn open(
+        &self,
+        caller: &Caller,
+        target: &str,
+        cols: u16,
+        rows: u16,
+        client: ClientInfo,
+    ) -> Result<TermTicket, ApiError>;
     /// A fresh ticket to (re)attach to one of the caller's sessions.
-    async fn attach_ticket(&self, caller: &Caller, session_id: &str) -> Result<TermTicket, ApiError>;
+    async fn attach_ticket(
+        &self,
+        caller: &Caller,
+        session_id: &str,
+    ) -> Result<TermTicket, ApiError>;
     /// The caller's live sessions.
     async fn list(&self, caller: &Caller) -> Result<Vec<TermSessionInfo>, ApiError>;
     /// Ends one of the caller's sessions.

@@ -33,7 +33,6 @@ impl leptos::server_fn::error::FromServerFnError for ApiError {
     fn from_server_fn_error(value: leptos::server_fn::error::ServerFnErrorErr) -> Self {
         ApiError::Transport(value.to_string())
     }
-
 }
 
 impl ApiError {

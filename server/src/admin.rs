@@ -18,14 +18,17 @@ use crate::{
 };
 
 async fn open_db(store: &StoreArgs) -> anyhow::Result<Db> {
-    std::fs::create_dir_all(&store.data_dir).with_context(|| format!("creating {}", store.data_dir.display()))?;
+    std::fs::create_dir_all(&store.data_dir)
+        .with_context(|| format!("creating {}", store.data_dir.display()))?;
     Ok(db::open(store.database_url.as_deref(), &store.data_dir).await?)
 }
 
 /// Reads a secret from standard input (one line, or all of it for keys).
 fn read_stdin_line() -> anyhow::Result<String> {
     let mut text = String::new();
-    std::io::stdin().read_to_string(&mut text).context("reading standard input")?;
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .context("reading standard input")?;
     let line = text.lines().next().unwrap_or_default().to_string();
     if line.is_empty() {
         bail!("expected the password on standard input");
@@ -40,13 +43,18 @@ pub async fn user(cmd: UserCmd, store: &StoreArgs) -> anyhow::Result<()> {
         UserCmd::Add { name, role } => {
             let role = Role::parse(&role).context("role must be admin or member")?;
             let pw = read_stdin_line()?;
-            create_user(&db, &name, &pw, role).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            create_user(&db, &name, &pw, role)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("created {} user {name}", role.as_str());
         }
         UserCmd::Passwd { name } => {
             let pw = read_stdin_line()?;
             if pw.chars().count() < password::MIN_PASSWORD_CHARS {
-                bail!("password must have at least {} characters", password::MIN_PASSWORD_CHARS);
+                bail!(
+                    "password must have at least {} characters",
+                    password::MIN_PASSWORD_CHARS
+                );
             }
             let hash = password::hash(&pw).await?;
             if !users::set_password(&db, &name, &hash).await? {
@@ -57,7 +65,13 @@ pub async fn user(cmd: UserCmd, store: &StoreArgs) -> anyhow::Result<()> {
         UserCmd::List => {
             for u in users::list(&db).await? {
                 let state = if u.disabled { "disabled" } else { "active" };
-                println!("{}\t{}\t{}\t{}", u.name, u.role.as_str(), state, u.namespaces.join(","));
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    u.name,
+                    u.role.as_str(),
+                    state,
+                    u.namespaces.join(",")
+                );
             }
         }
         UserCmd::Disable { name } => {
@@ -75,15 +89,23 @@ pub async fn user(cmd: UserCmd, store: &StoreArgs) -> anyhow::Result<()> {
 pub async fn namespace(cmd: NamespaceCmd, store: &StoreArgs) -> anyhow::Result<()> {
     let db = open_db(store).await?;
     let lookup = |db: Db, ns: String, user: String| async move {
-        let n = namespaces::id_by_name(&db, &ns).await?.with_context(|| format!("no namespace {ns}"))?;
-        let u = users::by_name(&db, &user).await?.with_context(|| format!("no user {user}"))?;
+        let n = namespaces::id_by_name(&db, &ns)
+            .await?
+            .with_context(|| format!("no namespace {ns}"))?;
+        let u = users::by_name(&db, &user)
+            .await?
+            .with_context(|| format!("no user {user}"))?;
         anyhow::Ok((n, u.id))
     };
     match cmd {
         NamespaceCmd::Add { name } => {
             crate::services::check_name("namespace", &name).map_err(|e| anyhow::anyhow!("{e}"))?;
             namespaces::create(&db, &name).await.map_err(|e| {
-                if users::is_unique_violation(&e) { anyhow::anyhow!("namespace {name} already exists") } else { e.into() }
+                if users::is_unique_violation(&e) {
+                    anyhow::anyhow!("namespace {name} already exists")
+                } else {
+                    e.into()
+                }
             })?;
             println!("created namespace {name}");
         }
@@ -111,27 +133,65 @@ pub async fn namespace(cmd: NamespaceCmd, store: &StoreArgs) -> anyhow::Result<(
 pub async fn host(cmd: HostCmd, store: &StoreArgs) -> anyhow::Result<()> {
     let db = open_db(store).await?;
     match cmd {
-        HostCmd::Add { name, namespace, address, port, user, password_stdin, key_file } => {
+        HostCmd::Add {
+            name,
+            namespace,
+            address,
+            port,
+            user,
+            password_stdin,
+            key_file,
+        } => {
             let secrets = SecretBox::load(store.secret_key_file.as_deref(), &store.data_dir)?;
             let (password, private_key) = match (password_stdin, key_file) {
                 (true, None) => (Some(read_stdin_line()?), None),
-                (false, Some(f)) => (None, Some(std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?)),
+                (false, Some(f)) => (
+                    None,
+                    Some(
+                        std::fs::read_to_string(&f)
+                            .with_context(|| format!("reading {}", f.display()))?,
+                    ),
+                ),
                 _ => bail!("give --password-stdin or --key-file"),
             };
-            let new = NewHost { name: name.clone(), namespace, address, port, user, password, private_key, fingerprint: String::new() };
-            insert_host(&db, &secrets, &new).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let new = NewHost {
+                name: name.clone(),
+                namespace,
+                address,
+                port,
+                user,
+                password,
+                private_key,
+                fingerprint: String::new(),
+            };
+            insert_host(&db, &secrets, &new)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("added host {name}; pin its key with `termroom host trust {name}`");
         }
         HostCmd::Trust { name } => {
-            let h = hosts::by_name(&db, &name).await?.with_context(|| format!("no host {name}"))?;
-            let fp = term::probe_host_key(&h.address, h.port, PROBE_TIMEOUT).await.map_err(|e| anyhow::anyhow!("{}", probe_error(&h.address, h.port, e)))?;
+            let h = hosts::by_name(&db, &name)
+                .await?
+                .with_context(|| format!("no host {name}"))?;
+            let fp = term::probe_host_key(&h.address, h.port, PROBE_TIMEOUT)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", probe_error(&h.address, h.port, e)))?;
             hosts::set_fingerprint(&db, &name, &fp).await?;
             let _ = db::audit::record(&db, None, "host.trust", Some(&name), Some(&fp)).await;
             println!("{fp}");
         }
         HostCmd::List => {
             for h in hosts::list(&db).await? {
-                println!("{}\t{}\t{}@{}:{}\t{}\t{}", h.name, h.namespace, h.user, h.address, h.port, h.auth_kind, h.fingerprint.as_deref().unwrap_or("(untrusted)"));
+                println!(
+                    "{}\t{}\t{}@{}:{}\t{}\t{}",
+                    h.name,
+                    h.namespace,
+                    h.user,
+                    h.address,
+                    h.port,
+                    h.auth_kind,
+                    h.fingerprint.as_deref().unwrap_or("(untrusted)")
+                );
             }
         }
         HostCmd::Delete { name } => {
@@ -144,4 +204,3 @@ pub async fn host(cmd: HostCmd, store: &StoreArgs) -> anyhow::Result<()> {
     db.close().await;
     Ok(())
 }
-

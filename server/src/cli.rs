@@ -17,7 +17,12 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
     /// Directory for the SQLite database, recordings and the generated secret key.
-    #[arg(long, global = true, env = "TERMROOM_DATA_DIR", default_value = "./data")]
+    #[arg(
+        long,
+        global = true,
+        env = "TERMROOM_DATA_DIR",
+        default_value = "./data"
+    )]
     pub data_dir: PathBuf,
     /// Database URL (`sqlite:PATH`); default: `sqlite:<data-dir>/termroom.db`.
     #[arg(long, global = true, env = "TERMROOM_DATABASE_URL")]
@@ -64,10 +69,19 @@ pub struct ServeArgs {
     /// Extra origin allowed to open WebSockets (exact match, e.g.
     /// `https://termroom.example.com`); the server's own origin is always allowed.
     /// Repeat the flag, or separate with commas in the variable.
-    #[arg(long = "allowed-origin", env = "TERMROOM_ALLOWED_ORIGIN", value_delimiter = ',')]
+    #[arg(
+        long = "allowed-origin",
+        env = "TERMROOM_ALLOWED_ORIGIN",
+        value_delimiter = ','
+    )]
     pub allowed_origins: Vec<String>,
     /// Who may open the local shell target.
-    #[arg(long, env = "TERMROOM_LOCAL_TARGET", value_enum, default_value = "admins")]
+    #[arg(
+        long,
+        env = "TERMROOM_LOCAL_TARGET",
+        value_enum,
+        default_value = "admins"
+    )]
     pub local_target: LocalTarget,
     /// Shell for the local target.
     #[arg(long, env = "TERMROOM_LOCAL_SHELL", default_value = "/bin/bash")]
@@ -82,7 +96,12 @@ pub struct ServeArgs {
     #[arg(long, env = "TERMROOM_CHAT_RATE", default_value_t = 5)]
     pub chat_rate: u32,
     /// Seconds of silence after which a chat socket is closed (pings keep live clients alive).
-    #[arg(long, env = "TERMROOM_CHAT_IDLE_SECS", default_value_t = 60, hide = true)]
+    #[arg(
+        long,
+        env = "TERMROOM_CHAT_IDLE_SECS",
+        default_value_t = 60,
+        hide = true
+    )]
     pub chat_idle_secs: u64,
 }
 

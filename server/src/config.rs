@@ -27,7 +27,11 @@ impl Config {
     /// Whether `origin` is on the allow-list, or is the server's own origin for `host`.
     pub fn origin_allowed(&self, origin: &str, host: Option<&str>) -> bool {
         let origin = origin.trim_end_matches('/');
-        if self.allowed_origins.iter().any(|o| o.trim_end_matches('/') == origin) {
+        if self
+            .allowed_origins
+            .iter()
+            .any(|o| o.trim_end_matches('/') == origin)
+        {
             return true;
         }
         match host {

@@ -12,7 +12,10 @@ use chacha20poly1305::{
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     #[error("secret key {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("secret key must be 64 hex characters (32 bytes)")]
     BadKey,
     #[error("could not decrypt a stored secret (wrong key or corrupted row)")]
@@ -38,7 +41,9 @@ impl SecretBox {
     pub fn from_hex(hex_key: &str) -> Result<Self, SecretError> {
         let bytes = hex::decode(hex_key.trim()).map_err(|_| SecretError::BadKey)?;
         let key: [u8; 32] = bytes.try_into().map_err(|_| SecretError::BadKey)?;
-        Ok(Self { cipher: XChaCha20Poly1305::new(&key.into()) })
+        Ok(Self {
+            cipher: XChaCha20Poly1305::new(&key.into()),
+        })
     }
 
     /// Loads the key: `TERMROOM_SECRET_KEY`, else `key_file`, else
@@ -47,14 +52,21 @@ impl SecretBox {
         if let Ok(k) = std::env::var("TERMROOM_SECRET_KEY") {
             return Self::from_hex(&k);
         }
-        let path = key_file.map(Path::to_path_buf).unwrap_or_else(|| data_dir.join("secret.key"));
-        let io = |source| SecretError::Io { path: path.clone(), source };
+        let path = key_file
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| data_dir.join("secret.key"));
+        let io = |source| SecretError::Io {
+            path: path.clone(),
+            source,
+        };
         match std::fs::read_to_string(&path) {
             Ok(text) => Self::from_hex(&text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && key_file.is_none() => {
                 let key = XChaCha20Poly1305::generate_key(&mut OsRng);
                 write_private(&path, &hex::encode(key)).map_err(io)?;
-                Ok(Self { cipher: XChaCha20Poly1305::new(&key) })
+                Ok(Self {
+                    cipher: XChaCha20Poly1305::new(&key),
+                })
             }
             Err(e) => Err(io(e)),
         }
@@ -63,7 +75,10 @@ impl SecretBox {
     /// Encrypts; returns (nonce, ciphertext).
     pub fn seal(&self, plaintext: &[u8]) -> Result<(Vec<u8>, Vec<u8>), SecretError> {
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let ct = self.cipher.encrypt(&nonce, plaintext).map_err(|_| SecretError::Seal)?;
+        let ct = self
+            .cipher
+            .encrypt(&nonce, plaintext)
+            .map_err(|_| SecretError::Seal)?;
         Ok((nonce.to_vec(), ct))
     }
 

@@ -45,9 +45,26 @@ pub struct Runtime {
 impl Runtime {
     /// Opens the database, generates the secret key if needed, starts the hub
     /// and the terminal manager.
-    pub async fn start(serve: &ServeArgs, store: &StoreArgs, leptos_options: LeptosOptions) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&store.data_dir).with_context(|| format!("creating data dir {}", store.data_dir.display()))?;
-        let db = db::open(store.database_url.as_deref(), &store.data_dir).await.context("opening the database")?;
+    pub async fn start(
+        serve: &ServeArgs,
+        store: &StoreArgs,
+        leptos_options: LeptosOptions,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&store.data_dir)
+            .with_context(|| format!("creating data dir {}", store.data_dir.display()))?;
+        let db = db::open(store.database_url.as_deref(), &store.data_dir)
+            .await
+            .context("opening the database")?;
+        // Sessions of a previous process cannot be running any more.
+        let stale = db::terminal_sessions::close_stale(&db)
+            .await
+            .context("closing stale terminal sessions")?;
+        if stale > 0 {
+            info!(
+                stale,
+                "marked terminal sessions of the previous run as closed"
+            );
+        }
         let secrets = SecretBox::load(store.secret_key_file.as_deref(), &store.data_dir)?;
         let config = Config {
             data_dir: store.data_dir.clone(),
@@ -60,11 +77,29 @@ impl Runtime {
         };
         let (hub, hub_task) = ChatHub::spawn(db.clone(), config.chat_rate);
         let terms = TermManager::new(
-            TermConfig { grace: config.term_grace, local_shell: config.local_shell.clone(), connect_timeout: SSH_CONNECT_TIMEOUT },
+            TermConfig {
+                grace: config.term_grace,
+                local_shell: config.local_shell.clone(),
+                connect_timeout: SSH_CONNECT_TIMEOUT,
+            },
             db.clone(),
         );
-        let core = Arc::new(Core { db, config, hub, terms, secrets, login_limiter: LoginLimiter::default(), sockets: Default::default() });
-        Ok(Self { state: AppState { leptos_options, core }, hub_task })
+        let core = Arc::new(Core {
+            db,
+            config,
+            hub,
+            terms,
+            secrets,
+            login_limiter: LoginLimiter::default(),
+            sockets: Default::default(),
+        });
+        Ok(Self {
+            state: AppState {
+                leptos_options,
+                core,
+            },
+            hub_task,
+        })
     }
 
     /// Disconnects clients and ends terminal sessions.
@@ -90,7 +125,11 @@ pub async fn ensure_first_admin(core: &Core) -> anyhow::Result<Option<String>> {
 }
 
 /// Puts the peer address where server functions can read it.
-async fn client_addr(ConnectInfo(addr): ConnectInfo<SocketAddr>, mut req: Request, next: Next) -> Response {
+async fn client_addr(
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     req.extensions_mut().insert(ClientAddr(addr.ip()));
     next.run(req).await
 }
@@ -103,38 +142,45 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/ws", get(ws::chat::upgrade))
         .route("/ws/term/{id}", get(ws::term::upgrade))
-        .leptos_routes_with_context(
-            &state,
-            routes,
-            move || provide_context(services.clone()),
-            {
-                let options = leptos_options.clone();
-                move || shell(options.clone())
-            },
-        )
+        .leptos_routes_with_context(&state, routes, move || provide_context(services.clone()), {
+            let options = leptos_options.clone();
+            move || shell(options.clone())
+        })
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn(client_addr))
         // Spans carry the path only: tickets travel in query strings and must never be logged.
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| info_span!("http", method = %req.method(), path = %req.uri().path())))
+        .layer(TraceLayer::new_for_http().make_span_with(
+            |req: &Request| info_span!("http", method = %req.method(), path = %req.uri().path()),
+        ))
         .with_state(state)
 }
 
 /// Serves `router(state)` on `listener` (TCP_NODELAY on every accepted
 /// socket) until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let app = router(state);
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Leptos settings: from the config file if it exists, LEPTOS_* variables override.
 pub fn leptos_options(config_file: &Path, addr: SocketAddr) -> anyhow::Result<LeptosOptions> {
-    let file = config_file.exists().then(|| config_file.to_string_lossy().into_owned());
-    let conf = leptos::config::get_configuration(file.as_deref()).context("reading Leptos settings")?;
+    let file = config_file
+        .exists()
+        .then(|| config_file.to_string_lossy().into_owned());
+    let conf =
+        leptos::config::get_configuration(file.as_deref()).context("reading Leptos settings")?;
     let mut options = conf.leptos_options;
     options.site_addr = addr;
     Ok(options)
@@ -146,9 +192,13 @@ pub async fn run(serve_args: ServeArgs, store: StoreArgs) -> anyhow::Result<()> 
     let runtime = Runtime::start(&serve_args, &store, options).await?;
     if let Some(password) = ensure_first_admin(&runtime.state.core).await? {
         println!("termroom: created the first account. user: admin  password: {password}");
-        println!("termroom: this password is shown once; change it with `termroom user passwd admin`.");
+        println!(
+            "termroom: this password is shown once; change it with `termroom user passwd admin`."
+        );
     }
-    let listener = TcpListener::bind(serve_args.addr).await.with_context(|| format!("binding {}", serve_args.addr))?;
+    let listener = TcpListener::bind(serve_args.addr)
+        .await
+        .with_context(|| format!("binding {}", serve_args.addr))?;
     info!("termroom listening on http://{}", listener.local_addr()?);
     println!("termroom: listening on http://{}", listener.local_addr()?);
     serve(listener, runtime.state.clone(), shutdown_signal()).await?;

@@ -16,10 +16,22 @@ async fn login_ok_sets_an_httponly_cookie_and_returns_a_ticket() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let cookie = resp.headers().get("set-cookie").expect("cookie").to_str().unwrap().to_string();
+    let cookie = resp
+        .headers()
+        .get("set-cookie")
+        .expect("cookie")
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(cookie.starts_with("termroom_session="), "{cookie}");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
-    assert!(!cookie.contains("Secure"), "plain HTTP must not set Secure: {cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("Secure"),
+        "plain HTTP must not set Secure: {cookie}"
+    );
     let body: Value = resp.json().await.unwrap();
     let otp = body["otp"].as_str().unwrap();
     assert_eq!(otp.len(), 32, "128-bit hex ticket");
@@ -32,11 +44,19 @@ async fn bad_credentials_get_401_without_detail() {
     s.add_user("alice", Role::Member).await;
     let client = reqwest::Client::new();
     for (user, pw) in [("alice", "wrong-password"), ("nobody", PASSWORD)] {
-        let resp = client.post(s.url("/login")).json(&json!({"username": user, "password": pw})).send().await.unwrap();
+        let resp = client
+            .post(s.url("/login"))
+            .json(&json!({"username": user, "password": pw}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 401);
         assert!(resp.headers().get("set-cookie").is_none());
         let text = resp.text().await.unwrap();
-        assert!(!text.contains("nobody") && !text.to_lowercase().contains("password"), "leaks detail: {text}");
+        assert!(
+            !text.contains("nobody") && !text.to_lowercase().contains("password"),
+            "leaks detail: {text}"
+        );
     }
 }
 
@@ -47,13 +67,23 @@ async fn repeated_failures_are_rate_limited_per_address() {
     let client = reqwest::Client::new();
     let mut statuses = vec![];
     for _ in 0..7 {
-        let r = client.post(s.url("/login")).json(&json!({"username": "alice", "password": "nope-nope"})).send().await.unwrap();
+        let r = client
+            .post(s.url("/login"))
+            .json(&json!({"username": "alice", "password": "nope-nope"}))
+            .send()
+            .await
+            .unwrap();
         statuses.push(r.status().as_u16());
     }
     assert_eq!(&statuses[..5], &[401; 5]);
     assert!(statuses[5..].iter().all(|&c| c == 429), "{statuses:?}");
     // even the right password waits while limited
-    let r = client.post(s.url("/login")).json(&json!({"username": "alice", "password": PASSWORD})).send().await.unwrap();
+    let r = client
+        .post(s.url("/login"))
+        .json(&json!({"username": "alice", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 429);
     let body = r.text().await.unwrap();
     assert!(body.contains("RateLimited"), "{body}");
@@ -72,11 +102,22 @@ async fn a_ticket_works_once() {
 async fn missing_unknown_and_expired_tickets_get_401() {
     let s = TestServer::start().await;
     s.add_user("alice", Role::Member).await;
-    assert_eq!(common::connect(&s.ws_url("/ws"), None).await.err(), Some(401));
-    assert_eq!(s.chat("00000000000000000000000000000000", false, None).await.err(), Some(401));
+    assert_eq!(
+        common::connect(&s.ws_url("/ws"), None).await.err(),
+        Some(401)
+    );
+    assert_eq!(
+        s.chat("00000000000000000000000000000000", false, None)
+            .await
+            .err(),
+        Some(401)
+    );
     let (client, _) = s.login("alice").await;
     let otp = s.chat_ticket(&client).await;
-    sqlx::query("UPDATE tickets SET expires_at = expires_at - 31").execute(&s.core().db).await.unwrap();
+    sqlx::query("UPDATE tickets SET expires_at = expires_at - 31")
+        .execute(&s.core().db)
+        .await
+        .unwrap();
     assert_eq!(s.chat(&otp, false, None).await.err(), Some(401));
 }
 
@@ -84,8 +125,13 @@ async fn missing_unknown_and_expired_tickets_get_401() {
 async fn a_ticket_for_another_purpose_is_refused() {
     let s = TestServer::start().await;
     s.add_user("alice", Role::Member).await;
-    let user = server::db::users::by_name(&s.core().db, "alice").await.unwrap().unwrap();
-    let otp = server::auth::tickets::issue(&s.core().db, user.id, "term:abc", None).await.unwrap();
+    let user = server::db::users::by_name(&s.core().db, "alice")
+        .await
+        .unwrap()
+        .unwrap();
+    let otp = server::auth::tickets::issue(&s.core().db, user.id, "term:abc", None)
+        .await
+        .unwrap();
     assert_eq!(s.chat(&otp, false, None).await.err(), Some(401));
 }
 
@@ -98,8 +144,16 @@ async fn concurrent_redemptions_succeed_exactly_once() {
         let attempts = (0..8).map(|_| s.chat(&otp, false, None));
         let results = futures::future::join_all(attempts).await;
         let ok = results.iter().filter(|r| r.is_ok()).count();
-        assert_eq!(ok, 1, "{:?}", results.iter().map(|r| r.as_ref().err()).collect::<Vec<_>>());
-        assert!(results.iter().filter_map(|r| r.as_ref().err()).all(|&c| c == 401));
+        assert_eq!(
+            ok,
+            1,
+            "{:?}",
+            results.iter().map(|r| r.as_ref().err()).collect::<Vec<_>>()
+        );
+        assert!(results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .all(|&c| c == 401));
     }
 }
 
@@ -108,9 +162,17 @@ async fn foreign_origin_gets_403_and_listed_origins_pass() {
     let s = TestServer::start().await;
     s.add_user("alice", Role::Member).await;
     let (client, otp) = s.login("alice").await;
-    assert_eq!(s.chat(&otp, false, Some("https://evil.example.net")).await.err(), Some(403));
+    assert_eq!(
+        s.chat(&otp, false, Some("https://evil.example.net"))
+            .await
+            .err(),
+        Some(403)
+    );
     let otp = s.chat_ticket(&client).await;
-    assert!(s.chat(&otp, false, Some("https://ops.example.com")).await.is_ok());
+    assert!(s
+        .chat(&otp, false, Some("https://ops.example.com"))
+        .await
+        .is_ok());
     let otp = s.chat_ticket(&client).await;
     let own = format!("http://{}", s.addr);
     assert!(s.chat(&otp, false, Some(&own)).await.is_ok());
@@ -146,5 +208,8 @@ async fn members_cannot_call_admin_functions() {
     s.add_user("bob", Role::Member).await;
     let (client, _) = s.login("bob").await;
     assert_eq!(s.call(&client, "users", &[]).await.status(), 403);
-    assert_eq!(s.call(&reqwest::Client::new(), "users", &[]).await.status(), 401);
+    assert_eq!(
+        s.call(&reqwest::Client::new(), "users", &[]).await.status(),
+        401
+    );
 }

@@ -40,13 +40,20 @@ async fn two_clients_in_a_room_exchange_messages_and_other_rooms_get_nothing() {
     for ws in [&mut a, &mut b] {
         let m = next_message(ws).await;
         assert_eq!(m["message"], "hello bob");
-        assert_eq!(m["from"], "alice", "the server names the sender, not the client");
+        assert_eq!(
+            m["from"], "alice",
+            "the server names the sender, not the client"
+        );
         assert_eq!(m["room"], "general");
         assert!(chrono::DateTime::parse_from_rfc3339(m["sent"].as_str().unwrap()).is_ok());
     }
     say(&mut b, "hi alice").await;
     assert_eq!(next_message(&mut a).await["message"], "hi alice");
-    assert_eq!(next_message(&mut b).await["message"], "hi alice", "the sender gets its own message");
+    assert_eq!(
+        next_message(&mut b).await["message"],
+        "hi alice",
+        "the sender gets its own message"
+    );
     assert_no_message(&mut c, 300).await;
 
     say(&mut c, "ops only").await;
@@ -68,7 +75,10 @@ async fn rich_clients_get_rooms_and_presence() {
             break p;
         }
     };
-    assert_eq!(presence["payload"], json!({"room": "general", "users": ["alice", "bob"]}));
+    assert_eq!(
+        presence["payload"],
+        json!({"room": "general", "users": ["alice", "bob"]})
+    );
     change_room(&mut a, "ops", None).await;
     let rooms = next_of_type(&mut a, "rooms").await;
     assert_eq!(rooms["payload"]["rooms"], json!(["general", "ops"]));
@@ -88,7 +98,12 @@ async fn old_clients_receive_only_new_message_with_the_classic_fields() {
     say(&mut old, "from old").await;
     let first = next_json(&mut old).await;
     assert_eq!(first["type"], "new_message");
-    let keys: Vec<_> = first["payload"].as_object().unwrap().keys().cloned().collect();
+    let keys: Vec<_> = first["payload"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
     assert_eq!(keys.len(), 3, "{first}");
     assert_eq!(first["payload"]["message"], "to everyone");
     let second = next_json(&mut old).await;
@@ -106,15 +121,33 @@ async fn malformed_json_and_unknown_types_get_typed_errors_and_the_socket_stays_
     let e = next_of_type(&mut a, "error").await;
     assert_eq!(e["payload"]["code"], "bad_json");
     send_json(&mut a, json!({"type": "dance", "payload": {}})).await;
-    assert_eq!(next_of_type(&mut a, "error").await["payload"]["code"], "unknown_type");
+    assert_eq!(
+        next_of_type(&mut a, "error").await["payload"]["code"],
+        "unknown_type"
+    );
     say(&mut a, &"x".repeat(4001)).await;
-    assert_eq!(next_of_type(&mut a, "error").await["payload"]["code"], "bad_message");
+    assert_eq!(
+        next_of_type(&mut a, "error").await["payload"]["code"],
+        "bad_message"
+    );
     change_room(&mut a, "no spaces allowed", None).await;
-    assert_eq!(next_of_type(&mut a, "error").await["payload"]["code"], "bad_room");
+    assert_eq!(
+        next_of_type(&mut a, "error").await["payload"]["code"],
+        "bad_room"
+    );
     a.send(Message::Binary(vec![1, 2, 3].into())).await.unwrap();
-    assert_eq!(next_of_type(&mut a, "error").await["payload"]["code"], "unsupported");
+    assert_eq!(
+        next_of_type(&mut a, "error").await["payload"]["code"],
+        "unsupported"
+    );
     say(&mut a, &"y".repeat(4000)).await;
-    assert_eq!(next_message(&mut a).await["message"].as_str().unwrap().len(), 4000);
+    assert_eq!(
+        next_message(&mut a).await["message"]
+            .as_str()
+            .unwrap()
+            .len(),
+        4000
+    );
 }
 
 #[tokio::test]
@@ -122,7 +155,8 @@ async fn frames_over_16_kib_close_with_1009() {
     let s = TestServer::start().await;
     s.add_user("alice", Role::Member).await;
     let mut a = rich_client(&s, "alice").await;
-    let big = json!({"type": "send_message", "payload": {"message": "z".repeat(17 * 1024)}}).to_string();
+    let big =
+        json!({"type": "send_message", "payload": {"message": "z".repeat(17 * 1024)}}).to_string();
     a.send(Message::Text(big.into())).await.unwrap();
     loop {
         match next_event(&mut a, 5).await {
@@ -138,7 +172,11 @@ async fn frames_over_16_kib_close_with_1009() {
 
 #[tokio::test]
 async fn sending_too_fast_gets_a_rate_limit_error() {
-    let s = TestServer::start_with(Options { chat_rate: 2, ..Options::default() }).await;
+    let s = TestServer::start_with(Options {
+        chat_rate: 2,
+        ..Options::default()
+    })
+    .await;
     s.add_user("alice", Role::Member).await;
     let mut a = rich_client(&s, "alice").await;
     for i in 0..10 {
@@ -176,12 +214,24 @@ async fn history_survives_a_server_restart() {
     }
     drop(a);
     s.stop().await;
-    let s2 = TestServer::start_with(Options { data_dir: Some(s.data_dir.clone()), ..Options::default() }).await;
+    let s2 = TestServer::start_with(Options {
+        data_dir: Some(s.data_dir.clone()),
+        ..Options::default()
+    })
+    .await;
     let (_c, otp) = s2.login("alice").await;
     let mut ws = s2.chat(&otp, true, None).await.unwrap();
     let joined = next_of_type(&mut ws, "joined").await;
-    let texts: Vec<_> = joined["payload"]["messages"].as_array().unwrap().iter().map(|m| m["message"].as_str().unwrap().to_string()).collect();
-    assert_eq!(texts, ["before restart 0", "before restart 1", "before restart 2"]);
+    let texts: Vec<_> = joined["payload"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["message"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        texts,
+        ["before restart 0", "before restart 1", "before restart 2"]
+    );
     drop(keep);
 }
 
@@ -220,7 +270,10 @@ async fn reconnect_backfill_has_no_gaps_and_no_duplicates() {
         ids.push(m["id"].as_i64().unwrap());
         texts.push(m["message"].as_str().unwrap().to_string());
     }
-    let expected: Vec<String> = (0..5).map(|i| format!("missed {i}")).chain((0..5).map(|i| format!("live {i}"))).collect();
+    let expected: Vec<String> = (0..5)
+        .map(|i| format!("missed {i}"))
+        .chain((0..5).map(|i| format!("live {i}")))
+        .collect();
     assert_eq!(texts, expected);
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
     assert!(ids[0] > last_seen);
@@ -238,9 +291,12 @@ async fn a_client_that_stops_reading_is_dropped_while_others_keep_receiving() {
     let sock = tokio::net::TcpSocket::new_v4().unwrap();
     sock.set_recv_buffer_size(4096).unwrap();
     let stream = sock.connect(s.addr).await.unwrap();
-    let (mut stalled, _) = tokio_tungstenite::client_async(s.ws_url(&format!("/ws?otp={otp}&v=1")), tokio_tungstenite::MaybeTlsStream::Plain(stream))
-        .await
-        .unwrap();
+    let (mut stalled, _) = tokio_tungstenite::client_async(
+        s.ws_url(&format!("/ws?otp={otp}&v=1")),
+        tokio_tungstenite::MaybeTlsStream::Plain(stream),
+    )
+    .await
+    .unwrap();
     let mut a = rich_client(&s, "alice").await;
     let mut b = rich_client(&s, "bob").await;
     const N: usize = 1500;
@@ -261,19 +317,28 @@ async fn a_client_that_stops_reading_is_dropped_while_others_keep_receiving() {
         // keep alice's own socket drained so she is not the slow one
         while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(0), a.next()).await {}
     }
-    let got = tokio::time::timeout(Duration::from_secs(30), reader).await.expect("bob kept receiving").unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(30), reader)
+        .await
+        .expect("bob kept receiving")
+        .unwrap();
     assert_eq!(got, N);
     // The stalled client now reads: it gets some messages, then is closed with a reason.
     let mut seen = 0;
     let reason = loop {
-        match tokio::time::timeout(Duration::from_secs(10), stalled.next()).await.expect("stalled socket ends") {
+        match tokio::time::timeout(Duration::from_secs(10), stalled.next())
+            .await
+            .expect("stalled socket ends")
+        {
             Some(Ok(Message::Text(_))) => seen += 1,
             Some(Ok(Message::Close(f))) => break f.map(|f| f.reason.to_string()),
             Some(Ok(_)) => {}
             Some(Err(_)) | None => break None,
         }
     };
-    assert!(seen < N, "the stalled client cannot have received everything ({seen})");
+    assert!(
+        seen < N,
+        "the stalled client cannot have received everything ({seen})"
+    );
     if let Some(r) = reason {
         assert!(r.contains("too slow"), "{r}");
     }
@@ -282,7 +347,11 @@ async fn a_client_that_stops_reading_is_dropped_while_others_keep_receiving() {
 
 #[tokio::test]
 async fn a_silent_socket_is_closed_after_the_idle_timeout() {
-    let s = TestServer::start_with(Options { chat_idle_secs: 2, ..Options::default() }).await;
+    let s = TestServer::start_with(Options {
+        chat_idle_secs: 2,
+        ..Options::default()
+    })
+    .await;
     s.add_user("alice", Role::Member).await;
     let (_c, otp) = s.login("alice").await;
     let mut ws = s.chat(&otp, false, None).await.unwrap();

@@ -11,8 +11,8 @@ use common::sshd::{keygen, Sshd, TEST_PASSWORD, TEST_USER};
 use server::{
     db::{self, Db},
     term::{
-        self, Attachment, OpenRequest, SshAuth, SshTarget, Target, TermConfig, TermManager, HIGH_WATER,
-        REPLACED_NOTICE, RING_BYTES,
+        self, Attachment, OpenRequest, SshAuth, SshTarget, Target, TermConfig, TermManager,
+        HIGH_WATER, REPLACED_NOTICE, RING_BYTES,
     },
 };
 use sha2::{Digest, Sha256};
@@ -32,22 +32,37 @@ struct Env {
 async fn env() -> Env {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = db::open(None, dir.path()).await.expect("open db");
-    let user_id = db::users::create(&db, "alice", "not-a-real-hash", app::model::Role::Admin).await.expect("user");
-    Env { _dir: dir, db, user_id }
+    let user_id = db::users::create(&db, "alice", "not-a-real-hash", app::model::Role::Admin)
+        .await
+        .expect("user");
+    Env {
+        _dir: dir,
+        db,
+        user_id,
+    }
 }
 
 fn manager(env: &Env, grace: Duration) -> Arc<TermManager> {
     TermManager::new(
-        TermConfig { grace, local_shell: "/bin/bash".into(), connect_timeout: Duration::from_secs(10) },
+        TermConfig {
+            grace,
+            local_shell: "/bin/bash".into(),
+            connect_timeout: Duration::from_secs(10),
+        },
         env.db.clone(),
     )
 }
 
 /// Stores a host row for `sshd` (sessions reference hosts) and returns its id.
 async fn host_row(env: &Env, name: &str, sshd: &Sshd) -> i64 {
-    let ns = match db::namespaces::id_by_name(&env.db, "ops").await.expect("ns lookup") {
+    let ns = match db::namespaces::id_by_name(&env.db, "ops")
+        .await
+        .expect("ns lookup")
+    {
         Some(id) => id,
-        None => db::namespaces::create(&env.db, "ops").await.expect("namespace"),
+        None => db::namespaces::create(&env.db, "ops")
+            .await
+            .expect("namespace"),
     };
     db::hosts::create(
         &env.db,
@@ -115,13 +130,23 @@ impl Term {
     async fn attach(mgr: &TermManager, id: &str, seq: u64) -> Term {
         let session = mgr.session(id).expect("session registered");
         let att = session.attach();
-        timeout(att.send(ClientFrame::ResumeFrom { seq })).await.expect("resume");
-        Term { att, out: Vec::new(), base: seq, next: seq, others: Vec::new() }
+        timeout(att.send(ClientFrame::ResumeFrom { seq }))
+            .await
+            .expect("resume");
+        Term {
+            att,
+            out: Vec::new(),
+            base: seq,
+            next: seq,
+            others: Vec::new(),
+        }
     }
 
     /// Handles one frame; `None` when the attachment ended.
     async fn step(&mut self) -> Option<ServerFrame> {
-        let f = tokio::time::timeout(STEP, self.att.recv()).await.expect("no frame in time")?;
+        let f = tokio::time::timeout(STEP, self.att.recv())
+            .await
+            .expect("no frame in time")?;
         match &f {
             ServerFrame::Output { seq, data } => {
                 assert_eq!(*seq, self.next, "gap or duplicate in the output stream");
@@ -141,10 +166,13 @@ impl Term {
 
     /// Reads until the output after byte `from` contains `needle`; returns the index after it.
     async fn wait_for(&mut self, from: usize, needle: &[u8]) -> usize {
+        let mut scan = from;
         loop {
-            if let Some(i) = find(self.out.get(from..).unwrap_or_default(), needle) {
-                return from + i + needle.len();
+            if let Some(i) = find(self.out.get(scan..).unwrap_or_default(), needle) {
+                return scan + i + needle.len();
             }
+            // Next time only the new bytes (plus a needle split across frames).
+            scan = self.out.len().saturating_sub(needle.len() - 1).max(scan);
             if self.step().await.is_none() {
                 panic!(
                     "attachment ended before {:?} appeared; output: {:?}; frames: {:?}",
@@ -157,13 +185,16 @@ impl Term {
     }
 
     async fn input(&self, s: &str) {
-        timeout(self.att.send(ClientFrame::Input(s.as_bytes().to_vec()))).await.expect("input");
+        timeout(self.att.send(ClientFrame::Input(s.as_bytes().to_vec())))
+            .await
+            .expect("input");
     }
 
     /// Installs the test prompt and waits for it.
     async fn ready(&mut self) -> usize {
         // No bracketed-paste markers around command output, a recognisable prompt.
-        self.input("bind 'set enable-bracketed-paste off'; PS1='@@rea''dy@@ '\r").await;
+        self.input("bind 'set enable-bracketed-paste off'; PS1='@@rea''dy@@ '\r")
+            .await;
         let from = self.out.len();
         self.wait_for(from, PROMPT).await
     }
@@ -197,14 +228,20 @@ fn error_notices(frames: &[ServerFrame]) -> Vec<String> {
     frames
         .iter()
         .filter_map(|f| match f {
-            ServerFrame::Notice { level: NoticeLevel::Error, text } => Some(text.clone()),
+            ServerFrame::Notice {
+                level: NoticeLevel::Error,
+                text,
+            } => Some(text.clone()),
             _ => None,
         })
         .collect()
 }
 
 async fn row(env: &Env, id: &str) -> db::terminal_sessions::TermSessionRow {
-    db::terminal_sessions::by_id(&env.db, id).await.expect("query").expect("session row")
+    db::terminal_sessions::by_id(&env.db, id)
+        .await
+        .expect("query")
+        .expect("session row")
 }
 
 /// Waits until the session's row leaves `running`.
@@ -226,15 +263,45 @@ async fn password_auth_runs_echo_and_records_the_session() {
     let env = env().await;
     let mgr = manager(&env, Duration::from_secs(60));
     let host = host_row(&env, "web1", &sshd).await;
-    let id = open(&mgr, &env, ssh_target(host, "web1", &sshd, SshAuth::Password(TEST_PASSWORD.into()), &sshd.host_fingerprint)).await;
-    assert!(id.len() >= 32 && id.bytes().all(|b| b.is_ascii_alphanumeric()), "random url-safe id: {id}");
+    let id = open(
+        &mgr,
+        &env,
+        ssh_target(
+            host,
+            "web1",
+            &sshd,
+            SshAuth::Password(TEST_PASSWORD.into()),
+            &sshd.host_fingerprint,
+        ),
+    )
+    .await;
+    assert!(
+        id.len() >= 32 && id.bytes().all(|b| b.is_ascii_alphanumeric()),
+        "random url-safe id: {id}"
+    );
 
     let r = row(&env, &id).await;
-    assert_eq!((r.status.as_str(), r.target.as_str(), r.host_id, r.cols, r.rows), ("running", "web1", Some(host), 80, 24));
+    assert_eq!(
+        (
+            r.status.as_str(),
+            r.target.as_str(),
+            r.host_id,
+            r.cols,
+            r.rows
+        ),
+        ("running", "web1", Some(host), 80, 24)
+    );
     assert_eq!(r.user_agent.as_deref(), Some("term-core-test"));
     let listed = mgr.list_for_user(env.user_id);
     assert_eq!(listed.len(), 1);
-    assert_eq!((listed[0].session_id.as_str(), listed[0].target.as_str(), listed[0].state.as_str()), (id.as_str(), "web1", "running"));
+    assert_eq!(
+        (
+            listed[0].session_id.as_str(),
+            listed[0].target.as_str(),
+            listed[0].state.as_str()
+        ),
+        (id.as_str(), "web1", "running")
+    );
     assert!(mgr.list_for_user(env.user_id + 1).is_empty());
 
     let mut t = Term::attach(&mgr, &id, 0).await;
@@ -244,7 +311,13 @@ async fn password_auth_runs_echo_and_records_the_session() {
 
     t.input("exit 7\r").await;
     let frames = t.drain().await;
-    assert!(frames.contains(&ServerFrame::Exit { code: Some(7), signal: None }), "exit status: {frames:?}");
+    assert!(
+        frames.contains(&ServerFrame::Exit {
+            code: Some(7),
+            signal: None
+        }),
+        "exit status: {frames:?}"
+    );
     let r = ended_row(&env, &id).await;
     assert_eq!((r.status.as_str(), r.exit_code), ("exited", Some(7)));
     assert!(r.ended_at.is_some());
@@ -258,11 +331,20 @@ async fn key_auth_works() {
     let mgr = manager(&env, Duration::from_secs(60));
     let host = host_row(&env, "web2", &sshd).await;
     let key = SshAuth::Key(sshd.client_key.private.clone());
-    let id = open(&mgr, &env, ssh_target(host, "web2", &sshd, key, &sshd.host_fingerprint)).await;
+    let id = open(
+        &mgr,
+        &env,
+        ssh_target(host, "web2", &sshd, key, &sshd.host_fingerprint),
+    )
+    .await;
     let mut t = Term::attach(&mgr, &id, 0).await;
     t.ready().await;
     assert_eq!(t.run("echo key''-ok").await, "key-ok\r\n");
-    assert!(sshd.wait_log("Accepted publickey", Duration::from_secs(5)), "sshd saw key auth:\n{}", sshd.log());
+    assert!(
+        sshd.wait_log("Accepted publickey", Duration::from_secs(5)),
+        "sshd saw key auth:\n{}",
+        sshd.log()
+    );
     mgr.shutdown().await;
 }
 
@@ -272,13 +354,29 @@ async fn resize_reaches_the_remote_pty_and_the_local_pty() {
     let env = env().await;
     let mgr = manager(&env, Duration::from_secs(60));
     let host = host_row(&env, "web3", &sshd).await;
-    let ssh = open(&mgr, &env, ssh_target(host, "web3", &sshd, SshAuth::Password(TEST_PASSWORD.into()), &sshd.host_fingerprint)).await;
+    let ssh = open(
+        &mgr,
+        &env,
+        ssh_target(
+            host,
+            "web3",
+            &sshd,
+            SshAuth::Password(TEST_PASSWORD.into()),
+            &sshd.host_fingerprint,
+        ),
+    )
+    .await;
     let local = open(&mgr, &env, Target::Local).await;
     for id in [ssh, local] {
         let mut t = Term::attach(&mgr, &id, 0).await;
         t.ready().await;
         assert_eq!(t.run("stty size").await, "24 80\r\n");
-        timeout(t.att.send(ClientFrame::Resize { cols: 123, rows: 45 })).await.expect("resize");
+        timeout(t.att.send(ClientFrame::Resize {
+            cols: 123,
+            rows: 45,
+        }))
+        .await
+        .expect("resize");
         assert_eq!(t.run("stty size").await, "45 123\r\n");
     }
     mgr.shutdown().await;
@@ -290,10 +388,24 @@ async fn wrong_password_is_a_clear_error() {
     let env = env().await;
     let mgr = manager(&env, Duration::from_secs(60));
     let host = host_row(&env, "web4", &sshd).await;
-    let id = open(&mgr, &env, ssh_target(host, "web4", &sshd, SshAuth::Password("wrong".into()), &sshd.host_fingerprint)).await;
+    let id = open(
+        &mgr,
+        &env,
+        ssh_target(
+            host,
+            "web4",
+            &sshd,
+            SshAuth::Password("wrong".into()),
+            &sshd.host_fingerprint,
+        ),
+    )
+    .await;
     let mut t = Term::attach(&mgr, &id, 0).await;
     let errors = error_notices(&t.drain().await);
-    assert_eq!(errors, vec![format!("authentication failed for {TEST_USER}@web4")]);
+    assert_eq!(
+        errors,
+        vec![format!("authentication failed for {TEST_USER}@web4")]
+    );
     assert_eq!(ended_row(&env, &id).await.status, "failed");
     assert!(sshd.wait_log("Failed password", Duration::from_secs(5)));
     mgr.shutdown().await;
@@ -306,7 +418,18 @@ async fn changed_host_key_is_refused_before_authentication() {
     let mgr = manager(&env, Duration::from_secs(60));
     let host = host_row(&env, "db1", &sshd).await;
     let other = keygen(sshd.dir.path(), "other_host_key");
-    let id = open(&mgr, &env, ssh_target(host, "db1", &sshd, SshAuth::Password(TEST_PASSWORD.into()), &other.fingerprint)).await;
+    let id = open(
+        &mgr,
+        &env,
+        ssh_target(
+            host,
+            "db1",
+            &sshd,
+            SshAuth::Password(TEST_PASSWORD.into()),
+            &other.fingerprint,
+        ),
+    )
+    .await;
     let mut t = Term::attach(&mgr, &id, 0).await;
     let errors = error_notices(&t.drain().await);
     assert_eq!(
@@ -319,17 +442,40 @@ async fn changed_host_key_is_refused_before_authentication() {
     assert_eq!(ended_row(&env, &id).await.status, "failed");
 
     let audit = db::audit::recent(&env.db, 10).await.expect("audit");
-    let ev = audit.iter().find(|e| e.action == "host.key_mismatch").expect("audit event");
-    assert_eq!((ev.actor.as_deref(), ev.target.as_deref()), (Some("alice"), Some("db1")));
+    let ev = audit
+        .iter()
+        .find(|e| e.action == "host.key_mismatch")
+        .expect("audit event");
+    assert_eq!(
+        (ev.actor.as_deref(), ev.target.as_deref()),
+        (Some("alice"), Some("db1"))
+    );
     let detail = ev.detail.clone().unwrap_or_default();
-    assert!(detail.contains(&other.fingerprint) && detail.contains(&sshd.host_fingerprint), "{detail}");
+    assert!(
+        detail.contains(&other.fingerprint) && detail.contains(&sshd.host_fingerprint),
+        "{detail}"
+    );
 
     // sshd saw the connection and key exchange, but no authentication request at all.
-    assert!(sshd.wait_log("Connection closed by", Duration::from_secs(5)) || sshd.wait_log("Disconnected from", Duration::from_secs(1)));
+    assert!(
+        sshd.wait_log("Connection closed by", Duration::from_secs(5))
+            || sshd.wait_log("Disconnected from", Duration::from_secs(1))
+    );
     let log = sshd.log();
-    assert!(log.contains("kex: "), "the connection reached key exchange:\n{log}");
-    for needle in ["userauth-request", "Accepted", "Failed password", "Postponed"] {
-        assert!(!log.contains(needle), "sshd saw an authentication attempt ({needle}):\n{log}");
+    assert!(
+        log.contains("kex: "),
+        "the connection reached key exchange:\n{log}"
+    );
+    for needle in [
+        "userauth-request",
+        "Accepted",
+        "Failed password",
+        "Postponed",
+    ] {
+        assert!(
+            !log.contains(needle),
+            "sshd saw an authentication attempt ({needle}):\n{log}"
+        );
     }
     mgr.shutdown().await;
 }
@@ -337,14 +483,25 @@ async fn changed_host_key_is_refused_before_authentication() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probe_reads_the_host_key_without_authenticating() {
     let sshd = Sshd::start();
-    let fp = term::probe_host_key("127.0.0.1", sshd.port, Duration::from_secs(10)).await.expect("probe");
-    assert_eq!(fp, sshd.host_fingerprint, "same format and value as ssh-keygen -l");
+    let fp = term::probe_host_key("127.0.0.1", sshd.port, Duration::from_secs(10))
+        .await
+        .expect("probe");
+    assert_eq!(
+        fp, sshd.host_fingerprint,
+        "same format and value as ssh-keygen -l"
+    );
     sshd.wait_log("Connection closed by", Duration::from_secs(5));
     assert!(!sshd.log().contains("userauth-request"));
 
     // A closed port is reported, not hung on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let e = term::probe_host_key("127.0.0.1", closed, Duration::from_secs(5)).await.expect_err("closed port");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let e = term::probe_host_key("127.0.0.1", closed, Duration::from_secs(5))
+        .await
+        .expect_err("closed port");
     assert!(matches!(e, term::TermError::Unreachable(_)), "{e:?}");
 }
 
@@ -352,7 +509,11 @@ async fn probe_reads_the_host_key_without_authenticating() {
 async fn unreachable_host_is_a_clear_error() {
     let env = env().await;
     let mgr = manager(&env, Duration::from_secs(60));
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
     let ns = db::namespaces::create(&env.db, "misc").await.expect("ns");
     let host_id = db::hosts::create(
         &env.db,
@@ -384,7 +545,10 @@ async fn unreachable_host_is_a_clear_error() {
     let mut t = Term::attach(&mgr, &id, 0).await;
     let errors = error_notices(&t.drain().await);
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(errors[0].starts_with("cannot reach host gone: "), "{errors:?}");
+    assert!(
+        errors[0].starts_with("cannot reach host gone: "),
+        "{errors:?}"
+    );
     assert_eq!(ended_row(&env, &id).await.status, "failed");
     mgr.shutdown().await;
 }
@@ -395,12 +559,25 @@ async fn reattach_gets_exactly_the_missed_output() {
     let env = env().await;
     let mgr = manager(&env, Duration::from_secs(60));
     let host = host_row(&env, "web5", &sshd).await;
-    let id = open(&mgr, &env, ssh_target(host, "web5", &sshd, SshAuth::Password(TEST_PASSWORD.into()), &sshd.host_fingerprint)).await;
+    let id = open(
+        &mgr,
+        &env,
+        ssh_target(
+            host,
+            "web5",
+            &sshd,
+            SshAuth::Password(TEST_PASSWORD.into()),
+            &sshd.host_fingerprint,
+        ),
+    )
+    .await;
 
     let mut first = Term::attach(&mgr, &id, 0).await;
     first.ready().await;
     // Output keeps coming while nobody is attached.
-    first.input("for i in $(seq 1 400); do echo line-$i; sleep 0.002; done; echo fin''ished\r").await;
+    first
+        .input("for i in $(seq 1 400); do echo line-$i; sleep 0.002; done; echo fin''ished\r")
+        .await;
     first.wait_for(0, b"line-50\r\n").await;
     let seen = first.next;
     let part1 = first.out.clone();
@@ -409,7 +586,11 @@ async fn reattach_gets_exactly_the_missed_output() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut second = Term::attach(&mgr, &id, seen).await;
     second.wait_for(0, b"finished\r\n").await;
-    assert!(second.others.is_empty(), "no snapshot needed: {:?}", second.others);
+    assert!(
+        second.others.is_empty(),
+        "no snapshot needed: {:?}",
+        second.others
+    );
     let mut joined = part1;
     joined.extend_from_slice(&second.out);
 
@@ -420,10 +601,18 @@ async fn reattach_gets_exactly_the_missed_output() {
     while whole.next < end {
         whole.step().await.expect("stream");
     }
-    assert_eq!(&whole.out[..joined.len()], &joined[..], "no gap, no duplicate");
+    assert_eq!(
+        &whole.out[..joined.len()],
+        &joined[..],
+        "no gap, no duplicate"
+    );
     let text = String::from_utf8_lossy(&joined);
     for i in 1..=400 {
-        assert_eq!(text.matches(&format!("line-{i}\r\n")).count(), 1, "line-{i} exactly once");
+        assert_eq!(
+            text.matches(&format!("line-{i}\r\n")).count(),
+            1,
+            "line-{i} exactly once"
+        );
     }
     mgr.shutdown().await;
 }
@@ -436,7 +625,8 @@ async fn resume_from_a_lost_offset_gets_a_snapshot() {
     let mut t = Term::attach(&mgr, &id, 0).await;
     t.ready().await;
     let seen = t.next;
-    t.input("head -c 1500000 /dev/zero | tr '\\0' x; echo; echo snap''shot-me\r").await;
+    t.input("head -c 1500000 /dev/zero | tr '\\0' x; echo; echo snap''shot-me\r")
+        .await;
     drop(t);
     // More than the ring while detached: the reader keeps reading, the ring overwrites.
     let session = mgr.session(&id).expect("session");
@@ -449,9 +639,14 @@ async fn resume_from_a_lost_offset_gets_a_snapshot() {
 
     let mut again = Term::attach(&mgr, &id, seen).await;
     let first = again.step().await.expect("frame");
-    let ServerFrame::Snapshot { seq, data } = first else { panic!("expected a snapshot, got {first:?}") };
+    let ServerFrame::Snapshot { seq, data } = first else {
+        panic!("expected a snapshot, got {first:?}")
+    };
     assert_eq!(seq, session.output_head());
-    assert!(find(&data, b"snapshot-me").is_some(), "snapshot shows the screen");
+    assert!(
+        find(&data, b"snapshot-me").is_some(),
+        "snapshot shows the screen"
+    );
     assert!(find(&data, PROMPT).is_some(), "snapshot shows the prompt");
     // The stream continues right after the snapshot.
     assert_eq!(again.run("echo af''ter").await, "after\r\n");
@@ -464,7 +659,18 @@ async fn ctrl_c_stops_yes_within_a_second_for_a_slow_reader() {
     let env = env().await;
     let mgr = manager(&env, Duration::from_secs(60));
     let host = host_row(&env, "web6", &sshd).await;
-    let id = open(&mgr, &env, ssh_target(host, "web6", &sshd, SshAuth::Password(TEST_PASSWORD.into()), &sshd.host_fingerprint)).await;
+    let id = open(
+        &mgr,
+        &env,
+        ssh_target(
+            host,
+            "web6",
+            &sshd,
+            SshAuth::Password(TEST_PASSWORD.into()),
+            &sshd.host_fingerprint,
+        ),
+    )
+    .await;
     let mut t = Term::attach(&mgr, &id, 0).await;
     t.ready().await;
     let session = mgr.session(&id).expect("session");
@@ -483,16 +689,111 @@ async fn ctrl_c_stops_yes_within_a_second_for_a_slow_reader() {
     let sent = Instant::now();
     t.input("\x03").await;
     loop {
+        let scan = t.out.len().saturating_sub(PROMPT.len()).max(from);
         t.step().await.expect("output");
-        if find(&t.out[from..], PROMPT).is_some() {
+        if find(&t.out[scan..], PROMPT).is_some() {
             break;
         }
         // Still a slow reader: 5 ms per frame.
         tokio::time::sleep(Duration::from_millis(5)).await;
-        assert!(sent.elapsed() < Duration::from_secs(5), "no prompt after Ctrl-C");
+        assert!(
+            sent.elapsed() < Duration::from_secs(5),
+            "no prompt after Ctrl-C"
+        );
     }
     let took = sent.elapsed();
-    assert!(took < Duration::from_secs(1), "prompt after Ctrl-C took {took:?}");
+    eprintln!(
+        "prompt {took:?} after Ctrl-C; {} bytes of output read",
+        t.out.len()
+    );
+    assert!(
+        took < Duration::from_secs(1),
+        "prompt after Ctrl-C took {took:?}"
+    );
+    assert_eq!(t.run("echo al''ive").await, "alive\r\n");
+    mgr.shutdown().await;
+}
+
+/// Whether a process whose command line contains `token` runs on this machine.
+fn process_running(token: &str) -> bool {
+    std::process::Command::new("pgrep")
+        .args(["-f", token])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_reaches_the_host_while_the_tab_is_paused() {
+    let sshd = Sshd::start();
+    let env = env().await;
+    let mgr = manager(&env, Duration::from_secs(60));
+    let host = host_row(&env, "web9", &sshd).await;
+    let id = open(
+        &mgr,
+        &env,
+        ssh_target(
+            host,
+            "web9",
+            &sshd,
+            SshAuth::Password(TEST_PASSWORD.into()),
+            &sshd.host_fingerprint,
+        ),
+    )
+    .await;
+    let mut t = Term::attach(&mgr, &id, 0).await;
+    t.ready().await;
+    let session = mgr.session(&id).expect("session");
+    let token = format!("paused-yes-{}", std::process::id());
+    t.input(&format!("yes {token}\r")).await;
+    t.wait_for(0, format!("{token}\r\n{token}").as_bytes())
+        .await;
+    assert!(process_running(&token), "yes runs on the host");
+    // The tab stops reading: the reader stops at the watermark and russh's
+    // buffers fill until its session loop stalls.
+    timeout(t.att.send(ClientFrame::Pause))
+        .await
+        .expect("pause");
+    let mut head = session.output_head();
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = session.output_head();
+        if now == head {
+            break;
+        }
+        head = now;
+    }
+    let lag = head - t.next;
+    assert!(
+        (HIGH_WATER..=HIGH_WATER + 64 * 1024).contains(&lag),
+        "reader held at the watermark (lag {lag})"
+    );
+
+    let sent = Instant::now();
+    t.input("\x03").await;
+    while process_running(&token) {
+        assert!(
+            sent.elapsed() < Duration::from_secs(1),
+            "Ctrl-C did not reach the host while the tab was paused"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let lag = session.output_head() - t.next;
+    assert!(
+        lag <= term::HARD_LIMIT + 64 * 1024,
+        "memory stays bounded while paused (lag {lag})"
+    );
+    eprintln!(
+        "yes ended {:?} after Ctrl-C with the tab paused (lag {lag})",
+        sent.elapsed()
+    );
+
+    // Once the tab reads again, the rest of the output and the prompt follow, nothing lost.
+    timeout(t.att.send(ClientFrame::Resume))
+        .await
+        .expect("resume");
+    let from = t.out.len();
+    t.wait_for(from, PROMPT).await;
     assert_eq!(t.run("echo al''ive").await, "alive\r\n");
     mgr.shutdown().await;
 }
@@ -524,34 +825,53 @@ async fn stream_big_file(mgr: &Arc<TermManager>, id: &str, file: &std::path::Pat
     let session = mgr.session(id).expect("session");
     let from = t.out.len();
     // Raw mode: the PTY passes bytes through unchanged (no \n -> \r\n), no echo of the command's output.
-    t.input(&format!("stty raw -echo; printf 'ST''ART>'; cat {}; printf '<E''ND'; stty sane\r", file.display())).await;
+    t.input(&format!(
+        "stty raw -echo; printf 'ST''ART>'; cat {}; printf '<E''ND'; stty sane\r",
+        file.display()
+    ))
+    .await;
     let start = t.wait_for(from, b"START>").await;
     let mut frames = 0u64;
     let mut max_lag = 0u64;
-    loop {
+    let end = loop {
+        // Only the new bytes (and a marker split across frames) need searching.
+        let scan = t.out.len().saturating_sub(3).max(start);
         t.step().await.expect("output");
         frames += 1;
-        if find(t.out.get(start..).unwrap_or_default(), b"<END").is_some() {
-            break;
+        if let Some(i) = find(t.out.get(scan..).unwrap_or_default(), b"<END") {
+            break scan + i;
         }
-        if frames % 50 == 0 {
-            timeout(t.att.send(ClientFrame::Pause)).await.expect("pause");
+        if frames.is_multiple_of(50) {
+            timeout(t.att.send(ClientFrame::Pause))
+                .await
+                .expect("pause");
             tokio::time::sleep(Duration::from_millis(100)).await;
             // Paused: the session holds at most the ring, and the reader stopped near the watermark.
             let lag = session.output_head() - t.next;
             max_lag = max_lag.max(lag);
             assert!(lag <= RING_BYTES as u64, "lag {lag} beyond the ring");
-            timeout(t.att.send(ClientFrame::Resume)).await.expect("resume");
+            timeout(t.att.send(ClientFrame::Resume))
+                .await
+                .expect("resume");
         } else {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-    }
-    let end = start + find(&t.out[start..], b"<END").expect("end marker");
+    };
     let got = &t.out[start..end];
     assert_eq!(got.len(), content.len(), "length");
     assert_eq!(Sha256::digest(got), Sha256::digest(content), "checksum");
-    assert!(max_lag >= HIGH_WATER / 2, "the pauses held output back (max lag {max_lag})");
-    assert!(max_lag <= term::HARD_LIMIT + 64 * 1024, "the reader stopped near the watermark (max lag {max_lag})");
+    eprintln!(
+        "streamed {} bytes in {frames} frames, max lag {max_lag}",
+        got.len()
+    );
+    assert!(
+        max_lag >= HIGH_WATER / 2,
+        "the pauses held output back (max lag {max_lag})"
+    );
+    assert!(
+        max_lag <= term::HARD_LIMIT + 64 * 1024,
+        "the reader stopped near the watermark (max lag {max_lag})"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -564,7 +884,18 @@ async fn no_byte_lost_for_a_slow_pausing_reader() {
     std::fs::write(&file, &content).expect("write big file");
 
     let host = host_row(&env, "web7", &sshd).await;
-    let ssh = open(&mgr, &env, ssh_target(host, "web7", &sshd, SshAuth::Password(TEST_PASSWORD.into()), &sshd.host_fingerprint)).await;
+    let ssh = open(
+        &mgr,
+        &env,
+        ssh_target(
+            host,
+            "web7",
+            &sshd,
+            SshAuth::Password(TEST_PASSWORD.into()),
+            &sshd.host_fingerprint,
+        ),
+    )
+    .await;
     stream_big_file(&mgr, &ssh, &file, &content).await;
     let local = open(&mgr, &env, Target::Local).await;
     stream_big_file(&mgr, &local, &file, &content).await;
@@ -579,7 +910,18 @@ async fn input_to_three_sessions_each_shows_its_own_result() {
     let host = host_row(&env, "web8", &sshd).await;
     let mut terms = Vec::new();
     for _ in 0..3 {
-        let id = open(&mgr, &env, ssh_target(host, "web8", &sshd, SshAuth::Password(TEST_PASSWORD.into()), &sshd.host_fingerprint)).await;
+        let id = open(
+            &mgr,
+            &env,
+            ssh_target(
+                host,
+                "web8",
+                &sshd,
+                SshAuth::Password(TEST_PASSWORD.into()),
+                &sshd.host_fingerprint,
+            ),
+        )
+        .await;
         let mut t = Term::attach(&mgr, &id, 0).await;
         t.ready().await;
         terms.push(t);
@@ -599,8 +941,17 @@ async fn input_to_three_sessions_each_shows_its_own_result() {
     let mut unique = results.clone();
     unique.sort();
     unique.dedup();
-    assert_eq!(unique.len(), 3, "three different shells answered: {results:?}");
-    assert!(results.iter().all(|r| r.starts_with("pid=") && r.contains("tty=/dev/pts/")), "{results:?}");
+    assert_eq!(
+        unique.len(),
+        3,
+        "three different shells answered: {results:?}"
+    );
+    assert!(
+        results
+            .iter()
+            .all(|r| r.starts_with("pid=") && r.contains("tty=/dev/pts/")),
+        "{results:?}"
+    );
     mgr.shutdown().await;
 }
 
@@ -615,9 +966,18 @@ async fn local_target_runs_a_shell_and_reports_its_exit() {
     assert_eq!(t.run("echo $TERM").await, "xterm-256color\r\n");
     t.input("exit 3\r").await;
     let frames = t.drain().await;
-    assert!(frames.contains(&ServerFrame::Exit { code: Some(3), signal: None }), "{frames:?}");
+    assert!(
+        frames.contains(&ServerFrame::Exit {
+            code: Some(3),
+            signal: None
+        }),
+        "{frames:?}"
+    );
     let r = ended_row(&env, &id).await;
-    assert_eq!((r.status.as_str(), r.exit_code, r.host_id, r.target.as_str()), ("exited", Some(3), None, "local"));
+    assert_eq!(
+        (r.status.as_str(), r.exit_code, r.host_id, r.target.as_str()),
+        ("exited", Some(3), None, "local")
+    );
     // Seen by its owner: the ended session is gone from the list.
     let deadline = Instant::now() + STEP;
     while mgr.session(&id).is_some() {
@@ -636,8 +996,17 @@ async fn a_newer_attachment_replaces_the_older() {
     old.ready().await;
     let mut new = Term::attach(&mgr, &id, old.next).await;
     let frames = old.drain().await;
-    assert_eq!(frames.last(), Some(&ServerFrame::Notice { level: NoticeLevel::Warning, text: REPLACED_NOTICE.into() }));
-    assert!(matches!(old.att.send(ClientFrame::Input(b"x".to_vec())).await, Err(term::TermError::Detached)));
+    assert_eq!(
+        frames.last(),
+        Some(&ServerFrame::Notice {
+            level: NoticeLevel::Warning,
+            text: REPLACED_NOTICE.into()
+        })
+    );
+    assert!(matches!(
+        old.att.send(ClientFrame::Input(b"x".to_vec())).await,
+        Err(term::TermError::Detached)
+    ));
     assert_eq!(new.run("echo ne''w").await, "new\r\n");
     mgr.shutdown().await;
 }
@@ -649,15 +1018,19 @@ async fn detached_session_lives_for_the_grace_period_then_ends() {
     let id = open(&mgr, &env, Target::Local).await;
     let mut t = Term::attach(&mgr, &id, 0).await;
     t.ready().await;
+    let seen = t.next;
     drop(t);
     tokio::time::sleep(Duration::from_millis(400)).await;
     // Reattaching within the grace period keeps it.
-    let mut t = Term::attach(&mgr, &id, 0).await;
+    let mut t = Term::attach(&mgr, &id, seen).await;
     assert_eq!(t.run("echo st''ill-here").await, "still-here\r\n");
     drop(t);
     let detached = Instant::now();
     let r = ended_row(&env, &id).await;
-    assert!(detached.elapsed() >= Duration::from_millis(700), "ended after the grace period");
+    assert!(
+        detached.elapsed() >= Duration::from_millis(700),
+        "ended after the grace period"
+    );
     assert_eq!(r.status, "closed");
     assert!(mgr.session(&id).is_none());
     assert!(mgr.list_for_user(env.user_id).is_empty());
@@ -673,10 +1046,19 @@ async fn close_ends_the_session_and_tells_the_owner() {
     t.ready().await;
     timeout(mgr.close(&id)).await.expect("close");
     let frames = t.drain().await;
-    assert_eq!(frames.last(), Some(&ServerFrame::Notice { level: NoticeLevel::Info, text: "terminal session closed".into() }));
+    assert_eq!(
+        frames.last(),
+        Some(&ServerFrame::Notice {
+            level: NoticeLevel::Info,
+            text: "terminal session closed".into()
+        })
+    );
     assert_eq!(row(&env, &id).await.status, "closed");
     assert!(mgr.session(&id).is_none());
-    assert!(matches!(mgr.close(&id).await, Err(term::TermError::NotFound)));
+    assert!(matches!(
+        mgr.close(&id).await,
+        Err(term::TermError::NotFound)
+    ));
 
     // close_all_for_user and shutdown end everything.
     let a = open(&mgr, &env, Target::Local).await;

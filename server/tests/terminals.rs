@@ -25,31 +25,53 @@ struct Term {
 
 impl Term {
     async fn attach(s: &TestServer, session: &str, otp: &str, from: u64) -> Term {
-        let ws = connect(&s.ws_url(&format!("/ws/term/{session}?otp={otp}")), None).await.expect("terminal socket");
-        let mut t = Term { ws, next_seq: from, text: String::new(), notices: vec![], snapshots: 0, exit: None };
+        let ws = connect(&s.ws_url(&format!("/ws/term/{session}?otp={otp}")), None)
+            .await
+            .expect("terminal socket");
+        let mut t = Term {
+            ws,
+            next_seq: from,
+            text: String::new(),
+            notices: vec![],
+            snapshots: 0,
+            exit: None,
+        };
         t.send(ClientFrame::ResumeFrom { seq: from }).await;
         t
     }
 
     async fn send(&mut self, f: ClientFrame) {
-        self.ws.send(Message::Binary(f.encode().into())).await.expect("send frame");
+        self.ws
+            .send(Message::Binary(f.encode().into()))
+            .await
+            .expect("send frame");
     }
 
     async fn type_line(&mut self, line: &str) {
-        self.send(ClientFrame::Input(format!("{line}\r").into_bytes())).await;
+        self.send(ClientFrame::Input(format!("{line}\r").into_bytes()))
+            .await;
     }
 
     /// Reads frames until `pred(text)` holds (or panics after `secs`).
     async fn until(&mut self, secs: u64, pred: impl Fn(&Term) -> bool) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         while !pred(self) {
-            let msg = tokio::time::timeout_at(deadline, self.ws.next()).await.unwrap_or_else(|_| {
-                panic!("timed out; output so far: {:?} notices: {:?}", self.text, self.notices)
-            });
+            let msg = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "timed out; output so far: {:?} notices: {:?}",
+                        self.text, self.notices
+                    )
+                });
             match msg {
-                Some(Ok(Message::Binary(b))) => match ServerFrame::decode(&b).expect("valid frame") {
+                Some(Ok(Message::Binary(b))) => match ServerFrame::decode(&b).expect("valid frame")
+                {
                     ServerFrame::Output { seq, data } => {
-                        assert_eq!(seq, self.next_seq, "output must continue exactly where it left off");
+                        assert_eq!(
+                            seq, self.next_seq,
+                            "output must continue exactly where it left off"
+                        );
                         self.next_seq += data.len() as u64;
                         self.text.push_str(&String::from_utf8_lossy(&data));
                     }
@@ -62,28 +84,66 @@ impl Term {
                     ServerFrame::Exit { code, .. } => self.exit = Some(code),
                 },
                 Some(Ok(_)) => {}
-                other => panic!("terminal socket ended: {other:?}; output {:?} notices {:?}", self.text, self.notices),
+                other => panic!(
+                    "terminal socket ended: {other:?}; output {:?} notices {:?}",
+                    self.text, self.notices
+                ),
             }
         }
     }
 }
 
-async fn open(s: &TestServer, client: &reqwest::Client, target: &str) -> Result<(String, String), u16> {
-    let resp = s.call(client, "term_open", &[("target", target), ("cols", "80"), ("rows", "24")]).await;
+async fn open(
+    s: &TestServer,
+    client: &reqwest::Client,
+    target: &str,
+) -> Result<(String, String), u16> {
+    let resp = s
+        .call(
+            client,
+            "term_open",
+            &[("target", target), ("cols", "80"), ("rows", "24")],
+        )
+        .await;
     if resp.status() != 200 {
         return Err(resp.status().as_u16());
     }
     let t: Value = resp.json().await.expect("ticket json");
-    Ok((t["session_id"].as_str().unwrap().to_string(), t["otp"].as_str().unwrap().to_string()))
+    Ok((
+        t["session_id"].as_str().unwrap().to_string(),
+        t["otp"].as_str().unwrap().to_string(),
+    ))
 }
 
 /// An admin adds namespace `prod` with host `box` (key auth, probed and pinned) through server functions.
-async fn setup_host(s: &TestServer, sshd: &Sshd, admin: &reqwest::Client, name: &str, password: Option<&str>) {
+async fn setup_host(
+    s: &TestServer,
+    sshd: &Sshd,
+    admin: &reqwest::Client,
+    name: &str,
+    password: Option<&str>,
+) {
     let r = s.call(admin, "namespace_add", &[("name", "prod")]).await;
-    assert!(r.status() == 200 || r.status() == 400, "namespace_add: {}", r.status());
+    assert!(
+        r.status() == 200 || r.status() == 400,
+        "namespace_add: {}",
+        r.status()
+    );
     let port = sshd.port.to_string();
-    let fp: String = s.call(admin, "host_probe", &[("address", "127.0.0.1"), ("port", &port)]).await.json().await.expect("probe");
-    assert_eq!(fp, sshd.host_fingerprint, "probe returns the key's SHA-256 fingerprint");
+    let fp: String = s
+        .call(
+            admin,
+            "host_probe",
+            &[("address", "127.0.0.1"), ("port", &port)],
+        )
+        .await
+        .json()
+        .await
+        .expect("probe");
+    assert_eq!(
+        fp, sshd.host_fingerprint,
+        "probe returns the key's SHA-256 fingerprint"
+    );
     let mut form = vec![
         ("host[name]", name.to_string()),
         ("host[namespace]", "prod".to_string()),
@@ -96,8 +156,18 @@ async fn setup_host(s: &TestServer, sshd: &Sshd, admin: &reqwest::Client, name: 
         Some(p) => form.push(("host[password]", p.to_string())),
         None => form.push(("host[private_key]", sshd.client_key.private.clone())),
     }
-    let r = admin.post(s.url("/api/host_add")).form(&form).send().await.unwrap();
-    assert_eq!(r.status(), 200, "host_add: {}", r.text().await.unwrap_or_default());
+    let r = admin
+        .post(s.url("/api/host_add"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "host_add: {}",
+        r.text().await.unwrap_or_default()
+    );
 }
 
 #[tokio::test]
@@ -109,16 +179,30 @@ async fn ssh_terminal_runs_commands_resizes_and_keeps_secrets_server_side() {
     setup_host(&s, &sshd, &admin, "box", None).await;
     let hosts: Value = s.call(&admin, "hosts", &[]).await.json().await.unwrap();
     let listing = hosts.to_string();
-    assert!(!listing.contains("PRIVATE KEY"), "secrets never leave the server: {listing}");
+    assert!(
+        !listing.contains("PRIVATE KEY"),
+        "secrets never leave the server: {listing}"
+    );
     assert_eq!(hosts[0]["fingerprint"], sshd.host_fingerprint.as_str());
-    let stored: (Vec<u8>,) = sqlx::query_as("SELECT secret_ciphertext FROM hosts WHERE name = 'box'").fetch_one(&s.core().db).await.unwrap();
-    assert!(!String::from_utf8_lossy(&stored.0).contains("PRIVATE KEY"), "secret encrypted at rest");
+    let stored: (Vec<u8>,) =
+        sqlx::query_as("SELECT secret_ciphertext FROM hosts WHERE name = 'box'")
+            .fetch_one(&s.core().db)
+            .await
+            .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&stored.0).contains("PRIVATE KEY"),
+        "secret encrypted at rest"
+    );
 
     let (id, otp) = open(&s, &admin, "box").await.expect("open");
     let mut t = Term::attach(&s, &id, &otp, 0).await;
     t.type_line("echo hello-$((20+22))").await;
     t.until(15, |t| t.text.contains("hello-42")).await;
-    t.send(ClientFrame::Resize { cols: 101, rows: 37 }).await;
+    t.send(ClientFrame::Resize {
+        cols: 101,
+        rows: 37,
+    })
+    .await;
     t.type_line("stty size").await;
     t.until(10, |t| t.text.contains("37 101")).await;
     t.type_line("exit 3").await;
@@ -132,16 +216,29 @@ async fn password_auth_works_and_a_wrong_password_gives_a_clear_notice() {
     let s = TestServer::start().await;
     s.add_user("root1", Role::Admin).await;
     let (admin, _) = s.login("root1").await;
-    setup_host(&s, &sshd, &admin, "pw-ok", Some(common::sshd::TEST_PASSWORD)).await;
+    setup_host(
+        &s,
+        &sshd,
+        &admin,
+        "pw-ok",
+        Some(common::sshd::TEST_PASSWORD),
+    )
+    .await;
     setup_host(&s, &sshd, &admin, "pw-bad", Some("not-the-password")).await;
     let (id, otp) = open(&s, &admin, "pw-ok").await.unwrap();
     let mut t = Term::attach(&s, &id, &otp, 0).await;
     t.type_line("whoami").await;
-    t.until(15, |t| t.text.contains(common::sshd::TEST_USER)).await;
+    t.until(15, |t| t.text.contains(common::sshd::TEST_USER))
+        .await;
 
     let (id, otp) = open(&s, &admin, "pw-bad").await.unwrap();
     let mut t = Term::attach(&s, &id, &otp, 0).await;
-    t.until(20, |t| t.notices.iter().any(|n| n.to_lowercase().contains("authentication failed"))).await;
+    t.until(20, |t| {
+        t.notices
+            .iter()
+            .any(|n| n.to_lowercase().contains("authentication failed"))
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -153,13 +250,40 @@ async fn members_open_only_their_namespaces_hosts() {
     s.add_user("bob", Role::Member).await;
     let (admin, _) = s.login("root1").await;
     setup_host(&s, &sshd, &admin, "box", None).await;
-    assert_eq!(s.call(&admin, "namespace_add", &[("name", "dev")]).await.status(), 200);
-    assert_eq!(s.call(&admin, "namespace_grant", &[("namespace", "prod"), ("user", "carol")]).await.status(), 200);
-    assert_eq!(s.call(&admin, "namespace_grant", &[("namespace", "dev"), ("user", "bob")]).await.status(), 200);
+    assert_eq!(
+        s.call(&admin, "namespace_add", &[("name", "dev")])
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        s.call(
+            &admin,
+            "namespace_grant",
+            &[("namespace", "prod"), ("user", "carol")]
+        )
+        .await
+        .status(),
+        200
+    );
+    assert_eq!(
+        s.call(
+            &admin,
+            "namespace_grant",
+            &[("namespace", "dev"), ("user", "bob")]
+        )
+        .await
+        .status(),
+        200
+    );
 
     let (bob, _) = s.login("bob").await;
     let targets: Value = s.call(&bob, "targets", &[]).await.json().await.unwrap();
-    assert_eq!(targets, serde_json::json!([]), "bob sees no host and no local shell");
+    assert_eq!(
+        targets,
+        serde_json::json!([]),
+        "bob sees no host and no local shell"
+    );
     assert_eq!(open(&s, &bob, "box").await.err(), Some(404));
     assert_eq!(open(&s, &bob, "local").await.err(), Some(403));
 
@@ -168,7 +292,12 @@ async fn members_open_only_their_namespaces_hosts() {
     assert_eq!(targets[0]["name"], "box");
     let (id, otp) = open(&s, &carol, "box").await.expect("carol may open box");
     // Bob cannot attach to carol's session, even with a ticket of his own.
-    assert_eq!(s.call(&bob, "term_attach", &[("session_id", &id)]).await.status(), 404);
+    assert_eq!(
+        s.call(&bob, "term_attach", &[("session_id", &id)])
+            .await
+            .status(),
+        404
+    );
     let mut t = Term::attach(&s, &id, &otp, 0).await;
     t.type_line("echo carol-ok").await;
     t.until(15, |t| t.text.contains("carol-ok")).await;
@@ -181,13 +310,36 @@ async fn terminal_tickets_are_bound_to_their_session_and_origin_is_checked() {
     let (admin, _) = s.login("root1").await;
     let (a, otp_a) = open(&s, &admin, "local").await.unwrap();
     let (b, _otp_b) = open(&s, &admin, "local").await.unwrap();
-    assert_eq!(connect(&s.ws_url(&format!("/ws/term/{b}?otp={otp_a}")), None).await.err(), Some(401));
-    let t: Value = s.call(&admin, "term_attach", &[("session_id", &a)]).await.json().await.unwrap();
+    assert_eq!(
+        connect(&s.ws_url(&format!("/ws/term/{b}?otp={otp_a}")), None)
+            .await
+            .err(),
+        Some(401)
+    );
+    let t: Value = s
+        .call(&admin, "term_attach", &[("session_id", &a)])
+        .await
+        .json()
+        .await
+        .unwrap();
     let otp = t["otp"].as_str().unwrap();
-    assert_eq!(connect(&s.ws_url(&format!("/ws/term/{a}?otp={otp}")), Some("https://evil.example.net")).await.err(), Some(403));
+    assert_eq!(
+        connect(
+            &s.ws_url(&format!("/ws/term/{a}?otp={otp}")),
+            Some("https://evil.example.net")
+        )
+        .await
+        .err(),
+        Some(403)
+    );
     // A chat ticket is not a terminal ticket.
     let chat = s.chat_ticket(&admin).await;
-    assert_eq!(connect(&s.ws_url(&format!("/ws/term/{a}?otp={chat}")), None).await.err(), Some(401));
+    assert_eq!(
+        connect(&s.ws_url(&format!("/ws/term/{a}?otp={chat}")), None)
+            .await
+            .err(),
+        Some(401)
+    );
 }
 
 #[tokio::test]
@@ -199,8 +351,23 @@ async fn the_local_target_works_for_admins_and_is_refused_when_disabled() {
     let mut t = Term::attach(&s, &id, &otp, 0).await;
     t.type_line("echo local-$((6*7))").await;
     t.until(10, |t| t.text.contains("local-42")).await;
+    // termroom's settings (TERMROOM_SECRET_KEY among them) are not inherited by the shell.
+    std::env::set_var("TERMROOM_TEST_LEAK", "leaked");
+    let (id, otp) = open(&s, &admin, "local").await.expect("second local shell");
+    let mut t = Term::attach(&s, &id, &otp, 0).await;
+    t.type_line("echo env=[${TERMROOM_TEST_LEAK:-absent}]")
+        .await;
+    t.until(10, |t| {
+        t.text.contains("env=[absent]") || t.text.contains("env=[leaked]")
+    })
+    .await;
+    assert!(t.text.contains("env=[absent]"), "{}", t.text);
 
-    let off = TestServer::start_with(Options { local_target: server::cli::LocalTarget::Off, ..Options::default() }).await;
+    let off = TestServer::start_with(Options {
+        local_target: server::cli::LocalTarget::Off,
+        ..Options::default()
+    })
+    .await;
     off.add_user("root1", Role::Admin).await;
     let (admin, _) = off.login("root1").await;
     assert_eq!(open(&off, &admin, "local").await.err(), Some(403));
@@ -224,9 +391,17 @@ async fn send_to_all_reaches_three_sessions_and_each_shows_its_own_result() {
     let mut pids = std::collections::BTreeSet::new();
     for t in terms.iter_mut() {
         // The typed line echoes as `all-$((40+2))-pid$$`; only the shell's answer reads `all-42-pid<digits>`.
-        t.until(10, |t| t.text.split("all-42-pid").nth(1).is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()) && rest.contains('\r'))).await;
+        t.until(10, |t| {
+            t.text.split("all-42-pid").nth(1).is_some_and(|rest| {
+                rest.starts_with(|c: char| c.is_ascii_digit()) && rest.contains('\r')
+            })
+        })
+        .await;
         let at = t.text.rfind("all-42-pid").unwrap() + "all-42-pid".len();
-        let pid: String = t.text[at..].chars().take_while(|c| c.is_ascii_digit()).collect();
+        let pid: String = t.text[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
         assert!(!pid.is_empty(), "{}", t.text);
         pids.insert(pid);
     }
@@ -241,22 +416,44 @@ async fn reattach_after_a_dropped_socket_gets_the_missed_output_exactly() {
     let (id, otp) = open(&s, &admin, "local").await.unwrap();
     let mut t = Term::attach(&s, &id, &otp, 0).await;
     // `ready-2` appears only in the output, never in the echoed command line.
-    t.type_line("export TR_MARK=kept; echo ready-$((1+1))").await;
+    t.type_line("export TR_MARK=kept; echo ready-$((1+1))")
+        .await;
     t.until(10, |t| t.text.contains("ready-2\r\n")).await;
-    t.type_line("sleep 1; for i in 1 2 3; do echo missed-$i; done").await;
+    t.type_line("sleep 1; for i in 1 2 3; do echo missed-$i; done")
+        .await;
     let resume_at = t.next_seq;
     let seen_before = t.text.clone();
     drop(t);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let ticket: Value = s.call(&admin, "term_attach", &[("session_id", &id)]).await.json().await.unwrap();
+    let ticket: Value = s
+        .call(&admin, "term_attach", &[("session_id", &id)])
+        .await
+        .json()
+        .await
+        .unwrap();
     let mut t2 = Term::attach(&s, &id, ticket["otp"].as_str().unwrap(), resume_at).await;
     t2.until(10, |t| t.text.contains("missed-3")).await;
-    assert!(t2.text.contains("missed-1\r\nmissed-2\r\nmissed-3"), "{:?}", t2.text);
-    assert_eq!(t2.snapshots, 0, "the missed output was still buffered: no snapshot");
-    assert!(!t2.text.contains("ready-2"), "nothing before the resume point is sent again: {:?}", t2.text);
+    assert!(
+        t2.text.contains("missed-1\r\nmissed-2\r\nmissed-3"),
+        "{:?}",
+        t2.text
+    );
+    assert_eq!(
+        t2.snapshots, 0,
+        "the missed output was still buffered: no snapshot"
+    );
+    assert!(
+        !t2.text.contains("ready-2"),
+        "nothing before the resume point is sent again: {:?}",
+        t2.text
+    );
     assert!(!seen_before.contains("missed-1\r\n"));
     t2.type_line("echo mark=$TR_MARK").await;
     t2.until(10, |t| t.text.contains("mark=kept")).await;
     let listed: Value = s.call(&admin, "term_list", &[]).await.json().await.unwrap();
-    assert!(listed.as_array().unwrap().iter().any(|x| x["session_id"] == id.as_str()));
+    assert!(listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x["session_id"] == id.as_str()));
 }

@@ -131,9 +131,10 @@ pub fn decode_client(text: &str) -> Result<ClientMsg, (ErrorCode, String)> {
             let known = ["send_message", "change_room"];
             match serde_json::from_str::<serde_json::Value>(text) {
                 Ok(v) => match v.get("type").and_then(|t| t.as_str()) {
-                    Some(t) if !known.contains(&t) => {
-                        Err((ErrorCode::UnknownType, format!("unknown message type {t:?}")))
-                    }
+                    Some(t) if !known.contains(&t) => Err((
+                        ErrorCode::UnknownType,
+                        format!("unknown message type {t:?}"),
+                    )),
                     _ => Err((ErrorCode::BadJson, format!("invalid message: {err}"))),
                 },
                 Err(err) => Err((ErrorCode::BadJson, format!("malformed JSON: {err}"))),
@@ -187,11 +188,15 @@ mod tests {
     fn errors_are_classified() {
         assert_eq!(decode_client("{nope").unwrap_err().0, ErrorCode::BadJson);
         assert_eq!(
-            decode_client(r#"{"type":"dance","payload":{}}"#).unwrap_err().0,
+            decode_client(r#"{"type":"dance","payload":{}}"#)
+                .unwrap_err()
+                .0,
             ErrorCode::UnknownType
         );
         assert_eq!(
-            decode_client(r#"{"type":"send_message","payload":{}}"#).unwrap_err().0,
+            decode_client(r#"{"type":"send_message","payload":{}}"#)
+                .unwrap_err()
+                .0,
             ErrorCode::BadJson
         );
     }
@@ -199,10 +204,19 @@ mod tests {
     #[test]
     fn server_messages_round_trip() {
         let msgs = vec![
-            ServerMsg::Rooms { rooms: vec!["general".into()] },
-            ServerMsg::Presence { room: "general".into(), users: vec!["a".into()] },
+            ServerMsg::Rooms {
+                rooms: vec!["general".into()],
+            },
+            ServerMsg::Presence {
+                room: "general".into(),
+                users: vec!["a".into()],
+            },
             ServerMsg::error(ErrorCode::RateLimited, "slow down"),
-            ServerMsg::Joined { room: "ops".into(), messages: vec![], complete: true },
+            ServerMsg::Joined {
+                room: "ops".into(),
+                messages: vec![],
+                complete: true,
+            },
         ];
         for m in msgs {
             let text = serde_json::to_string(&m).unwrap();

@@ -97,7 +97,10 @@ mod tests {
     fn client_frames_round_trip() {
         for f in [
             ClientFrame::Input(b"ls -la\r".to_vec()),
-            ClientFrame::Resize { cols: 120, rows: 40 },
+            ClientFrame::Resize {
+                cols: 120,
+                rows: 40,
+            },
             ClientFrame::Pause,
             ClientFrame::Resume,
             ClientFrame::ResumeFrom { seq: 1 << 40 },
@@ -109,10 +112,22 @@ mod tests {
     #[test]
     fn server_frames_round_trip() {
         for f in [
-            ServerFrame::Output { seq: 7, data: vec![0, 255, 27, b'['] },
-            ServerFrame::Snapshot { seq: 9, data: b"\x1b[H".to_vec() },
-            ServerFrame::Exit { code: Some(130), signal: None },
-            ServerFrame::Notice { level: NoticeLevel::Error, text: "host key changed".into() },
+            ServerFrame::Output {
+                seq: 7,
+                data: vec![0, 255, 27, b'['],
+            },
+            ServerFrame::Snapshot {
+                seq: 9,
+                data: b"\x1b[H".to_vec(),
+            },
+            ServerFrame::Exit {
+                code: Some(130),
+                signal: None,
+            },
+            ServerFrame::Notice {
+                level: NoticeLevel::Error,
+                text: "host key changed".into(),
+            },
         ] {
             assert_eq!(ServerFrame::decode(&f.encode()).unwrap(), f);
         }
@@ -121,7 +136,11 @@ mod tests {
     #[test]
     fn output_bytes_are_raw_not_text() {
         let data = vec![0xABu8; 1000];
-        let enc = ServerFrame::Output { seq: 0, data: data.clone() }.encode();
+        let enc = ServerFrame::Output {
+            seq: 0,
+            data: data.clone(),
+        }
+        .encode();
         // tag + seq + length prefix + raw bytes: no base64/JSON inflation
         assert!(enc.len() <= data.len() + 4);
         assert!(enc.windows(1000).any(|w| w == &data[..]));

@@ -41,8 +41,12 @@ pub async fn verify(password: &str, phc: &str) -> Result<bool, PasswordError> {
     let password = password.to_owned();
     let phc = phc.to_owned();
     tokio::task::spawn_blocking(move || {
-        let Ok(parsed) = PasswordHash::new(&phc) else { return false };
-        Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()
+        let Ok(parsed) = PasswordHash::new(&phc) else {
+            return false;
+        };
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
     })
     .await
     .map_err(|_| PasswordError::Join)
@@ -54,7 +58,9 @@ pub async fn dummy_hash() -> &'static str {
     static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
     DUMMY
         .get_or_init(|| async {
-            hash(&crate::auth::tokens::random_token()).await.unwrap_or_default()
+            hash(&crate::auth::tokens::random_token())
+                .await
+                .unwrap_or_default()
         })
         .await
 }

@@ -32,7 +32,9 @@ impl LoginLimiter {
     /// `Err(seconds)` when `addr` must wait before trying again.
     pub fn check(&self, addr: IpAddr) -> Result<(), u64> {
         let map = self.by_addr.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(f) = map.get(&addr) else { return Ok(()) };
+        let Some(f) = map.get(&addr) else {
+            return Ok(());
+        };
         if f.count < FREE_FAILURES || f.last.elapsed() > FAILURE_MEMORY {
             return Ok(());
         }
@@ -51,7 +53,10 @@ impl LoginLimiter {
         if map.len() >= MAX_TRACKED_ADDRS {
             map.retain(|_, f| f.last.elapsed() < FAILURE_MEMORY);
         }
-        let entry = map.entry(addr).or_insert(Failures { count: 0, last: Instant::now() });
+        let entry = map.entry(addr).or_insert(Failures {
+            count: 0,
+            last: Instant::now(),
+        });
         if entry.last.elapsed() > FAILURE_MEMORY {
             entry.count = 0;
         }
@@ -61,7 +66,10 @@ impl LoginLimiter {
 
     /// Forgets the failures of an address after a successful login.
     pub fn succeeded(&self, addr: IpAddr) {
-        self.by_addr.lock().unwrap_or_else(|e| e.into_inner()).remove(&addr);
+        self.by_addr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&addr);
     }
 }
 
@@ -82,13 +90,19 @@ pub struct TokenBucket {
 impl TokenBucket {
     /// A full bucket.
     pub fn new(rate: u32, burst: u32) -> Self {
-        Self { rate: f64::from(rate.max(1)), burst: f64::from(burst.max(1)), tokens: f64::from(burst.max(1)), last: Instant::now() }
+        Self {
+            rate: f64::from(rate.max(1)),
+            burst: f64::from(burst.max(1)),
+            tokens: f64::from(burst.max(1)),
+            last: Instant::now(),
+        }
     }
 
     /// Takes one token if available.
     pub fn try_take(&mut self) -> bool {
         let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
         self.last = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;

@@ -65,7 +65,10 @@ pub async fn redeem(db: &Db, ticket: &str, purpose: &str) -> Result<Redeemed, Ti
     .map_err(DbError::from)?;
     match row {
         Some((user_id, p, login_session, expires)) if p == purpose && expires >= now_unix() => {
-            Ok(Redeemed { user_id, login_session })
+            Ok(Redeemed {
+                user_id,
+                login_session,
+            })
         }
         _ => Err(TicketError::Invalid),
     }

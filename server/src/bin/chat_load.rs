@@ -36,7 +36,8 @@ struct Args {
     port: u16,
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -91,7 +92,14 @@ async fn main() -> anyhow::Result<()> {
     }
     let addr = format!("127.0.0.1:{}", args.port);
     let mut server = Command::new(bin)
-        .args(["serve", "--addr", &addr, "--chat-rate", "100000", "--data-dir"])
+        .args([
+            "serve",
+            "--addr",
+            &addr,
+            "--chat-rate",
+            "100000",
+            "--data-dir",
+        ])
         .arg(data.path())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -104,7 +112,11 @@ async fn main() -> anyhow::Result<()> {
     let http = reqwest::Client::builder().cookie_store(true).build()?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let r = http.post(format!("{base}/login")).json(&serde_json::json!({"username": "bench", "password": password})).send().await;
+        let r = http
+            .post(format!("{base}/login"))
+            .json(&serde_json::json!({"username": "bench", "password": password}))
+            .send()
+            .await;
         if matches!(&r, Ok(r) if r.status().is_success()) {
             break;
         }
@@ -136,7 +148,10 @@ async fn main() -> anyhow::Result<()> {
     let (n0, r0) = samples[0];
     let (n1, r1) = samples[samples.len() - 1];
     let slope = (r1 as f64 - r0 as f64) * 1024.0 / (n1 - n0).max(1) as f64;
-    println!("  memory per idle connection (slope): {:.1} KB", slope / 1000.0);
+    println!(
+        "  memory per idle connection (slope): {:.1} KB",
+        slope / 1000.0
+    );
 
     // Fan-out: every client reads; one sender posts at a fixed rate.
     let n = clients.len();
@@ -157,7 +172,12 @@ async fn main() -> anyhow::Result<()> {
                             Ok(v) => v,
                             Err(_) => continue,
                         };
-                        let Some(i) = v["payload"]["message"].as_str().and_then(|m| m.parse::<u32>().ok()) else { continue };
+                        let Some(i) = v["payload"]["message"]
+                            .as_str()
+                            .and_then(|m| m.parse::<u32>().ok())
+                        else {
+                            continue;
+                        };
                         let intended = start + interval * i;
                         local.push(now.saturating_duration_since(intended));
                     }
@@ -174,8 +194,13 @@ async fn main() -> anyhow::Result<()> {
     let sender_task = tokio::spawn(async move {
         for i in 0..total as u32 {
             tokio::time::sleep_until((start + interval * i).into()).await;
-            let msg = serde_json::json!({"type": "send_message", "payload": {"message": i.to_string()}});
-            if sender.send(Message::Text(msg.to_string().into())).await.is_err() {
+            let msg =
+                serde_json::json!({"type": "send_message", "payload": {"message": i.to_string()}});
+            if sender
+                .send(Message::Text(msg.to_string().into()))
+                .await
+                .is_err()
+            {
                 break;
             }
         }
@@ -190,8 +215,15 @@ async fn main() -> anyhow::Result<()> {
     sender_task.abort();
     let mut lat = latencies.lock().await.clone();
     lat.sort();
-    println!("fan-out: {n} clients, {} msg/s for {} s", args.rate, args.seconds);
-    println!("  deliveries: {delivered} of {} ({:.0} per second)", n * total, delivered as f64 / elapsed.as_secs_f64());
+    println!(
+        "fan-out: {n} clients, {} msg/s for {} s",
+        args.rate, args.seconds
+    );
+    println!(
+        "  deliveries: {delivered} of {} ({:.0} per second)",
+        n * total,
+        delivered as f64 / elapsed.as_secs_f64()
+    );
     println!(
         "  latency vs intended send time: p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
         percentile(&lat, 0.50).as_secs_f64() * 1e3,

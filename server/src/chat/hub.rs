@@ -28,7 +28,11 @@ pub type ClientId = u64;
 pub enum Outbound {
     /// A chat message of room `room_id` with id `id` (the connection drops it
     /// if it has left the room or already sent that id).
-    Message { room_id: i64, id: i64, frame: Utf8Bytes },
+    Message {
+        room_id: i64,
+        id: i64,
+        frame: Utf8Bytes,
+    },
     /// Any other frame (presence, rooms).
     Frame(Utf8Bytes),
 }
@@ -42,11 +46,20 @@ pub struct KickReason {
 
 impl KickReason {
     /// The client could not keep up with its room.
-    pub const TOO_SLOW: KickReason = KickReason { code: 1008, reason: "too slow: send queue full" };
+    pub const TOO_SLOW: KickReason = KickReason {
+        code: 1008,
+        reason: "too slow: send queue full",
+    };
     /// The login session ended (logout) or the user was disabled.
-    pub const LOGGED_OUT: KickReason = KickReason { code: 1008, reason: "logged out" };
+    pub const LOGGED_OUT: KickReason = KickReason {
+        code: 1008,
+        reason: "logged out",
+    };
     /// The server is shutting down.
-    pub const SHUTDOWN: KickReason = KickReason { code: 1001, reason: "server shutting down" };
+    pub const SHUTDOWN: KickReason = KickReason {
+        code: 1001,
+        reason: "server shutting down",
+    };
 }
 
 /// What a connection receives when it registers.
@@ -79,13 +92,32 @@ pub struct Member {
 }
 
 enum Cmd {
-    Connect { member: Member, reply: oneshot::Sender<ClientHandle> },
-    Join { client: ClientId, room: String, reply: oneshot::Sender<Result<JoinedRoom, ErrorCode>> },
-    Send { client: ClientId, text: String, reply: oneshot::Sender<Result<(), ErrorCode>> },
-    Leave { client: ClientId },
-    KickSession { login_session: String },
-    KickUser { user_id: i64 },
-    Shutdown { reply: oneshot::Sender<()> },
+    Connect {
+        member: Member,
+        reply: oneshot::Sender<ClientHandle>,
+    },
+    Join {
+        client: ClientId,
+        room: String,
+        reply: oneshot::Sender<Result<JoinedRoom, ErrorCode>>,
+    },
+    Send {
+        client: ClientId,
+        text: String,
+        reply: oneshot::Sender<Result<(), ErrorCode>>,
+    },
+    Leave {
+        client: ClientId,
+    },
+    KickSession {
+        login_session: String,
+    },
+    KickUser {
+        user_id: i64,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// Cheap handle to the hub task.
@@ -103,7 +135,14 @@ impl ChatHub {
     /// Starts the hub task; it runs until [`ChatHub::shutdown`].
     pub fn spawn(db: Db, rate_per_sec: u32) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(HUB_QUEUE);
-        let state = Hub { db, rate: rate_per_sec, clients: HashMap::new(), rooms: HashMap::new(), buckets: HashMap::new(), next_id: 1 };
+        let state = Hub {
+            db,
+            rate: rate_per_sec,
+            clients: HashMap::new(),
+            rooms: HashMap::new(),
+            buckets: HashMap::new(),
+            next_id: 1,
+        };
         let task = tokio::spawn(state.run(rx).instrument(tracing::info_span!("chat_hub")));
         (Self { tx }, task)
     }
@@ -120,13 +159,31 @@ impl ChatHub {
     }
 
     /// Moves a client to `room` (created on first join).
-    pub async fn join(&self, client: ClientId, room: &str) -> Result<Result<JoinedRoom, ErrorCode>, HubGone> {
-        self.ask(|reply| Cmd::Join { client, room: room.to_string(), reply }).await
+    pub async fn join(
+        &self,
+        client: ClientId,
+        room: &str,
+    ) -> Result<Result<JoinedRoom, ErrorCode>, HubGone> {
+        self.ask(|reply| Cmd::Join {
+            client,
+            room: room.to_string(),
+            reply,
+        })
+        .await
     }
 
     /// Stores and broadcasts a message to the client's room.
-    pub async fn send(&self, client: ClientId, text: String) -> Result<Result<(), ErrorCode>, HubGone> {
-        self.ask(|reply| Cmd::Send { client, text, reply }).await
+    pub async fn send(
+        &self,
+        client: ClientId,
+        text: String,
+    ) -> Result<Result<(), ErrorCode>, HubGone> {
+        self.ask(|reply| Cmd::Send {
+            client,
+            text,
+            reply,
+        })
+        .await
     }
 
     /// Unregisters a socket.
@@ -136,7 +193,12 @@ impl ChatHub {
 
     /// Disconnects every socket opened under a login session.
     pub async fn kick_session(&self, login_session: &str) {
-        let _ = self.tx.send(Cmd::KickSession { login_session: login_session.to_string() }).await;
+        let _ = self
+            .tx
+            .send(Cmd::KickSession {
+                login_session: login_session.to_string(),
+            })
+            .await;
     }
 
     /// Disconnects every socket of a user.
@@ -188,23 +250,41 @@ impl Hub {
                         self.send_rooms_to(id).await;
                     }
                 }
-                Cmd::Join { client, room, reply } => {
+                Cmd::Join {
+                    client,
+                    room,
+                    reply,
+                } => {
                     let r = self.join(client, &room).await;
                     let _ = reply.send(r);
                 }
-                Cmd::Send { client, text, reply } => {
+                Cmd::Send {
+                    client,
+                    text,
+                    reply,
+                } => {
                     let r = self.post(client, text).await;
                     let _ = reply.send(r);
                 }
                 Cmd::Leave { client } => self.remove(client),
                 Cmd::KickSession { login_session } => {
-                    let ids: Vec<_> = self.clients.iter().filter(|(_, c)| c.member.login_session.as_deref() == Some(&login_session)).map(|(id, _)| *id).collect();
+                    let ids: Vec<_> = self
+                        .clients
+                        .iter()
+                        .filter(|(_, c)| c.member.login_session.as_deref() == Some(&login_session))
+                        .map(|(id, _)| *id)
+                        .collect();
                     for id in ids {
                         self.kick(id, KickReason::LOGGED_OUT);
                     }
                 }
                 Cmd::KickUser { user_id } => {
-                    let ids: Vec<_> = self.clients.iter().filter(|(_, c)| c.member.user_id == user_id).map(|(id, _)| *id).collect();
+                    let ids: Vec<_> = self
+                        .clients
+                        .iter()
+                        .filter(|(_, c)| c.member.user_id == user_id)
+                        .map(|(id, _)| *id)
+                        .collect();
                     for id in ids {
                         self.kick(id, KickReason::LOGGED_OUT);
                     }
@@ -226,7 +306,15 @@ impl Hub {
         self.next_id += 1;
         let (outbox_tx, outbox) = mpsc::channel(CLIENT_QUEUE);
         let (kick_tx, kick) = watch::channel(None);
-        self.clients.insert(id, Client { member, room: None, outbox: outbox_tx, kick: kick_tx });
+        self.clients.insert(
+            id,
+            Client {
+                member,
+                room: None,
+                outbox: outbox_tx,
+                kick: kick_tx,
+            },
+        );
         ClientHandle { id, outbox, kick }
     }
 
@@ -257,7 +345,9 @@ impl Hub {
     }
 
     fn remove(&mut self, id: ClientId) {
-        let Some(client) = self.clients.remove(&id) else { return };
+        let Some(client) = self.clients.remove(&id) else {
+            return;
+        };
         if let Some(room) = client.room {
             if let Some(r) = self.rooms.get_mut(&room) {
                 r.members.remove(&id);
@@ -277,10 +367,25 @@ impl Hub {
     }
 
     fn send_presence(&mut self, room: &str) {
-        let Some(r) = self.rooms.get(room) else { return };
-        let users: BTreeSet<String> = r.members.iter().filter_map(|id| self.clients.get(id)).map(|c| c.member.user_name.clone()).collect();
-        let frame = encode(&ServerMsg::Presence { room: room.to_string(), users: users.into_iter().collect() });
-        let rich: Vec<ClientId> = r.members.iter().copied().filter(|id| self.clients.get(id).is_some_and(|c| c.member.rich)).collect();
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        let users: BTreeSet<String> = r
+            .members
+            .iter()
+            .filter_map(|id| self.clients.get(id))
+            .map(|c| c.member.user_name.clone())
+            .collect();
+        let frame = encode(&ServerMsg::Presence {
+            room: room.to_string(),
+            users: users.into_iter().collect(),
+        });
+        let rich: Vec<ClientId> = r
+            .members
+            .iter()
+            .copied()
+            .filter(|id| self.clients.get(id).is_some_and(|c| c.member.rich))
+            .collect();
         for id in rich {
             self.offer(id, Outbound::Frame(frame.clone()));
         }
@@ -291,23 +396,38 @@ impl Hub {
             return Err(ErrorCode::Internal);
         }
         if !self.rooms.contains_key(room) {
-            let (room_id, created) = db::messages::ensure_room(&self.db, room).await.map_err(|e| {
-                warn!("creating room {room}: {e}");
-                ErrorCode::Internal
-            })?;
-            self.rooms.insert(room.to_string(), Room { id: room_id, members: HashSet::new() });
+            let (room_id, created) =
+                db::messages::ensure_room(&self.db, room)
+                    .await
+                    .map_err(|e| {
+                        warn!("creating room {room}: {e}");
+                        ErrorCode::Internal
+                    })?;
+            self.rooms.insert(
+                room.to_string(),
+                Room {
+                    id: room_id,
+                    members: HashSet::new(),
+                },
+            );
             if created {
                 info!(room, "room created");
                 self.broadcast_rooms().await;
             }
         }
-        let room_id = self.rooms.get(room).map(|r| r.id).ok_or(ErrorCode::Internal)?;
+        let room_id = self
+            .rooms
+            .get(room)
+            .map(|r| r.id)
+            .ok_or(ErrorCode::Internal)?;
         // The hub stores every message of the room, so the database's last id
         // is exactly the last one broadcast: later ones reach the outbox.
-        let upto = db::messages::last_id(&self.db, room_id).await.map_err(|e| {
-            warn!("reading room {room}: {e}");
-            ErrorCode::Internal
-        })?;
+        let upto = db::messages::last_id(&self.db, room_id)
+            .await
+            .map_err(|e| {
+                warn!("reading room {room}: {e}");
+                ErrorCode::Internal
+            })?;
         let old = match self.clients.get_mut(&id) {
             Some(c) => c.room.replace(room.to_string()),
             None => return Err(ErrorCode::Internal),
@@ -331,7 +451,12 @@ impl Hub {
             Err(e) => return warn!("listing rooms: {e}"),
         };
         let frame = encode(&ServerMsg::Rooms { rooms });
-        let rich: Vec<ClientId> = self.clients.iter().filter(|(_, c)| c.member.rich).map(|(id, _)| *id).collect();
+        let rich: Vec<ClientId> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| c.member.rich)
+            .map(|(id, _)| *id)
+            .collect();
         for id in rich {
             self.offer(id, Outbound::Frame(frame.clone()));
         }
@@ -344,16 +469,25 @@ impl Hub {
         };
         let room = room.ok_or(ErrorCode::BadRoom)?;
         let rate = self.rate;
-        let bucket = self.buckets.entry(user_id).or_insert_with(|| TokenBucket::new(rate, rate.saturating_mul(BURST_FACTOR)));
+        let bucket = self
+            .buckets
+            .entry(user_id)
+            .or_insert_with(|| TokenBucket::new(rate, rate.saturating_mul(BURST_FACTOR)));
         if !bucket.try_take() {
             return Err(ErrorCode::RateLimited);
         }
-        let room_id = self.rooms.get(&room).map(|r| r.id).ok_or(ErrorCode::Internal)?;
+        let room_id = self
+            .rooms
+            .get(&room)
+            .map(|r| r.id)
+            .ok_or(ErrorCode::Internal)?;
         // Stored before it is broadcast: a message nobody could reload is never shown.
-        let line = db::messages::insert(&self.db, room_id, &room, user_id, &user_name, &text).await.map_err(|e| {
-            warn!("storing message: {e}");
-            ErrorCode::Internal
-        })?;
+        let line = db::messages::insert(&self.db, room_id, &room, user_id, &user_name, &text)
+            .await
+            .map_err(|e| {
+                warn!("storing message: {e}");
+                ErrorCode::Internal
+            })?;
         let rich = encode(&ServerMsg::NewMessage {
             message: line.message.clone(),
             from: line.from.clone(),
@@ -361,15 +495,37 @@ impl Hub {
             id: Some(line.id),
             room: Some(room.clone()),
         });
-        let classic = encode(&ServerMsg::NewMessage { message: line.message, from: line.from, sent: line.sent, id: None, room: None });
+        let classic = encode(&ServerMsg::NewMessage {
+            message: line.message,
+            from: line.from,
+            sent: line.sent,
+            id: None,
+            room: None,
+        });
         let members: Vec<(ClientId, bool)> = self
             .rooms
             .get(&room)
-            .map(|r| r.members.iter().filter_map(|m| self.clients.get(m).map(|c| (*m, c.member.rich))).collect())
+            .map(|r| {
+                r.members
+                    .iter()
+                    .filter_map(|m| self.clients.get(m).map(|c| (*m, c.member.rich)))
+                    .collect()
+            })
             .unwrap_or_default();
         for (member, is_rich) in members {
-            let frame = if is_rich { rich.clone() } else { classic.clone() };
-            self.offer(member, Outbound::Message { room_id, id: line.id, frame });
+            let frame = if is_rich {
+                rich.clone()
+            } else {
+                classic.clone()
+            };
+            self.offer(
+                member,
+                Outbound::Message {
+                    room_id,
+                    id: line.id,
+                    frame,
+                },
+            );
         }
         Ok(())
     }

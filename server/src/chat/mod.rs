@@ -2,4 +2,4 @@
 //! transport (the WebSocket adapter lives in [`crate::ws::chat`]).
 pub mod hub;
 
-pub use hub::{ChatHub, ClientHandle, JoinedRoom, Outbound, KickReason};
+pub use hub::{ChatHub, ClientHandle, JoinedRoom, KickReason, Outbound};

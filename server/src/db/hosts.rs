@@ -50,7 +50,19 @@ pub struct NewHostRow<'a> {
     pub fingerprint: Option<&'a str>,
 }
 
-type Raw = (i64, String, i64, String, String, i64, String, String, Vec<u8>, Vec<u8>, Option<String>);
+type Raw = (
+    i64,
+    String,
+    i64,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    Vec<u8>,
+    Vec<u8>,
+    Option<String>,
+);
 
 const SELECT: &str = "SELECT h.id, h.name, h.namespace_id, n.name, h.address, h.port, h.ssh_user, h.auth_kind, \
      h.secret_nonce, h.secret_ciphertext, h.host_key_fingerprint FROM hosts h JOIN namespaces n ON n.id = h.namespace_id";
@@ -127,6 +139,9 @@ pub async fn set_fingerprint(db: &Db, name: &str, fingerprint: &str) -> Result<b
 
 /// Deletes a host; false if no such host.
 pub async fn delete(db: &Db, name: &str) -> Result<bool, DbError> {
-    let r = sqlx::query("DELETE FROM hosts WHERE name = ?").bind(name).execute(db).await?;
+    let r = sqlx::query("DELETE FROM hosts WHERE name = ?")
+        .bind(name)
+        .execute(db)
+        .await?;
     Ok(r.rows_affected() > 0)
 }

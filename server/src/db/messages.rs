@@ -5,7 +5,9 @@ use super::{now_rfc3339, Db, DbError};
 
 /// Every room name, alphabetically.
 pub async fn rooms(db: &Db) -> Result<Vec<String>, DbError> {
-    let rows: Vec<(String,)> = sqlx::query_as("SELECT name FROM rooms ORDER BY name").fetch_all(db).await?;
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT name FROM rooms ORDER BY name")
+        .fetch_all(db)
+        .await?;
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
@@ -20,7 +22,10 @@ pub async fn ensure_room(db: &Db, name: &str) -> Result<(i64, bool), DbError> {
     if let Some((id,)) = inserted {
         return Ok((id, true));
     }
-    let (id,): (i64,) = sqlx::query_as("SELECT id FROM rooms WHERE name = ?").bind(name).fetch_one(db).await?;
+    let (id,): (i64,) = sqlx::query_as("SELECT id FROM rooms WHERE name = ?")
+        .bind(name)
+        .fetch_one(db)
+        .await?;
     Ok((id, false))
 }
 
@@ -34,22 +39,43 @@ pub async fn last_id(db: &Db, room_id: i64) -> Result<i64, DbError> {
 }
 
 /// Stores a message; returns it as sent to clients.
-pub async fn insert(db: &Db, room_id: i64, room: &str, user_id: i64, user: &str, body: &str) -> Result<ChatLine, DbError> {
+pub async fn insert(
+    db: &Db,
+    room_id: i64,
+    room: &str,
+    user_id: i64,
+    user: &str,
+    body: &str,
+) -> Result<ChatLine, DbError> {
     let sent = now_rfc3339();
-    let (id,): (i64,) =
-        sqlx::query_as("INSERT INTO messages (room_id, user_id, body, sent_at) VALUES (?, ?, ?, ?) RETURNING id")
-            .bind(room_id)
-            .bind(user_id)
-            .bind(body)
-            .bind(&sent)
-            .fetch_one(db)
-            .await?;
-    Ok(ChatLine { id, room: room.to_string(), from: user.to_string(), message: body.to_string(), sent })
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO messages (room_id, user_id, body, sent_at) VALUES (?, ?, ?, ?) RETURNING id",
+    )
+    .bind(room_id)
+    .bind(user_id)
+    .bind(body)
+    .bind(&sent)
+    .fetch_one(db)
+    .await?;
+    Ok(ChatLine {
+        id,
+        room: room.to_string(),
+        from: user.to_string(),
+        message: body.to_string(),
+        sent,
+    })
 }
 
 /// Messages of a room with `after < id <= upto`, oldest first, at most `limit`
 /// (the newest ones when more exist); `true` when none were left out.
-pub async fn range(db: &Db, room_id: i64, room: &str, after: i64, upto: i64, limit: i64) -> Result<(Vec<ChatLine>, bool), DbError> {
+pub async fn range(
+    db: &Db,
+    room_id: i64,
+    room: &str,
+    after: i64,
+    upto: i64,
+    limit: i64,
+) -> Result<(Vec<ChatLine>, bool), DbError> {
     let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
         "SELECT m.id, u.name, m.body, m.sent_at FROM messages m JOIN users u ON u.id = m.user_id \
          WHERE m.room_id = ? AND m.id > ? AND m.id <= ? ORDER BY m.id DESC LIMIT ?",
@@ -64,7 +90,13 @@ pub async fn range(db: &Db, room_id: i64, room: &str, after: i64, upto: i64, lim
     let mut lines: Vec<ChatLine> = rows
         .into_iter()
         .take(limit as usize)
-        .map(|(id, from, message, sent)| ChatLine { id, room: room.to_string(), from, message, sent })
+        .map(|(id, from, message, sent)| ChatLine {
+            id,
+            room: room.to_string(),
+            from,
+            message,
+            sent,
+        })
         .collect();
     lines.reverse();
     Ok((lines, complete))

@@ -5,27 +5,33 @@ use super::{now_rfc3339, Db, DbError};
 
 /// Creates a namespace.
 pub async fn create(db: &Db, name: &str) -> Result<i64, DbError> {
-    let (id,): (i64,) = sqlx::query_as("INSERT INTO namespaces (name, created_at) VALUES (?, ?) RETURNING id")
-        .bind(name)
-        .bind(now_rfc3339())
-        .fetch_one(db)
-        .await?;
+    let (id,): (i64,) =
+        sqlx::query_as("INSERT INTO namespaces (name, created_at) VALUES (?, ?) RETURNING id")
+            .bind(name)
+            .bind(now_rfc3339())
+            .fetch_one(db)
+            .await?;
     Ok(id)
 }
 
 /// A namespace id by name.
 pub async fn id_by_name(db: &Db, name: &str) -> Result<Option<i64>, DbError> {
-    let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM namespaces WHERE name = ?").bind(name).fetch_optional(db).await?;
+    let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM namespaces WHERE name = ?")
+        .bind(name)
+        .fetch_optional(db)
+        .await?;
     Ok(row.map(|r| r.0))
 }
 
 /// Adds a member (idempotent).
 pub async fn grant(db: &Db, namespace_id: i64, user_id: i64) -> Result<(), DbError> {
-    sqlx::query("INSERT INTO memberships (namespace_id, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING")
-        .bind(namespace_id)
-        .bind(user_id)
-        .execute(db)
-        .await?;
+    sqlx::query(
+        "INSERT INTO memberships (namespace_id, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+    )
+    .bind(namespace_id)
+    .bind(user_id)
+    .execute(db)
+    .await?;
     Ok(())
 }
 
@@ -51,17 +57,20 @@ pub async fn list(db: &Db) -> Result<Vec<NamespaceInfo>, DbError> {
         .into_iter()
         .map(|(name, members)| NamespaceInfo {
             name,
-            members: members.map(|s| s.split(',').map(str::to_string).collect()).unwrap_or_default(),
+            members: members
+                .map(|s| s.split(',').map(str::to_string).collect())
+                .unwrap_or_default(),
         })
         .collect())
 }
 
 /// Whether a user belongs to a namespace.
 pub async fn is_member(db: &Db, namespace_id: i64, user_id: i64) -> Result<bool, DbError> {
-    let row: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM memberships WHERE namespace_id = ? AND user_id = ?")
-        .bind(namespace_id)
-        .bind(user_id)
-        .fetch_optional(db)
-        .await?;
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT 1 FROM memberships WHERE namespace_id = ? AND user_id = ?")
+            .bind(namespace_id)
+            .bind(user_id)
+            .fetch_optional(db)
+            .await?;
     Ok(row.is_some())
 }

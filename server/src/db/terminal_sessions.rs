@@ -103,7 +103,12 @@ pub async fn insert(db: &Db, s: &NewTermSession<'_>) -> Result<(), DbError> {
 }
 
 /// Records how a session ended (first end wins: a row already ended is left alone).
-pub async fn finish(db: &Db, id: &str, status: Status, exit_code: Option<u32>) -> Result<(), DbError> {
+pub async fn finish(
+    db: &Db,
+    id: &str,
+    status: Status,
+    exit_code: Option<u32>,
+) -> Result<(), DbError> {
     sqlx::query("UPDATE terminal_sessions SET status = ?, ended_at = ?, exit_code = ? WHERE id = ? AND ended_at IS NULL")
         .bind(status.as_str())
         .bind(now_rfc3339())

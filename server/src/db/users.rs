@@ -19,14 +19,24 @@ pub struct UserRow {
 impl UserRow {
     /// The public view.
     pub fn info(&self) -> UserInfo {
-        UserInfo { id: self.id, name: self.name.clone(), role: self.role }
+        UserInfo {
+            id: self.id,
+            name: self.name.clone(),
+            role: self.role,
+        }
     }
 }
 
 type RawUser = (i64, String, String, String, i64);
 
 fn from_raw((id, name, password_hash, role, disabled): RawUser) -> UserRow {
-    UserRow { id, name, password_hash, role: Role::parse(&role).unwrap_or(Role::Member), disabled: disabled != 0 }
+    UserRow {
+        id,
+        name,
+        password_hash,
+        role: Role::parse(&role).unwrap_or(Role::Member),
+        disabled: disabled != 0,
+    }
 }
 
 /// Creates a user; fails with a unique-constraint error if the name exists.
@@ -70,7 +80,9 @@ pub async fn by_id(db: &Db, id: i64) -> Result<Option<UserRow>, DbError> {
 
 /// Number of users.
 pub async fn count(db: &Db) -> Result<i64, DbError> {
-    let n: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users").fetch_one(db).await?;
+    let n: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users")
+        .fetch_one(db)
+        .await?;
     Ok(n.0)
 }
 
@@ -90,7 +102,9 @@ pub async fn list(db: &Db) -> Result<Vec<UserSummary>, DbError> {
             name,
             role: Role::parse(&role).unwrap_or(Role::Member),
             disabled: disabled != 0,
-            namespaces: ns.map(|s| s.split(',').map(str::to_string).collect()).unwrap_or_default(),
+            namespaces: ns
+                .map(|s| s.split(',').map(str::to_string).collect())
+                .unwrap_or_default(),
         })
         .collect())
 }
@@ -107,12 +121,16 @@ pub async fn set_password(db: &Db, name: &str, password_hash: &str) -> Result<bo
 
 /// Disables a user and deletes their login sessions; returns the id if found.
 pub async fn disable(db: &Db, name: &str) -> Result<Option<i64>, DbError> {
-    let id: Option<(i64,)> = sqlx::query_as("UPDATE users SET disabled = 1 WHERE name = ? RETURNING id")
-        .bind(name)
-        .fetch_optional(db)
-        .await?;
+    let id: Option<(i64,)> =
+        sqlx::query_as("UPDATE users SET disabled = 1 WHERE name = ? RETURNING id")
+            .bind(name)
+            .fetch_optional(db)
+            .await?;
     if let Some((id,)) = id {
-        sqlx::query("DELETE FROM login_sessions WHERE user_id = ?").bind(id).execute(db).await?;
+        sqlx::query("DELETE FROM login_sessions WHERE user_id = ?")
+            .bind(id)
+            .execute(db)
+            .await?;
     }
     Ok(id.map(|r| r.0))
 }
@@ -144,7 +162,13 @@ pub async fn login_session_user(db: &Db, token_hash: &str) -> Result<Option<User
 
 /// Ends a login session.
 pub async fn delete_login_session(db: &Db, token_hash: &str) -> Result<(), DbError> {
-    sqlx::query("DELETE FROM login_sessions WHERE token_hash = ?").bind(token_hash).execute(db).await?;
-    sqlx::query("DELETE FROM tickets WHERE login_session = ?").bind(token_hash).execute(db).await?;
+    sqlx::query("DELETE FROM login_sessions WHERE token_hash = ?")
+        .bind(token_hash)
+        .execute(db)
+        .await?;
+    sqlx::query("DELETE FROM tickets WHERE login_session = ?")
+        .bind(token_hash)
+        .execute(db)
+        .await?;
     Ok(())
 }

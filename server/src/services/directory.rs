@@ -39,10 +39,16 @@ pub fn probe_error(address: &str, port: u16, e: term::TermError) -> ApiError {
 }
 
 /// Validates and stores a new host, sealing its secret (shared with the CLI).
-pub async fn insert_host(db: &db::Db, secrets: &crate::secrets::SecretBox, host: &NewHost) -> Result<(), ApiError> {
+pub async fn insert_host(
+    db: &db::Db,
+    secrets: &crate::secrets::SecretBox,
+    host: &NewHost,
+) -> Result<(), ApiError> {
     check_name("host", &host.name)?;
     if host.name == LOCAL_TARGET {
-        return Err(ApiError::Invalid("the name 'local' is reserved for the local shell".into()));
+        return Err(ApiError::Invalid(
+            "the name 'local' is reserved for the local shell".into(),
+        ));
     }
     if host.address.trim().is_empty() || host.address.len() > 255 {
         return Err(ApiError::Invalid("address is required".into()));
@@ -57,11 +63,17 @@ pub async fn insert_host(db: &db::Db, secrets: &crate::secrets::SecretBox, host:
         (Some(p), None) if !p.is_empty() => ("password", p.as_bytes()),
         (None, Some(k)) if !k.trim().is_empty() => {
             if russh::keys::decode_secret_key(k, None).is_err() {
-                return Err(ApiError::Invalid("the private key is not a valid unencrypted OpenSSH/PEM key".into()));
+                return Err(ApiError::Invalid(
+                    "the private key is not a valid unencrypted OpenSSH/PEM key".into(),
+                ));
             }
             ("key", k.as_bytes())
         }
-        _ => return Err(ApiError::Invalid("give either a password or a private key".into())),
+        _ => {
+            return Err(ApiError::Invalid(
+                "give either a password or a private key".into(),
+            ))
+        }
     };
     let fingerprint = host.fingerprint.trim();
     let fingerprint = if fingerprint.is_empty() {
@@ -69,7 +81,9 @@ pub async fn insert_host(db: &db::Db, secrets: &crate::secrets::SecretBox, host:
     } else if fingerprint.starts_with("SHA256:") {
         Some(fingerprint)
     } else {
-        return Err(ApiError::Invalid("fingerprint must look like SHA256:...".into()));
+        return Err(ApiError::Invalid(
+            "fingerprint must look like SHA256:...".into(),
+        ));
     };
     let ns = namespaces::id_by_name(db, &host.namespace)
         .await
@@ -92,7 +106,10 @@ pub async fn insert_host(db: &db::Db, secrets: &crate::secrets::SecretBox, host:
             let _ = db::audit::record(db, None, "host.add", Some(&host.name), fingerprint).await;
             Ok(())
         }
-        Err(e) if users::is_unique_violation(&e) => Err(ApiError::Invalid(format!("host {} already exists", host.name))),
+        Err(e) if users::is_unique_violation(&e) => Err(ApiError::Invalid(format!(
+            "host {} already exists",
+            host.name
+        ))),
         Err(e) => Err(internal(e)),
     }
 }
@@ -101,10 +118,19 @@ pub async fn insert_host(db: &db::Db, secrets: &crate::secrets::SecretBox, host:
 impl Directory for DirectoryService {
     async fn targets(&self, user: &UserInfo) -> Result<Vec<TargetInfo>, ApiError> {
         let core = &self.0;
-        let rows = if user.is_admin() { hosts::list(&core.db).await } else { hosts::visible_to(&core.db, user.id).await }.map_err(internal)?;
+        let rows = if user.is_admin() {
+            hosts::list(&core.db).await
+        } else {
+            hosts::visible_to(&core.db, user.id).await
+        }
+        .map_err(internal)?;
         let mut out = Vec::new();
         if local_allowed(core.config.local_target, user) {
-            out.push(TargetInfo { name: LOCAL_TARGET.into(), namespace: String::new(), endpoint: "local shell".into() });
+            out.push(TargetInfo {
+                name: LOCAL_TARGET.into(),
+                namespace: String::new(),
+                endpoint: "local shell".into(),
+            });
         }
         out.extend(rows.into_iter().map(|h| TargetInfo {
             endpoint: format!("{}@{}:{}", h.user, h.address, h.port),
@@ -122,39 +148,68 @@ impl Directory for DirectoryService {
         check_name("namespace", name)?;
         match namespaces::create(&self.0.db, name).await {
             Ok(_) => Ok(()),
-            Err(e) if users::is_unique_violation(&e) => Err(ApiError::Invalid(format!("namespace {name} already exists"))),
+            Err(e) if users::is_unique_violation(&e) => Err(ApiError::Invalid(format!(
+                "namespace {name} already exists"
+            ))),
             Err(e) => Err(internal(e)),
         }
     }
 
     async fn grant(&self, namespace: &str, user: &str) -> Result<(), ApiError> {
         let (ns, uid) = ns_and_user(&self.0, namespace, user).await?;
-        namespaces::grant(&self.0.db, ns, uid).await.map_err(internal)?;
-        let _ = db::audit::record(&self.0.db, None, "namespace.grant", Some(namespace), Some(user)).await;
+        namespaces::grant(&self.0.db, ns, uid)
+            .await
+            .map_err(internal)?;
+        let _ = db::audit::record(
+            &self.0.db,
+            None,
+            "namespace.grant",
+            Some(namespace),
+            Some(user),
+        )
+        .await;
         Ok(())
     }
 
     async fn revoke(&self, namespace: &str, user: &str) -> Result<(), ApiError> {
         let (ns, uid) = ns_and_user(&self.0, namespace, user).await?;
-        namespaces::revoke(&self.0.db, ns, uid).await.map_err(internal)?;
-        let _ = db::audit::record(&self.0.db, None, "namespace.revoke", Some(namespace), Some(user)).await;
+        namespaces::revoke(&self.0.db, ns, uid)
+            .await
+            .map_err(internal)?;
+        let _ = db::audit::record(
+            &self.0.db,
+            None,
+            "namespace.revoke",
+            Some(namespace),
+            Some(user),
+        )
+        .await;
         Ok(())
     }
 
     async fn hosts(&self) -> Result<Vec<HostInfo>, ApiError> {
-        Ok(hosts::list(&self.0.db).await.map_err(internal)?.iter().map(hosts::HostRow::info).collect())
+        Ok(hosts::list(&self.0.db)
+            .await
+            .map_err(internal)?
+            .iter()
+            .map(hosts::HostRow::info)
+            .collect())
     }
 
     async fn probe(&self, address: &str, port: u16) -> Result<String, ApiError> {
         if address.trim().is_empty() || port == 0 {
             return Err(ApiError::Invalid("address and port are required".into()));
         }
-        term::probe_host_key(address.trim(), port, PROBE_TIMEOUT).await.map_err(|e| probe_error(address, port, e))
+        term::probe_host_key(address.trim(), port, PROBE_TIMEOUT)
+            .await
+            .map_err(|e| probe_error(address, port, e))
     }
 
     async fn add_host(&self, host: NewHost) -> Result<(), ApiError> {
         if host.fingerprint.trim().is_empty() {
-            return Err(ApiError::Invalid("probe the host and confirm its fingerprint first".into()));
+            return Err(ApiError::Invalid(
+                "probe the host and confirm its fingerprint first".into(),
+            ));
         }
         insert_host(&self.0.db, &self.0.secrets, &host).await
     }
@@ -173,6 +228,9 @@ async fn ns_and_user(core: &Core, namespace: &str, user: &str) -> Result<(i64, i
         .await
         .map_err(internal)?
         .ok_or_else(|| ApiError::NotFound(format!("namespace {namespace}")))?;
-    let u = users::by_name(&core.db, user).await.map_err(internal)?.ok_or_else(|| ApiError::NotFound(format!("user {user}")))?;
+    let u = users::by_name(&core.db, user)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::NotFound(format!("user {user}")))?;
     Ok((ns, u.id))
 }

@@ -30,6 +30,8 @@ pub(crate) fn check_name(kind: &str, name: &str) -> Result<(), ApiError> {
     if app::protocol::chat::valid_room_name(name) {
         Ok(())
     } else {
-        Err(ApiError::Invalid(format!("{kind} name must be 1-64 characters of letters, digits, '_', '-', '.'")))
+        Err(ApiError::Invalid(format!(
+            "{kind} name must be 1-64 characters of letters, digits, '_', '-', '.'"
+        )))
     }
 }

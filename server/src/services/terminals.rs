@@ -31,7 +31,11 @@ pub fn term_purpose(id: &str) -> String {
 }
 
 /// Resolves a target name into what to connect to, checking that `caller` may open it.
-pub async fn resolve_target(core: &Core, caller: &Caller, target: &str) -> Result<Target, ApiError> {
+pub async fn resolve_target(
+    core: &Core,
+    caller: &Caller,
+    target: &str,
+) -> Result<Target, ApiError> {
     if target == LOCAL_TARGET {
         return if local_allowed(core.config.local_target, &caller.user) {
             Ok(Target::Local)
@@ -43,17 +47,35 @@ pub async fn resolve_target(core: &Core, caller: &Caller, target: &str) -> Resul
     // A host outside the caller's namespaces is reported exactly like a missing one.
     let not_found = || ApiError::NotFound(format!("host {target}"));
     let host = host.ok_or_else(not_found)?;
-    if !caller.user.is_admin() && !namespaces::is_member(&core.db, host.namespace_id, caller.user.id).await.map_err(internal)? {
-        let _ = db::audit::record(&core.db, Some(&caller.user.name), "term.denied", Some(target), None).await;
+    if !caller.user.is_admin()
+        && !namespaces::is_member(&core.db, host.namespace_id, caller.user.id)
+            .await
+            .map_err(internal)?
+    {
+        let _ = db::audit::record(
+            &core.db,
+            Some(&caller.user.name),
+            "term.denied",
+            Some(target),
+            None,
+        )
+        .await;
         return Err(not_found());
     }
     let fingerprint = host
         .fingerprint
         .clone()
         .ok_or_else(|| ApiError::Invalid(format!("the host key of {target} is not trusted yet: an admin must confirm it (termroom host trust {target})")))?;
-    let secret = core.secrets.open(&host.secret_nonce, &host.secret_ciphertext).map_err(internal)?;
+    let secret = core
+        .secrets
+        .open(&host.secret_nonce, &host.secret_ciphertext)
+        .map_err(internal)?;
     let secret = String::from_utf8(secret).map_err(internal)?;
-    let auth = if host.auth_kind == "key" { SshAuth::Key(secret) } else { SshAuth::Password(secret) };
+    let auth = if host.auth_kind == "key" {
+        SshAuth::Key(secret)
+    } else {
+        SshAuth::Password(secret)
+    };
     Ok(Target::Ssh(SshTarget {
         host_id: host.id,
         name: host.name,
@@ -68,9 +90,18 @@ pub async fn resolve_target(core: &Core, caller: &Caller, target: &str) -> Resul
 
 #[async_trait]
 impl Terminals for TerminalService {
-    async fn open(&self, caller: &Caller, target: &str, cols: u16, rows: u16, client: ClientInfo) -> Result<TermTicket, ApiError> {
+    async fn open(
+        &self,
+        caller: &Caller,
+        target: &str,
+        cols: u16,
+        rows: u16,
+        client: ClientInfo,
+    ) -> Result<TermTicket, ApiError> {
         if !(1..=MAX_DIMENSION).contains(&cols) || !(1..=MAX_DIMENSION).contains(&rows) {
-            return Err(ApiError::Invalid(format!("terminal size must be 1-{MAX_DIMENSION} columns and rows")));
+            return Err(ApiError::Invalid(format!(
+                "terminal size must be 1-{MAX_DIMENSION} columns and rows"
+            )));
         }
         let core = &self.0;
         let resolved = resolve_target(core, caller, target).await?;
@@ -84,15 +115,34 @@ impl Terminals for TerminalService {
             user_agent: client.user_agent,
         };
         let session_id = core.terms.open(req).await.map_err(internal)?;
-        let _ = db::audit::record(&core.db, Some(&caller.user.name), "term.open", Some(target), Some(&session_id)).await;
+        let _ = db::audit::record(
+            &core.db,
+            Some(&caller.user.name),
+            "term.open",
+            Some(target),
+            Some(&session_id),
+        )
+        .await;
         let otp = self.ticket_for(caller, &session_id).await?;
-        Ok(TermTicket { session_id, otp, target: target.to_string() })
+        Ok(TermTicket {
+            session_id,
+            otp,
+            target: target.to_string(),
+        })
     }
 
-    async fn attach_ticket(&self, caller: &Caller, session_id: &str) -> Result<TermTicket, ApiError> {
+    async fn attach_ticket(
+        &self,
+        caller: &Caller,
+        session_id: &str,
+    ) -> Result<TermTicket, ApiError> {
         let session = self.owned(caller, session_id)?;
         let otp = self.ticket_for(caller, session_id).await?;
-        Ok(TermTicket { session_id: session_id.to_string(), otp, target: session.target_name().to_string() })
+        Ok(TermTicket {
+            session_id: session_id.to_string(),
+            otp,
+            target: session.target_name().to_string(),
+        })
     }
 
     async fn list(&self, caller: &Caller) -> Result<Vec<TermSessionInfo>, ApiError> {
@@ -106,7 +156,11 @@ impl Terminals for TerminalService {
 }
 
 impl TerminalService {
-    fn owned(&self, caller: &Caller, session_id: &str) -> Result<Arc<crate::term::Session>, ApiError> {
+    fn owned(
+        &self,
+        caller: &Caller,
+        session_id: &str,
+    ) -> Result<Arc<crate::term::Session>, ApiError> {
         match self.0.terms.session(session_id) {
             Some(s) if s.owner() == caller.user.id => Ok(s),
             _ => Err(ApiError::NotFound(format!("terminal session {session_id}"))),
@@ -115,6 +169,13 @@ impl TerminalService {
 
     async fn ticket_for(&self, caller: &Caller, session_id: &str) -> Result<String, ApiError> {
         let hash = tokens::token_hash(&caller.session_token);
-        tickets::issue(&self.0.db, caller.user.id, &term_purpose(session_id), Some(&hash)).await.map_err(internal)
+        tickets::issue(
+            &self.0.db,
+            caller.user.id,
+            &term_purpose(session_id),
+            Some(&hash),
+        )
+        .await
+        .map_err(internal)
     }
 }

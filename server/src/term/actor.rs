@@ -17,7 +17,7 @@ use super::{
 };
 use crate::db::{self, terminal_sessions::Status, Db};
 
-/// How long the reader may take to finish once the connection is being torn down.
+/// How long ending the SSH connection or reaping the local shell may take.
 const TEARDOWN_WAIT: Duration = Duration::from_secs(2);
 /// How long output is still drained after the local shell exited: a
 /// background job may keep the PTY open forever.
@@ -82,7 +82,9 @@ fn failure_text(target: &Target, e: &TermError) -> String {
             format!("host key changed for {name}: expected {expected}, got {actual} — refusing to connect")
         }
         TermError::Timeout => format!("connecting to {name} timed out"),
-        TermError::BadKey(why) => format!("the private key stored for {name} cannot be used: {why}"),
+        TermError::BadKey(why) => {
+            format!("the private key stored for {name} cannot be used: {why}")
+        }
         TermError::Refused(why) => format!("{name}: {why}"),
         TermError::Spawn(why) => format!("cannot start the local shell: {why}"),
         other => format!("cannot open a terminal on {name}: {other}"),
@@ -104,7 +106,9 @@ impl Actor {
         // The input receiver moves into the writer task; a closed one stays behind.
         let input = std::mem::replace(&mut self.input, mpsc::channel(1).1);
         let (status, code) = self.drive(&mut closing, input).await;
-        if let Err(e) = db::terminal_sessions::finish(&self.db, self.session.id(), status, code).await {
+        if let Err(e) =
+            db::terminal_sessions::finish(&self.db, self.session.id(), status, code).await
+        {
             tracing::warn!("cannot record the end of the session: {e}");
         }
         tracing::info!(status = status.as_str(), "terminal session ended");
@@ -118,12 +122,20 @@ impl Actor {
     }
 
     /// Connects and runs; returns how the session ended.
-    async fn drive(&self, closing: &mut watch::Receiver<bool>, input: mpsc::Receiver<WriteOp>) -> (Status, Option<u32>) {
+    async fn drive(
+        &self,
+        closing: &mut watch::Receiver<bool>,
+        input: mpsc::Receiver<WriteOp>,
+    ) -> (Status, Option<u32>) {
         let session = &self.session;
         let connect = async {
             match &self.target {
-                Target::Ssh(t) => ssh::connect(t, self.cols, self.rows, session).await.map(Conn::Ssh),
-                Target::Local => local::spawn(&self.config.local_shell, self.cols, self.rows).map(Conn::Local),
+                Target::Ssh(t) => ssh::connect(t, self.cols, self.rows, session)
+                    .await
+                    .map(Conn::Ssh),
+                Target::Local => {
+                    local::spawn(&self.config.local_shell, self.cols, self.rows).map(Conn::Local)
+                }
             }
         };
         let connected = tokio::select! {
@@ -136,18 +148,31 @@ impl Actor {
         let conn = match connected {
             Ok(c) => c,
             Err(e) => {
-                if let (TermError::HostKeyMismatch { expected, actual }, Target::Ssh(t)) = (&e, &self.target) {
-                    let detail = format!("expected {expected}, got {actual} ({}:{})", t.address, t.port);
-                    if let Err(e) =
-                        db::audit::record(&self.db, Some(&self.user_name), "host.key_mismatch", Some(&t.name), Some(&detail))
-                            .await
+                if let (TermError::HostKeyMismatch { expected, actual }, Target::Ssh(t)) =
+                    (&e, &self.target)
+                {
+                    let detail = format!(
+                        "expected {expected}, got {actual} ({}:{})",
+                        t.address, t.port
+                    );
+                    if let Err(e) = db::audit::record(
+                        &self.db,
+                        Some(&self.user_name),
+                        "host.key_mismatch",
+                        Some(&t.name),
+                        Some(&detail),
+                    )
+                    .await
                     {
                         tracing::warn!("cannot record the host key mismatch: {e}");
                     }
                 }
                 let text = failure_text(&self.target, &e);
                 tracing::info!("connecting failed: {text}");
-                session.end(vec![ServerFrame::Notice { level: NoticeLevel::Error, text }]);
+                session.end(vec![ServerFrame::Notice {
+                    level: NoticeLevel::Error,
+                    text,
+                }]);
                 return (Status::Failed, None);
             }
         };
@@ -156,24 +181,38 @@ impl Actor {
         let outcome = match conn {
             Conn::Ssh(c) => {
                 let (reader, writer, control) = c.into_parts();
-                let mut reader_task = spawn(reader.run(session.clone()));
+                let mut reader_task = Some(spawn(reader.run(session.clone())));
                 let writer_task = spawn(writer.run(input));
                 let outcome = self.supervise(closing, &mut reader_task).await;
-                if !matches!(outcome, Outcome::Exited(_)) {
-                    control.disconnect().await;
-                    finish(reader_task, TEARDOWN_WAIT).await;
+                // Closed or abandoned: the rest of the output is not wanted.
+                // Dropping the read half also unblocks russh's session loop
+                // if it waits for us, so the disconnect below gets through.
+                if let Some(task) = reader_task {
+                    finish(task, Duration::ZERO).await;
                 }
                 finish(writer_task, Duration::ZERO).await;
+                if tokio::time::timeout(TEARDOWN_WAIT, control.disconnect())
+                    .await
+                    .is_err()
+                {
+                    tracing::debug!("ssh disconnect did not complete in time");
+                }
                 outcome
             }
             Conn::Local(c) => {
-                let local::LocalConn { child, reader, writer } = c;
-                let mut reader_task = spawn(run_local(reader, child, session.clone()));
+                let local::LocalConn {
+                    child,
+                    reader,
+                    writer,
+                } = c;
+                let mut reader_task = Some(spawn(run_local(reader, child, session.clone())));
                 let writer_task = spawn(writer.run(input));
                 let outcome = self.supervise(closing, &mut reader_task).await;
                 // Aborting the reader drops the child (killed on drop) and the
                 // PTY's read half; with the writer gone the PTY hangs up.
-                finish(reader_task, Duration::ZERO).await;
+                if let Some(task) = reader_task {
+                    finish(task, Duration::ZERO).await;
+                }
                 finish(writer_task, Duration::ZERO).await;
                 outcome
             }
@@ -182,13 +221,22 @@ impl Actor {
             Outcome::Exited(info) if info.lost => {
                 let text = format!("the connection to {} was lost", self.session.target_name());
                 session.end(vec![
-                    ServerFrame::Notice { level: NoticeLevel::Error, text },
-                    ServerFrame::Exit { code: None, signal: None },
+                    ServerFrame::Notice {
+                        level: NoticeLevel::Error,
+                        text,
+                    },
+                    ServerFrame::Exit {
+                        code: None,
+                        signal: None,
+                    },
                 ]);
                 (Status::Failed, None)
             }
             Outcome::Exited(info) => {
-                session.end(vec![ServerFrame::Exit { code: info.code, signal: info.signal }]);
+                session.end(vec![ServerFrame::Exit {
+                    code: info.code,
+                    signal: info.signal,
+                }]);
                 (Status::Exited, info.code)
             }
             Outcome::Closed => {
@@ -198,18 +246,30 @@ impl Actor {
             Outcome::Abandoned => {
                 let grace = self.config.grace.as_secs();
                 let text = format!("terminal session ended: nobody was attached for {grace} s");
-                session.end(vec![ServerFrame::Notice { level: NoticeLevel::Info, text }]);
+                session.end(vec![ServerFrame::Notice {
+                    level: NoticeLevel::Info,
+                    text,
+                }]);
                 (Status::Closed, None)
             }
         }
     }
 
-    /// Waits for the reader to end, a close request, or the grace period to run out while detached.
-    async fn supervise(&self, closing: &mut watch::Receiver<bool>, reader_task: &mut JoinHandle<ExitInfo>) -> Outcome {
+    /// Waits for the reader to end, a close request, or the grace period to
+    /// run out while detached. Takes the reader task out once it has finished.
+    async fn supervise(
+        &self,
+        closing: &mut watch::Receiver<bool>,
+        reader: &mut Option<JoinHandle<ExitInfo>>,
+    ) -> Outcome {
+        let Some(task) = reader.as_mut() else {
+            return Outcome::Closed;
+        };
         loop {
             let deadline = self.session.detached_since().map(|t| t + self.config.grace);
             tokio::select! {
-                r = &mut *reader_task => {
+                r = &mut *task => {
+                    *reader = None;
                     return Outcome::Exited(r.unwrap_or(ExitInfo { lost: true, ..ExitInfo::default() }));
                 }
                 () = close_requested(closing) => return Outcome::Closed,
@@ -224,7 +284,10 @@ impl Actor {
     async fn linger(&self, closing: &mut watch::Receiver<bool>) {
         let ended = Instant::now();
         while !self.session.end_seen() {
-            let deadline = self.session.detached_since().map(|t| t.max(ended) + self.config.grace);
+            let deadline = self
+                .session
+                .detached_since()
+                .map(|t| t.max(ended) + self.config.grace);
             tokio::select! {
                 () = close_requested(closing) => return,
                 () = self.session.actor_wake.notified() => {}
@@ -236,7 +299,10 @@ impl Actor {
 
 /// The notice for a session closed on request.
 fn closed_notice() -> ServerFrame {
-    ServerFrame::Notice { level: NoticeLevel::Info, text: "terminal session closed".into() }
+    ServerFrame::Notice {
+        level: NoticeLevel::Info,
+        text: "terminal session closed".into(),
+    }
 }
 
 /// Spawns a task of this session (same span).
@@ -259,7 +325,11 @@ async fn finish<T>(mut task: JoinHandle<T>, wait: Duration) {
 
 /// Runs the local reader and the shell until the PTY closes or the shell
 /// exited and its output was drained.
-async fn run_local(reader: local::LocalReader, mut child: tokio::process::Child, session: Arc<Session>) -> ExitInfo {
+async fn run_local(
+    reader: local::LocalReader,
+    mut child: tokio::process::Child,
+    session: Arc<Session>,
+) -> ExitInfo {
     let read = reader.run(session);
     tokio::pin!(read);
     let status = tokio::select! {
@@ -283,7 +353,10 @@ async fn run_local(reader: local::LocalReader, mut child: tokio::process::Child,
         Ok(st) => local::exit_info(st),
         Err(e) => {
             tracing::warn!("cannot read the local shell's exit status: {e}");
-            ExitInfo { lost: true, ..ExitInfo::default() }
+            ExitInfo {
+                lost: true,
+                ..ExitInfo::default()
+            }
         }
     }
 }

@@ -32,14 +32,25 @@ pub(crate) struct LocalConn {
 /// Starts `shell` on a new PTY of `cols` x `rows`.
 pub(crate) fn spawn(shell: &Path, cols: u16, rows: u16) -> Result<LocalConn, TermError> {
     let (pty, pts) = pty_process::open().map_err(|e| TermError::Spawn(e.to_string()))?;
-    pty.resize(Size::new(rows, cols)).map_err(|e| TermError::Spawn(e.to_string()))?;
-    let child = pty_process::Command::new(shell)
-        .env("TERM", TERM)
+    pty.resize(Size::new(rows, cols))
+        .map_err(|e| TermError::Spawn(e.to_string()))?;
+    let mut command = pty_process::Command::new(shell).env("TERM", TERM);
+    // termroom's own settings (the secret key among them) never reach the shell.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("TERMROOM_") {
+            command = command.env_remove(key);
+        }
+    }
+    let child = command
         .kill_on_drop(true)
         .spawn(pts)
         .map_err(|e| TermError::Spawn(format!("{}: {e}", shell.display())))?;
     let (read, write) = pty.into_split();
-    Ok(LocalConn { child, reader: LocalReader { read }, writer: LocalWriter { write } })
+    Ok(LocalConn {
+        child,
+        reader: LocalReader { read },
+        writer: LocalWriter { write },
+    })
 }
 
 /// Reads the PTY in its own task.
@@ -82,9 +93,10 @@ impl LocalWriter {
         while let Some(op) = ops.recv().await {
             let result = match op {
                 WriteOp::Input(input) => self.write.write_all(&input.bytes).await,
-                WriteOp::Resize { cols, rows } => {
-                    self.write.resize(Size::new(rows, cols)).map_err(|e| std::io::Error::other(e.to_string()))
-                }
+                WriteOp::Resize { cols, rows } => self
+                    .write
+                    .resize(Size::new(rows, cols))
+                    .map_err(|e| std::io::Error::other(e.to_string())),
             };
             if let Err(e) = result {
                 tracing::debug!("local pty write failed: {e}");

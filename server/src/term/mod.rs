@@ -31,7 +31,10 @@ use rand::RngCore;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-pub use session::{Attachment, AttachmentSender, Phase, Session, HARD_LIMIT, HIGH_WATER, REPLACED_NOTICE, RING_BYTES};
+pub use session::{
+    Attachment, AttachmentSender, Phase, Session, HARD_LIMIT, HIGH_WATER, REPLACED_NOTICE,
+    RING_BYTES,
+};
 pub use ssh::probe_host_key;
 
 use crate::db::{self, Db};
@@ -163,7 +166,6 @@ pub enum TermError {
     Detached,
 }
 
-
 /// Locks a std mutex, recovering the data if a holder panicked.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -192,7 +194,9 @@ pub struct TermManager {
 
 impl std::fmt::Debug for TermManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TermManager").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("TermManager")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -236,7 +240,8 @@ impl TermManager {
             },
         )
         .await?;
-        let (session, input) = Session::new(id.clone(), req.user_id, target_name, req.cols, req.rows);
+        let (session, input) =
+            Session::new(id.clone(), req.user_id, target_name, req.cols, req.rows);
         let actor = actor::Actor {
             session: session.clone(),
             target: req.target,
@@ -254,7 +259,13 @@ impl TermManager {
             // Checked again under the lock `shutdown` takes, so no actor escapes it.
             if self.shutting_down.load(Ordering::Acquire) {
                 drop(actors);
-                let _ = db::terminal_sessions::finish(&self.db, &id, db::terminal_sessions::Status::Closed, None).await;
+                let _ = db::terminal_sessions::finish(
+                    &self.db,
+                    &id,
+                    db::terminal_sessions::Status::Closed,
+                    None,
+                )
+                .await;
                 return Err(TermError::ShuttingDown);
             }
             while actors.try_join_next().is_some() {}
@@ -277,11 +288,20 @@ impl TermManager {
             .map(|s| TermSessionInfo {
                 session_id: s.id().to_string(),
                 target: s.target_name().to_string(),
-                state: if s.phase() == Phase::Ended { "exited" } else { "running" }.to_string(),
+                state: if s.phase() == Phase::Ended {
+                    "exited"
+                } else {
+                    "running"
+                }
+                .to_string(),
                 started: s.started().to_string(),
             })
             .collect();
-        list.sort_by(|a, b| a.started.cmp(&b.started).then_with(|| a.session_id.cmp(&b.session_id)));
+        list.sort_by(|a, b| {
+            a.started
+                .cmp(&b.started)
+                .then_with(|| a.session_id.cmp(&b.session_id))
+        });
         list
     }
 
@@ -289,12 +309,17 @@ impl TermManager {
     pub async fn close(&self, id: &str) -> Result<(), TermError> {
         let session = self.session(id).ok_or(TermError::NotFound)?;
         session.request_close();
-        tokio::time::timeout(CLOSE_WAIT, session.wait_done()).await.map_err(|_| TermError::Timeout)
+        tokio::time::timeout(CLOSE_WAIT, session.wait_done())
+            .await
+            .map_err(|_| TermError::Timeout)
     }
 
     /// Asks every session of a user to end (returns at once).
     pub fn close_all_for_user(&self, user_id: i64) {
-        for s in lock(&self.sessions).values().filter(|s| s.owner() == user_id) {
+        for s in lock(&self.sessions)
+            .values()
+            .filter(|s| s.owner() == user_id)
+        {
             s.request_close();
         }
     }

@@ -19,7 +19,11 @@ pub(crate) struct Ring {
 impl Ring {
     /// An empty ring keeping at most `capacity` bytes.
     pub(crate) fn new(capacity: usize) -> Self {
-        Self { buf: VecDeque::new(), capacity, head: 0 }
+        Self {
+            buf: VecDeque::new(),
+            capacity,
+            head: 0,
+        }
     }
 
     /// Offset one past the newest byte.
@@ -100,7 +104,9 @@ mod tests {
         let mut r = Ring::new(7);
         let mut stream = Vec::new();
         for i in 0..50u8 {
-            let chunk: Vec<u8> = (0..(i % 5)).map(|j| i.wrapping_mul(7).wrapping_add(j)).collect();
+            let chunk: Vec<u8> = (0..(i % 5))
+                .map(|j| i.wrapping_mul(7).wrapping_add(j))
+                .collect();
             stream.extend_from_slice(&chunk);
             r.push(&chunk);
             for from in r.tail()..=r.head() {

@@ -158,7 +158,10 @@ pub struct Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("id", &self.id).field("owner", &self.owner).finish_non_exhaustive()
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .field("owner", &self.owner)
+            .finish_non_exhaustive()
     }
 }
 
@@ -192,7 +195,11 @@ impl Session {
                 final_frames: Vec::new(),
                 end_seen: false,
             }),
-            screen: Mutex::new(vt100::Parser::new(rows.max(1), cols.max(1), SCREEN_SCROLLBACK)),
+            screen: Mutex::new(vt100::Parser::new(
+                rows.max(1),
+                cols.max(1),
+                SCREEN_SCROLLBACK,
+            )),
             changed: watch::Sender::new(0),
             gate: Arc::default(),
             actor_wake: Notify::new(),
@@ -240,7 +247,12 @@ impl Session {
             let mut s = lock(&self.shared);
             let generation = s.next_generation;
             s.next_generation += 1;
-            s.owner = Some(Owner { generation, delivered: None, paused: false, queue: VecDeque::new() });
+            s.owner = Some(Owner {
+                generation,
+                delivered: None,
+                paused: false,
+                queue: VecDeque::new(),
+            });
             s.detached_since = None;
             generation
         };
@@ -248,7 +260,10 @@ impl Session {
         self.gate.wake.notify_one();
         self.actor_wake.notify_one();
         Attachment {
-            sender: AttachmentSender { session: self.clone(), generation },
+            sender: AttachmentSender {
+                session: self.clone(),
+                generation,
+            },
             changed: self.changed.subscribe(),
             final_index: 0,
             replaced_notice_sent: false,
@@ -318,7 +333,11 @@ impl Session {
     fn lag_limit(&self, s: &Shared) -> Option<u64> {
         let delivered = s.owner.as_ref().and_then(|o| o.delivered)?;
         let lag = s.ring.head().saturating_sub(delivered);
-        let limit = if self.gate.pending_inputs.load(Ordering::Acquire) > 0 { HARD_LIMIT } else { HIGH_WATER };
+        let limit = if self.gate.pending_inputs.load(Ordering::Acquire) > 0 {
+            HARD_LIMIT
+        } else {
+            HIGH_WATER
+        };
         Some(limit.saturating_sub(lag))
     }
 
@@ -344,7 +363,10 @@ impl Session {
                 let mut screen = lock(&self.screen);
                 let mut s = lock(&self.shared);
                 let room = match s.owner.as_ref().and_then(|o| o.delivered) {
-                    Some(d) => s.ring.capacity().saturating_sub(usize::try_from(s.ring.head() - d).unwrap_or(usize::MAX)),
+                    Some(d) => s
+                        .ring
+                        .capacity()
+                        .saturating_sub(usize::try_from(s.ring.head() - d).unwrap_or(usize::MAX)),
                     None => usize::MAX,
                 };
                 let n = room.min(data.len());
@@ -377,7 +399,9 @@ impl Session {
         }
         out.extend_from_slice(&scr.state_formatted());
         let (row, col) = scr.cursor_position();
-        out.extend_from_slice(format!("\x1b[{};{}H", u32::from(row) + 1, u32::from(col) + 1).as_bytes());
+        out.extend_from_slice(
+            format!("\x1b[{};{}H", u32::from(row) + 1, u32::from(col) + 1).as_bytes(),
+        );
         out.extend_from_slice(&scr.attributes_formatted());
         out
     }
@@ -389,12 +413,21 @@ impl Session {
             let screen = lock(&self.screen);
             let mut s = lock(&self.shared);
             let (tail, head) = (s.ring.tail(), s.ring.head());
-            let owner = s.owner.as_mut().filter(|o| o.generation == generation).ok_or(TermError::Detached)?;
+            let owner = s
+                .owner
+                .as_mut()
+                .filter(|o| o.generation == generation)
+                .ok_or(TermError::Detached)?;
             if (tail..=head).contains(&seq) {
                 owner.delivered = Some(seq);
             } else {
-                owner.queue.retain(|f| !matches!(f, ServerFrame::Snapshot { .. }));
-                owner.queue.push_back(ServerFrame::Snapshot { seq: head, data: Self::snapshot_bytes(&screen) });
+                owner
+                    .queue
+                    .retain(|f| !matches!(f, ServerFrame::Snapshot { .. }));
+                owner.queue.push_back(ServerFrame::Snapshot {
+                    seq: head,
+                    data: Self::snapshot_bytes(&screen),
+                });
                 owner.delivered = Some(head);
             }
         }
@@ -404,9 +437,17 @@ impl Session {
     }
 
     /// Applies `f` to the owner's state if `generation` is still the owner.
-    fn with_owner<R>(&self, generation: u64, f: impl FnOnce(&mut Owner) -> R) -> Result<R, TermError> {
+    fn with_owner<R>(
+        &self,
+        generation: u64,
+        f: impl FnOnce(&mut Owner) -> R,
+    ) -> Result<R, TermError> {
         let mut s = lock(&self.shared);
-        let owner = s.owner.as_mut().filter(|o| o.generation == generation).ok_or(TermError::Detached)?;
+        let owner = s
+            .owner
+            .as_mut()
+            .filter(|o| o.generation == generation)
+            .ok_or(TermError::Detached)?;
         Ok(f(owner))
     }
 
@@ -414,7 +455,9 @@ impl Session {
     pub(crate) fn notify_owner(&self, level: NoticeLevel, text: String) {
         {
             let mut s = lock(&self.shared);
-            let Some(owner) = s.owner.as_mut() else { return };
+            let Some(owner) = s.owner.as_mut() else {
+                return;
+            };
             if owner.queue.len() >= MAX_QUEUED_NOTICES {
                 owner.queue.pop_front();
             }
@@ -470,7 +513,10 @@ impl AttachmentSender {
                 // Counted before queueing: from now on the reader may read up to
                 // HARD_LIMIT so the target's session loop can take this input.
                 session.gate.pending_inputs.fetch_add(1, Ordering::AcqRel);
-                let pending = PendingInput { bytes, gate: session.gate.clone() };
+                let pending = PendingInput {
+                    bytes,
+                    gate: session.gate.clone(),
+                };
                 session.gate.wake.notify_one();
                 // Err: the writer is gone (session ending); the input is dropped with it.
                 let _ = session.input.send(WriteOp::Input(pending)).await;
@@ -479,7 +525,10 @@ impl AttachmentSender {
             ClientFrame::Resize { cols, rows } => {
                 session.with_owner(self.generation, |_| ())?;
                 if !(1..=MAX_DIMENSION).contains(&cols) || !(1..=MAX_DIMENSION).contains(&rows) {
-                    session.notify_owner(NoticeLevel::Warning, format!("ignored terminal size {cols}x{rows}"));
+                    session.notify_owner(
+                        NoticeLevel::Warning,
+                        format!("ignored terminal size {cols}x{rows}"),
+                    );
                     return Ok(());
                 }
                 {
@@ -560,17 +609,26 @@ impl Attachment {
         let session = &self.sender.session;
         let mut guard = lock(&session.shared);
         let s = &mut *guard;
-        let Some(owner) = s.owner.as_mut().filter(|o| o.generation == self.sender.generation) else {
+        let Some(owner) = s
+            .owner
+            .as_mut()
+            .filter(|o| o.generation == self.sender.generation)
+        else {
             if self.replaced_notice_sent {
                 return Poll::Finished;
             }
             self.replaced_notice_sent = true;
-            return Poll::Frame(ServerFrame::Notice { level: NoticeLevel::Warning, text: REPLACED_NOTICE.into() });
+            return Poll::Frame(ServerFrame::Notice {
+                level: NoticeLevel::Warning,
+                text: REPLACED_NOTICE.into(),
+            });
         };
         if let Some(f) = owner.queue.pop_front() {
             return Poll::Frame(f);
         }
-        let Some(delivered) = owner.delivered else { return Poll::Pending };
+        let Some(delivered) = owner.delivered else {
+            return Poll::Pending;
+        };
         if owner.paused {
             return Poll::Pending;
         }
@@ -579,7 +637,10 @@ impl Attachment {
             if let Some(data) = s.ring.read(delivered, MAX_OUTPUT_CHUNK) {
                 owner.delivered = Some(delivered + data.len() as u64);
                 session.gate.wake.notify_one();
-                return Poll::Frame(ServerFrame::Output { seq: delivered, data });
+                return Poll::Frame(ServerFrame::Output {
+                    seq: delivered,
+                    data,
+                });
             }
             // Unreachable while attached (appends wait for room); recover with a snapshot.
             owner.delivered = None;
@@ -599,6 +660,10 @@ impl Attachment {
                 }
                 return Poll::Frame(f.clone());
             }
+            if s.final_frames.is_empty() && !s.end_seen {
+                s.end_seen = true;
+                session.actor_wake.notify_one();
+            }
             return Poll::Finished;
         }
         Poll::Pending
@@ -608,5 +673,159 @@ impl Attachment {
 impl Drop for Attachment {
     fn drop(&mut self) {
         self.sender.session.detach(self.sender.generation);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn session() -> Arc<Session> {
+        Session::new("s".into(), 1, "local".into(), 80, 24).0
+    }
+
+    fn session_with_input() -> (Arc<Session>, mpsc::Receiver<WriteOp>) {
+        Session::new("s".into(), 1, "local".into(), 80, 24)
+    }
+
+    async fn next_output(att: &mut Attachment) -> (u64, Vec<u8>) {
+        match tokio::time::timeout(Duration::from_secs(5), att.recv())
+            .await
+            .expect("frame in time")
+        {
+            Some(ServerFrame::Output { seq, data }) => (seq, data),
+            other => panic!("expected output, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn appends_wait_for_the_owner_instead_of_overwriting() {
+        let s = session();
+        let mut att = s.attach();
+        att.send(ClientFrame::ResumeFrom { seq: 0 })
+            .await
+            .expect("resume");
+        let data: Vec<u8> = (0..RING_BYTES * 3 / 2).map(|i| (i % 251) as u8).collect();
+        let writer = {
+            let (s, data) = (s.clone(), data.clone());
+            tokio::spawn(async move { s.push_output(&data).await })
+        };
+        // The ring fills up to its capacity, then the append waits.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(s.output_head(), RING_BYTES as u64);
+        assert!(!writer.is_finished());
+        let mut got = Vec::new();
+        while got.len() < data.len() {
+            let (seq, chunk) = next_output(&mut att).await;
+            assert_eq!(seq, got.len() as u64);
+            assert!(chunk.len() <= MAX_OUTPUT_CHUNK);
+            got.extend_from_slice(&chunk);
+        }
+        assert_eq!(got, data);
+        tokio::time::timeout(Duration::from_secs(5), writer)
+            .await
+            .expect("append finished")
+            .expect("task");
+    }
+
+    #[tokio::test]
+    async fn reading_stops_at_the_watermark_and_input_raises_it() {
+        let (s, mut writer) = session_with_input();
+        let mut att = s.attach();
+        att.send(ClientFrame::ResumeFrom { seq: 0 })
+            .await
+            .expect("resume");
+        s.push_output(&vec![b'y'; HIGH_WATER as usize]).await;
+        let blocked = tokio::time::timeout(Duration::from_millis(50), s.wait_read_allowed()).await;
+        assert!(blocked.is_err(), "lag at HIGH_WATER stops reading");
+        // Pending owner input lets the reader go on up to HARD_LIMIT.
+        att.send(ClientFrame::Input(b"\x03".to_vec()))
+            .await
+            .expect("input");
+        tokio::time::timeout(Duration::from_secs(1), s.wait_read_allowed())
+            .await
+            .expect("raised to HARD_LIMIT");
+        s.push_output(&vec![b'y'; (HARD_LIMIT - HIGH_WATER) as usize])
+            .await;
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), s.wait_read_allowed())
+                .await
+                .is_err()
+        );
+        // The writer took the input: back to HIGH_WATER, still blocked; the
+        // owner catching up lets the reader go on.
+        let op = writer.recv().await.expect("queued input");
+        assert!(matches!(&op, WriteOp::Input(i) if i.bytes == b"\x03"));
+        drop(op);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), s.wait_read_allowed())
+                .await
+                .is_err()
+        );
+        let mut delivered = 0;
+        while delivered <= HARD_LIMIT - HIGH_WATER {
+            delivered += next_output(&mut att).await.1.len() as u64;
+        }
+        tokio::time::timeout(Duration::from_secs(1), s.wait_read_allowed())
+            .await
+            .expect("lag below HIGH_WATER");
+    }
+
+    #[tokio::test]
+    async fn no_owner_means_no_backpressure_and_a_snapshot_on_return() {
+        let s = session();
+        let att = s.attach();
+        drop(att);
+        s.push_output(b"hello\r\n").await;
+        s.push_output(&vec![b'x'; RING_BYTES * 2]).await;
+        s.push_output(b"\r\nbye").await;
+        tokio::time::timeout(Duration::from_millis(100), s.wait_read_allowed())
+            .await
+            .expect("reads freely");
+        let mut att = s.attach();
+        att.send(ClientFrame::ResumeFrom { seq: 3 })
+            .await
+            .expect("resume");
+        match att.recv().await {
+            Some(ServerFrame::Snapshot { seq, data }) => {
+                assert_eq!(seq, s.output_head());
+                assert!(data.windows(3).any(|w| w == b"bye"));
+            }
+            other => panic!("expected a snapshot, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn pause_holds_output_and_end_frames_come_last() {
+        let s = session();
+        let mut att = s.attach();
+        att.send(ClientFrame::ResumeFrom { seq: 0 })
+            .await
+            .expect("resume");
+        att.send(ClientFrame::Pause).await.expect("pause");
+        s.push_output(b"abc").await;
+        s.end(vec![ServerFrame::Exit {
+            code: Some(0),
+            signal: None,
+        }]);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), att.recv())
+                .await
+                .is_err(),
+            "paused"
+        );
+        att.send(ClientFrame::Resume).await.expect("resume");
+        assert_eq!(next_output(&mut att).await, (0, b"abc".to_vec()));
+        assert_eq!(
+            att.recv().await,
+            Some(ServerFrame::Exit {
+                code: Some(0),
+                signal: None
+            })
+        );
+        assert!(s.end_seen());
+        assert_eq!(att.recv().await, None);
     }
 }

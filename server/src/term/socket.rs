@@ -43,7 +43,11 @@ pub async fn serve_owner(socket: WebSocket, session: Arc<Session>) {
                 },
                 Some(n) = notice_rx.recv() => n,
             };
-            if sink.send(Message::Binary(frame.encode().into())).await.is_err() {
+            if sink
+                .send(Message::Binary(frame.encode().into()))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -62,16 +66,26 @@ async fn next_frame(attachment: &mut Attachment) -> Option<ServerFrame> {
 }
 
 /// Handles one client message; `false` ends the socket.
-async fn handle_message(msg: Message, sender: &AttachmentSender, notices: &mpsc::Sender<ServerFrame>) -> bool {
+async fn handle_message(
+    msg: Message,
+    sender: &AttachmentSender,
+    notices: &mpsc::Sender<ServerFrame>,
+) -> bool {
     let warn = |text: String| {
         tracing::debug!("terminal socket: {text}");
         // Full: the client already has warnings pending; dropping more is fine.
-        let _ = notices.try_send(ServerFrame::Notice { level: NoticeLevel::Warning, text });
+        let _ = notices.try_send(ServerFrame::Notice {
+            level: NoticeLevel::Warning,
+            text,
+        });
     };
     match msg {
         Message::Binary(bytes) => {
             if bytes.len() > MAX_CLIENT_FRAME_BYTES {
-                warn(format!("ignored a frame of {} bytes (limit {MAX_CLIENT_FRAME_BYTES})", bytes.len()));
+                warn(format!(
+                    "ignored a frame of {} bytes (limit {MAX_CLIENT_FRAME_BYTES})",
+                    bytes.len()
+                ));
                 return true;
             }
             match ClientFrame::decode(&bytes) {

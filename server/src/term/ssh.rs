@@ -49,8 +49,12 @@ enum HandlerError {
 /// SHA-256 fingerprint as OpenSSH prints it (`SHA256:<base64, no padding>`).
 fn fingerprint(key: &PublicKeyOrCertificate) -> String {
     match key {
-        PublicKeyOrCertificate::PublicKey { key, .. } => key.fingerprint(HashAlg::Sha256).to_string(),
-        PublicKeyOrCertificate::Certificate(cert) => cert.public_key().fingerprint(HashAlg::Sha256).to_string(),
+        PublicKeyOrCertificate::PublicKey { key, .. } => {
+            key.fingerprint(HashAlg::Sha256).to_string()
+        }
+        PublicKeyOrCertificate::Certificate(cert) => {
+            cert.public_key().fingerprint(HashAlg::Sha256).to_string()
+        }
     }
 }
 
@@ -63,7 +67,10 @@ struct PinnedHandler {
 impl client::Handler for PinnedHandler {
     type Error = HandlerError;
 
-    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         let actual = fingerprint(key);
         if actual == self.expected {
             Ok(true)
@@ -83,9 +90,15 @@ struct ProbeHandler {
 impl client::Handler for ProbeHandler {
     type Error = russh::Error;
 
-    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         let fp = fingerprint(key);
-        *self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(fp);
+        *self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(fp);
         Ok(false)
     }
 }
@@ -106,14 +119,21 @@ fn client_config() -> Arc<client::Config> {
 
 /// Opens the TCP connection with `TCP_NODELAY` (keystrokes must not wait for Nagle).
 async fn tcp_connect(address: &str, port: u16) -> Result<TcpStream, TermError> {
-    let tcp = TcpStream::connect((address, port)).await.map_err(|e| TermError::Unreachable(e.to_string()))?;
-    tcp.set_nodelay(true).map_err(|e| TermError::Unreachable(e.to_string()))?;
+    let tcp = TcpStream::connect((address, port))
+        .await
+        .map_err(|e| TermError::Unreachable(e.to_string()))?;
+    tcp.set_nodelay(true)
+        .map_err(|e| TermError::Unreachable(e.to_string()))?;
     Ok(tcp)
 }
 
 /// Probes a host key WITHOUT sending any credential: connect, key exchange,
 /// capture the key, disconnect. Returns `SHA256:<base64>` as OpenSSH prints it.
-pub async fn probe_host_key(address: &str, port: u16, timeout: Duration) -> Result<String, TermError> {
+pub async fn probe_host_key(
+    address: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<String, TermError> {
     let seen = Arc::new(std::sync::Mutex::new(None));
     let handler = ProbeHandler { seen: seen.clone() };
     let attempt = async {
@@ -121,14 +141,19 @@ pub async fn probe_host_key(address: &str, port: u16, timeout: Duration) -> Resu
         // Always an error: the handler refuses every key once it has seen it.
         match client::connect_stream(client_config(), tcp, handler).await {
             Ok(handle) => {
-                let _ = handle.disconnect(Disconnect::ByApplication, "probe", "en").await;
+                let _ = handle
+                    .disconnect(Disconnect::ByApplication, "probe", "en")
+                    .await;
                 Ok(())
             }
             Err(e) => Err(TermError::Unreachable(e.to_string())),
         }
     };
     let outcome = tokio::time::timeout(timeout, attempt).await;
-    let fp = seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+    let fp = seen
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
     match (fp, outcome) {
         (Some(fp), _) => Ok(fp),
         (None, Err(_)) => Err(TermError::Timeout),
@@ -149,50 +174,96 @@ pub(crate) struct SshConn {
 
 /// Connects, checks the pinned key, authenticates, and starts a PTY shell.
 /// Output arriving during setup goes to `session`.
-pub(crate) async fn connect(t: &SshTarget, cols: u16, rows: u16, session: &Session) -> Result<SshConn, TermError> {
+pub(crate) async fn connect(
+    t: &SshTarget,
+    cols: u16,
+    rows: u16,
+    session: &Session,
+) -> Result<SshConn, TermError> {
     let tcp = tcp_connect(&t.address, t.port).await?;
-    let handler = PinnedHandler { expected: t.fingerprint.clone() };
-    let mut handle = client::connect_stream(client_config(), tcp, handler).await.map_err(|e| match e {
-        HandlerError::KeyMismatch { actual } => TermError::HostKeyMismatch { expected: t.fingerprint.clone(), actual },
-        HandlerError::Russh(e) => TermError::Unreachable(e.to_string()),
-    })?;
+    let handler = PinnedHandler {
+        expected: t.fingerprint.clone(),
+    };
+    let mut handle = client::connect_stream(client_config(), tcp, handler)
+        .await
+        .map_err(|e| match e {
+            HandlerError::KeyMismatch { actual } => TermError::HostKeyMismatch {
+                expected: t.fingerprint.clone(),
+                actual,
+            },
+            HandlerError::Russh(e) => TermError::Unreachable(e.to_string()),
+        })?;
     let auth = match &t.auth {
-        SshAuth::Password(p) => handle.authenticate_password(t.user.clone(), p.clone()).await,
+        SshAuth::Password(p) => {
+            handle
+                .authenticate_password(t.user.clone(), p.clone())
+                .await
+        }
         SshAuth::Key(text) => {
-            let key = russh::keys::decode_secret_key(text, None).map_err(|e| TermError::BadKey(e.to_string()))?;
+            let key = russh::keys::decode_secret_key(text, None)
+                .map_err(|e| TermError::BadKey(e.to_string()))?;
             let hash = if key.algorithm().is_rsa() {
-                handle.best_supported_rsa_hash().await.map_err(|e| TermError::Unreachable(e.to_string()))?.flatten()
+                handle
+                    .best_supported_rsa_hash()
+                    .await
+                    .map_err(|e| TermError::Unreachable(e.to_string()))?
+                    .flatten()
             } else {
                 None
             };
-            handle.authenticate_publickey(t.user.clone(), PrivateKeyWithHashAlg::new(Arc::new(key), hash)).await
+            handle
+                .authenticate_publickey(
+                    t.user.clone(),
+                    PrivateKeyWithHashAlg::new(Arc::new(key), hash),
+                )
+                .await
         }
     }
     .map_err(|e| TermError::Unreachable(e.to_string()))?;
     if !auth.success() {
-        let _ = handle.disconnect(Disconnect::ByApplication, "authentication failed", "en").await;
+        let _ = handle
+            .disconnect(Disconnect::ByApplication, "authentication failed", "en")
+            .await;
         return Err(TermError::AuthFailed);
     }
-    let channel = handle.channel_open_session().await.map_err(|e| TermError::Unreachable(e.to_string()))?;
+    let channel = handle
+        .channel_open_session()
+        .await
+        .map_err(|e| TermError::Unreachable(e.to_string()))?;
     let (mut read, write) = channel.split();
     write
         .request_pty(true, TERM, u32::from(cols), u32::from(rows), 0, 0, &[])
         .await
         .map_err(|e| TermError::Unreachable(e.to_string()))?;
-    write.request_shell(true).await.map_err(|e| TermError::Unreachable(e.to_string()))?;
+    write
+        .request_shell(true)
+        .await
+        .map_err(|e| TermError::Unreachable(e.to_string()))?;
     // Two replies, in request order: PTY, then shell.
     for what in ["a terminal (PTY)", "a shell"] {
         loop {
             match read.wait().await {
                 Some(ChannelMsg::Success) => break,
-                Some(ChannelMsg::Failure) => return Err(TermError::Refused(format!("the host refused {what}"))),
-                Some(ChannelMsg::Data { data }) | Some(ChannelMsg::ExtendedData { data, .. }) => session.push_output(&data).await,
+                Some(ChannelMsg::Failure) => {
+                    return Err(TermError::Refused(format!("the host refused {what}")))
+                }
+                Some(ChannelMsg::Data { data }) | Some(ChannelMsg::ExtendedData { data, .. }) => {
+                    session.push_output(&data).await
+                }
                 Some(_) => {}
-                None => return Err(TermError::Unreachable("the host closed the connection".into())),
+                None => {
+                    return Err(TermError::Unreachable(
+                        "the host closed the connection".into(),
+                    ))
+                }
             }
         }
     }
-    Ok(SshConn { handle: Arc::new(handle), read, write })
+    Ok(SshConn {
+        handle: Arc::new(handle),
+        read,
+        write,
+    })
 }
 
 /// How the remote shell ended.
@@ -230,8 +301,13 @@ impl SshConn {
     pub(crate) fn into_parts(self) -> (SshReader, SshWriter, SshControl) {
         (
             SshReader { read: self.read },
-            SshWriter { write: self.write, handle: self.handle.clone() },
-            SshControl { handle: self.handle },
+            SshWriter {
+                write: self.write,
+                handle: self.handle.clone(),
+            },
+            SshControl {
+                handle: self.handle,
+            },
         )
     }
 }
@@ -253,7 +329,9 @@ impl SshReader {
                     session.push_output(&data).await;
                 }
                 Some(ChannelMsg::ExitStatus { exit_status }) => info.code = Some(exit_status),
-                Some(ChannelMsg::ExitSignal { signal_name: sig, .. }) => info.signal = Some(signal_name(sig)),
+                Some(ChannelMsg::ExitSignal {
+                    signal_name: sig, ..
+                }) => info.signal = Some(signal_name(sig)),
                 Some(ChannelMsg::Close) => break,
                 Some(_) => {}
                 None => {
@@ -280,7 +358,10 @@ impl SshWriter {
         while let Some(op) = ops.recv().await {
             let result = match op {
                 WriteOp::Input(mut input) => {
-                    let sent = self.write.data_bytes(std::mem::take(&mut input.bytes)).await;
+                    let sent = self
+                        .write
+                        .data_bytes(std::mem::take(&mut input.bytes))
+                        .await;
                     // `data_bytes` returns once the message is queued for russh's
                     // session loop, not when the loop took it. A local request on
                     // the same queue answers only after the loop took everything
@@ -290,7 +371,11 @@ impl SshWriter {
                     drop(input);
                     sent
                 }
-                WriteOp::Resize { cols, rows } => self.write.window_change(u32::from(cols), u32::from(rows), 0, 0).await,
+                WriteOp::Resize { cols, rows } => {
+                    self.write
+                        .window_change(u32::from(cols), u32::from(rows), 0, 0)
+                        .await
+                }
             };
             if let Err(e) = result {
                 tracing::debug!("ssh write failed: {e}");
@@ -309,6 +394,9 @@ pub(crate) struct SshControl {
 impl SshControl {
     /// Ends the connection (the reader then sees the channel close).
     pub(crate) async fn disconnect(&self) {
-        let _ = self.handle.disconnect(Disconnect::ByApplication, "session closed", "en").await;
+        let _ = self
+            .handle
+            .disconnect(Disconnect::ByApplication, "session closed", "en")
+            .await;
     }
 }

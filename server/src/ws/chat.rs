@@ -35,7 +35,12 @@ const READ_BUFFER: usize = 4 * 1024;
 const CLOSE_TOO_BIG: u16 = 1009;
 
 /// Upgrade handler for `/ws`.
-pub async fn upgrade(State(state): State<AppState>, Query(q): Query<UpgradeQuery>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(state): State<AppState>,
+    Query(q): Query<UpgradeQuery>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     let core = state.core.clone();
     let who = match authorize(&core, &headers, q.otp.as_deref(), "chat").await {
         Ok(w) => w,
@@ -48,7 +53,12 @@ pub async fn upgrade(State(state): State<AppState>, Query(q): Query<UpgradeQuery
         .flat_map(|v| v.split(','))
         .any(|p| p.trim() == RICH_PROTOCOL);
     let rich = offered || q.v.as_deref() == Some("1");
-    let member = Member { user_id: who.user.id, user_name: who.user.name.clone(), rich, login_session: who.login_session };
+    let member = Member {
+        user_id: who.user.id,
+        user_name: who.user.name.clone(),
+        rich,
+        login_session: who.login_session,
+    };
     let span = tracing::info_span!("chat_socket", user = %who.user.name, rich);
     ws.protocols([RICH_PROTOCOL])
         .max_message_size(MAX_FRAME_BYTES)
@@ -87,24 +97,43 @@ async fn run(socket: WebSocket, core: Arc<Core>, member: Member) {
     let hub = core.hub.clone();
     let rich = member.rich;
     let user_name = member.user_name.clone();
-    let Ok(handle) = hub.connect(member).await else { return };
+    let Ok(handle) = hub.connect(member).await else {
+        return;
+    };
     let mut outbox = handle.outbox;
-    let mut conn = Conn { socket, hub: hub.clone(), core: core.clone(), client: handle.id, rich, kick: handle.kick, position: None };
+    let mut conn = Conn {
+        socket,
+        hub: hub.clone(),
+        core: core.clone(),
+        client: handle.id,
+        rich,
+        kick: handle.kick,
+        position: None,
+    };
     info!("chat socket open");
     let end = conn.serve(&user_name, &mut outbox).await;
     hub.leave(conn.client).await;
     if let End::Close(code, reason) = end {
         debug!(code, %reason, "closing chat socket");
-        let frame = Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from(reason) }));
+        let frame = Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from(reason),
+        }));
         let _ = tokio::time::timeout(Duration::from_secs(2), conn.socket.send(frame)).await;
     }
     info!("chat socket closed");
 }
 
 impl Conn {
-    async fn serve(&mut self, user_name: &str, outbox: &mut tokio::sync::mpsc::Receiver<Outbound>) -> End {
+    async fn serve(
+        &mut self,
+        user_name: &str,
+        outbox: &mut tokio::sync::mpsc::Receiver<Outbound>,
+    ) -> End {
         if self.rich {
-            let welcome = ServerMsg::Welcome { user: user_name.to_string() };
+            let welcome = ServerMsg::Welcome {
+                user: user_name.to_string(),
+            };
             if let Err(end) = self.send_msg(&welcome).await {
                 return end;
             }
@@ -114,7 +143,10 @@ impl Conn {
         }
         let idle = self.core.config.chat_idle;
         let mut last_heard = Instant::now();
-        let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL.min(idle / 2), PING_INTERVAL.min(idle / 2));
+        let mut ping = tokio::time::interval_at(
+            Instant::now() + PING_INTERVAL.min(idle / 2),
+            PING_INTERVAL.min(idle / 2),
+        );
         loop {
             tokio::select! {
                 biased;
@@ -190,7 +222,8 @@ impl Conn {
     }
 
     async fn send_msg(&mut self, msg: &ServerMsg) -> Result<(), End> {
-        let text = serde_json::to_string(msg).map_err(|_| End::Close(1011, "encoding failed".into()))?;
+        let text =
+            serde_json::to_string(msg).map_err(|_| End::Close(1011, "encoding failed".into()))?;
         self.send(Message::Text(Utf8Bytes::from(text))).await
     }
 
@@ -210,18 +243,34 @@ impl Conn {
             Ok(ClientMsg::SendMessage { message, .. }) => {
                 let chars = message.chars().count();
                 if message.trim().is_empty() || chars > MAX_MESSAGE_CHARS {
-                    return self.refuse(ErrorCode::BadMessage, &format!("messages must have 1 to {MAX_MESSAGE_CHARS} characters")).await;
+                    return self
+                        .refuse(
+                            ErrorCode::BadMessage,
+                            &format!("messages must have 1 to {MAX_MESSAGE_CHARS} characters"),
+                        )
+                        .await;
                 }
                 match self.hub.send(self.client, message).await {
                     Err(_) => Err(End::Close(1001, "server shutting down".into())),
                     Ok(Ok(())) => Ok(()),
-                    Ok(Err(ErrorCode::RateLimited)) => self.refuse(ErrorCode::RateLimited, "you are sending too fast; wait a moment").await,
+                    Ok(Err(ErrorCode::RateLimited)) => {
+                        self.refuse(
+                            ErrorCode::RateLimited,
+                            "you are sending too fast; wait a moment",
+                        )
+                        .await
+                    }
                     Ok(Err(code)) => self.refuse(code, "message not delivered").await,
                 }
             }
             Ok(ClientMsg::ChangeRoom { name, since }) => {
                 if !valid_room_name(&name) {
-                    return self.refuse(ErrorCode::BadRoom, "room names have 1-64 letters, digits, '_', '-', '.'").await;
+                    return self
+                        .refuse(
+                            ErrorCode::BadRoom,
+                            "room names have 1-64 letters, digits, '_', '-', '.'",
+                        )
+                        .await;
                 }
                 self.join(&name, since).await
             }
@@ -236,7 +285,11 @@ impl Conn {
             Ok(Ok(j)) => j,
         };
         // Live messages up to `upto` are covered by history: never send them twice.
-        self.position = Some(Position { room: room.to_string(), room_id: joined.room_id, floor: joined.upto });
+        self.position = Some(Position {
+            room: room.to_string(),
+            room_id: joined.room_id,
+            floor: joined.upto,
+        });
         if !self.rich {
             return Ok(());
         }
@@ -244,23 +297,51 @@ impl Conn {
             Some(s) => (s.max(0), MAX_BACKFILL),
             None => (0, HISTORY_ON_JOIN as i64),
         };
-        let (messages, complete) = match db::messages::range(&self.core.db, joined.room_id, room, after, joined.upto, limit).await {
+        let (messages, complete) = match db::messages::range(
+            &self.core.db,
+            joined.room_id,
+            room,
+            after,
+            joined.upto,
+            limit,
+        )
+        .await
+        {
             Ok(r) => r,
             Err(e) => {
                 warn!("loading history: {e}");
-                return self.refuse(ErrorCode::Internal, "could not load the room's history").await;
+                return self
+                    .refuse(ErrorCode::Internal, "could not load the room's history")
+                    .await;
             }
         };
-        let room_name = self.position.as_ref().map(|p| p.room.clone()).unwrap_or_default();
-        self.send_msg(&ServerMsg::Joined { room: room_name, messages, complete }).await
+        let room_name = self
+            .position
+            .as_ref()
+            .map(|p| p.room.clone())
+            .unwrap_or_default();
+        self.send_msg(&ServerMsg::Joined {
+            room: room_name,
+            messages,
+            complete,
+        })
+        .await
     }
 }
 
 fn read_error(e: axum::Error) -> End {
     use tokio_tungstenite::tungstenite::{error::CapacityError, Error as WsError};
     match e.into_inner().downcast::<WsError>() {
-        Ok(err) if matches!(*err, WsError::Capacity(CapacityError::MessageTooLong { .. })) => {
-            End::Close(CLOSE_TOO_BIG, format!("frame larger than {MAX_FRAME_BYTES} bytes"))
+        Ok(err)
+            if matches!(
+                *err,
+                WsError::Capacity(CapacityError::MessageTooLong { .. })
+            ) =>
+        {
+            End::Close(
+                CLOSE_TOO_BIG,
+                format!("frame larger than {MAX_FRAME_BYTES} bytes"),
+            )
         }
         Ok(err) => {
             debug!("chat socket read error: {err}");

@@ -38,16 +38,29 @@ pub struct SocketUser {
 /// Checks Origin (403) and redeems the ticket for `purpose` (401), before any upgrade.
 /// A request without Origin is not from a browser page and cannot be a
 /// cross-site hijack, so only a present, unlisted Origin is refused.
-pub async fn authorize(core: &Core, headers: &HeaderMap, otp: Option<&str>, purpose: &str) -> Result<SocketUser, Response> {
+pub async fn authorize(
+    core: &Core,
+    headers: &HeaderMap,
+    otp: Option<&str>,
+    purpose: &str,
+) -> Result<SocketUser, Response> {
     if let Some(origin) = headers.get(header::ORIGIN) {
         let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-        let allowed = origin.to_str().is_ok_and(|o| core.config.origin_allowed(o, host));
+        let allowed = origin
+            .to_str()
+            .is_ok_and(|o| core.config.origin_allowed(o, host));
         if !allowed {
             warn!(origin = ?origin, "websocket upgrade from a foreign origin refused");
             return Err((StatusCode::FORBIDDEN, "origin not allowed").into_response());
         }
     }
-    let unauthorized = || (StatusCode::UNAUTHORIZED, "missing, unknown, expired or used ticket").into_response();
+    let unauthorized = || {
+        (
+            StatusCode::UNAUTHORIZED,
+            "missing, unknown, expired or used ticket",
+        )
+            .into_response()
+    };
     let otp = otp.ok_or_else(unauthorized)?;
     let redeemed = match tickets::redeem(&core.db, otp, purpose).await {
         Ok(r) => r,
@@ -58,7 +71,10 @@ pub async fn authorize(core: &Core, headers: &HeaderMap, otp: Option<&str>, purp
         }
     };
     match users::by_id(&core.db, redeemed.user_id).await {
-        Ok(Some(user)) if !user.disabled => Ok(SocketUser { user, login_session: redeemed.login_session }),
+        Ok(Some(user)) if !user.disabled => Ok(SocketUser {
+            user,
+            login_session: redeemed.login_session,
+        }),
         Ok(_) => Err(unauthorized()),
         Err(e) => {
             warn!("loading user: {e}");

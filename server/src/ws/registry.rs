@@ -35,7 +35,10 @@ pub struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
     }
 }
 
@@ -44,8 +47,22 @@ impl SocketRegistry {
     pub fn register(&self, user_id: i64, login_session: Option<String>) -> Registration {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (close, closed) = watch::channel(false);
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).insert(id, Entry { user_id, login_session, close });
-        Registration { id, entries: self.entries.clone(), closed }
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                id,
+                Entry {
+                    user_id,
+                    login_session,
+                    close,
+                },
+            );
+        Registration {
+            id,
+            entries: self.entries.clone(),
+            closed,
+        }
     }
 
     fn close_where(&self, pred: impl Fn(&Entry) -> bool) {

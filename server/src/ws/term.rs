@@ -27,7 +27,9 @@ pub async fn upgrade(
         Some(s) if s.owner() == who.user.id => s,
         _ => return (StatusCode::NOT_FOUND, "no such terminal session").into_response(),
     };
-    let registration = core.sockets.register(who.user.id, who.login_session.clone());
+    let registration = core
+        .sockets
+        .register(who.user.id, who.login_session.clone());
     let span = tracing::info_span!("term_socket", session = %id, user = %who.user.name);
     ws.max_message_size(app::protocol::term::MAX_CLIENT_FRAME_BYTES)
         .max_frame_size(app::protocol::term::MAX_CLIENT_FRAME_BYTES)

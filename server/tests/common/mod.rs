@@ -87,14 +87,20 @@ impl TestServer {
             chat_rate: opts.chat_rate,
             chat_idle_secs: opts.chat_idle_secs,
         };
-        let store = StoreArgs { data_dir: data_dir.clone(), database_url: None, secret_key_file: None };
+        let store = StoreArgs {
+            data_dir: data_dir.clone(),
+            database_url: None,
+            secret_key_file: None,
+        };
         let options = LeptosOptions::builder()
             .output_name("termroom")
             .site_root("target/site")
             .site_pkg_dir("pkg")
             .site_addr(addr)
             .build();
-        let runtime = Runtime::start(&serve, &store, options).await.expect("start runtime");
+        let runtime = Runtime::start(&serve, &store, options)
+            .await
+            .expect("start runtime");
         let (tx, rx) = oneshot::channel::<()>();
         let state = runtime.state.clone();
         let task = tokio::spawn(async move {
@@ -104,7 +110,15 @@ impl TestServer {
             .await
             .expect("serve");
         });
-        Self { addr, data_dir, _tmp: tmp, shutdown: Some(tx), task: Some(task), runtime: Some(runtime), store }
+        Self {
+            addr,
+            data_dir,
+            _tmp: tmp,
+            shutdown: Some(tx),
+            task: Some(task),
+            runtime: Some(runtime),
+            store,
+        }
     }
 
     /// Stops the server and waits for it; the data directory is kept while `self` lives.
@@ -140,12 +154,17 @@ impl TestServer {
 
     /// Creates a user with [`PASSWORD`].
     pub async fn add_user(&self, name: &str, role: app::model::Role) {
-        server::services::accounts::create_user(&self.core().db, name, PASSWORD, role).await.expect("create user");
+        server::services::accounts::create_user(&self.core().db, name, PASSWORD, role)
+            .await
+            .expect("create user");
     }
 
     /// Logs in; returns a cookie-keeping HTTP client and the `/ws` ticket.
     pub async fn login(&self, name: &str) -> (reqwest::Client, String) {
-        let client = reqwest::Client::builder().cookie_store(true).build().expect("client");
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .expect("client");
         let resp = client
             .post(self.url("/login"))
             .json(&serde_json::json!({"username": name, "password": PASSWORD}))
@@ -159,8 +178,18 @@ impl TestServer {
     }
 
     /// Calls a server function under `/api/` with form-encoded arguments.
-    pub async fn call(&self, client: &reqwest::Client, endpoint: &str, args: &[(&str, &str)]) -> reqwest::Response {
-        client.post(self.url(&format!("/api/{endpoint}"))).form(args).send().await.expect("server fn request")
+    pub async fn call(
+        &self,
+        client: &reqwest::Client,
+        endpoint: &str,
+        args: &[(&str, &str)],
+    ) -> reqwest::Response {
+        client
+            .post(self.url(&format!("/api/{endpoint}")))
+            .form(args)
+            .send()
+            .await
+            .expect("server fn request")
     }
 
     /// A fresh chat ticket for a logged-in client.
@@ -189,7 +218,8 @@ impl Drop for TestServer {
 pub async fn connect(url: &str, origin: Option<&str>) -> Result<Ws, u16> {
     let mut req = url.into_client_request().expect("request");
     if let Some(o) = origin {
-        req.headers_mut().insert(http::header::ORIGIN, o.parse().expect("origin"));
+        req.headers_mut()
+            .insert(http::header::ORIGIN, o.parse().expect("origin"));
     }
     match tokio_tungstenite::connect_async(req).await {
         Ok((ws, _)) => Ok(ws),
@@ -209,10 +239,18 @@ pub enum Got {
 pub async fn next_event(ws: &mut Ws, secs: u64) -> Got {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     loop {
-        let msg = tokio::time::timeout_at(deadline, ws.next()).await.expect("timed out waiting for a frame");
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("timed out waiting for a frame");
         match msg {
-            Some(Ok(Message::Text(t))) => return Got::Json(serde_json::from_str(t.as_str()).expect("server sent invalid JSON")),
-            Some(Ok(Message::Close(f))) => return Got::Closed(f.map(|f| (u16::from(f.code), f.reason.to_string()))),
+            Some(Ok(Message::Text(t))) => {
+                return Got::Json(
+                    serde_json::from_str(t.as_str()).expect("server sent invalid JSON"),
+                )
+            }
+            Some(Ok(Message::Close(f))) => {
+                return Got::Closed(f.map(|f| (u16::from(f.code), f.reason.to_string())))
+            }
             Some(Ok(_)) => continue,
             Some(Err(_)) | None => return Got::Closed(None),
         }
@@ -256,7 +294,9 @@ pub async fn assert_no_message(ws: &mut Ws, ms: u64) {
 
 /// Sends a JSON value as a text frame.
 pub async fn send_json(ws: &mut Ws, v: Value) {
-    ws.send(Message::Text(v.to_string().into())).await.expect("send");
+    ws.send(Message::Text(v.to_string().into()))
+        .await
+        .expect("send");
 }
 
 /// Posts a chat message.
@@ -270,5 +310,9 @@ pub async fn change_room(ws: &mut Ws, room: &str, since: Option<i64>) {
     if let Some(s) = since {
         payload["since"] = s.into();
     }
-    send_json(ws, serde_json::json!({"type": "change_room", "payload": payload})).await;
+    send_json(
+        ws,
+        serde_json::json!({"type": "change_room", "payload": payload}),
+    )
+    .await;
 }

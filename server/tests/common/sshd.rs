@@ -30,8 +30,14 @@ const PORT_ATTEMPTS: usize = 5;
 
 /// Runs a command, panicking with its stderr on failure.
 fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -51,10 +57,18 @@ pub struct KeyPair {
 /// Generates an ed25519 key pair at `dir/name`.
 pub fn keygen(dir: &Path, name: &str) -> KeyPair {
     let path = dir.join(name);
-    run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"]).arg(&path));
+    run(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&path));
     let pub_path = path.with_extension("pub");
-    let listing = run(Command::new("ssh-keygen").args(["-l", "-E", "sha256", "-f"]).arg(&pub_path));
-    let fingerprint = listing.split_whitespace().nth(1).expect("fingerprint in ssh-keygen -l output").to_string();
+    let listing = run(Command::new("ssh-keygen")
+        .args(["-l", "-E", "sha256", "-f"])
+        .arg(&pub_path));
+    let fingerprint = listing
+        .split_whitespace()
+        .nth(1)
+        .expect("fingerprint in ssh-keygen -l output")
+        .to_string();
     KeyPair {
         private: std::fs::read_to_string(&path).expect("private key"),
         public: std::fs::read_to_string(&pub_path).expect("public key"),
@@ -72,14 +86,32 @@ pub fn is_root() -> bool {
 pub fn ensure_test_user() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
-        assert!(is_root(), "the sshd tests create the account {TEST_USER} and must run as root");
-        let exists = Command::new("id").arg(TEST_USER).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+        assert!(
+            is_root(),
+            "the sshd tests create the account {TEST_USER} and must run as root"
+        );
+        let exists = Command::new("id")
+            .arg(TEST_USER)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
         if !exists {
-            let out = Command::new("useradd").args(["-m", "-s", "/bin/bash", TEST_USER]).output().expect("useradd");
+            let out = Command::new("useradd")
+                .args(["-m", "-s", "/bin/bash", TEST_USER])
+                .output()
+                .expect("useradd");
             // 9: already exists (another test binary won the race).
-            assert!(out.status.success() || out.status.code() == Some(9), "useradd: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success() || out.status.code() == Some(9),
+                "useradd: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
-        let mut child = Command::new("chpasswd").stdin(Stdio::piped()).spawn().expect("chpasswd");
+        let mut child = Command::new("chpasswd")
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("chpasswd");
         {
             use std::io::Write;
             let mut stdin = child.stdin.take().expect("chpasswd stdin");
@@ -110,14 +142,19 @@ impl Sshd {
     pub fn start() -> Self {
         ensure_test_user();
         std::fs::create_dir_all("/run/sshd").expect("privilege separation directory /run/sshd");
-        let dir = tempfile::Builder::new().prefix("termroom-sshd").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("termroom-sshd")
+            .tempdir()
+            .expect("temp dir");
         // The test user must be able to read the authorized keys (and the files tests put here).
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
         let host = keygen(dir.path(), "host_key");
         let client_key = keygen(dir.path(), "client_key");
         let authorized = dir.path().join("authorized_keys");
         std::fs::write(&authorized, &client_key.public).expect("authorized_keys");
-        std::fs::set_permissions(&authorized, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        std::fs::set_permissions(&authorized, std::fs::Permissions::from_mode(0o644))
+            .expect("chmod");
         let log_path = dir.path().join("sshd.log");
         let cfg = dir.path().join("sshd_config");
         std::fs::write(
@@ -147,7 +184,10 @@ impl Sshd {
         )
         .expect("sshd_config");
         for _ in 0..PORT_ATTEMPTS {
-            let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port();
             let mut child = Command::new(SSHD)
                 .arg("-D")
                 .arg("-E")
@@ -161,12 +201,22 @@ impl Sshd {
                 .spawn()
                 .expect("spawn sshd");
             if wait_ready(port, &mut child) {
-                return Self { port, host_fingerprint: host.fingerprint, client_key, dir, log_path, child };
+                return Self {
+                    port,
+                    host_fingerprint: host.fingerprint,
+                    client_key,
+                    dir,
+                    log_path,
+                    child,
+                };
             }
             let _ = child.kill();
             let _ = child.wait();
         }
-        panic!("sshd did not start; log:\n{}", std::fs::read_to_string(&log_path).unwrap_or_default());
+        panic!(
+            "sshd did not start; log:\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
     }
 
     /// The sshd log so far.

@@ -67,6 +67,10 @@ struct Live {
     generation: u64,
     /// Failed attempts since the last successful open.
     attempt: u32,
+    /// The last frame of this connection was a notice (level, text): when the
+    /// server then closes cleanly, the notice says why (session closed,
+    /// replaced by another tab, could not connect) and retrying is wrong.
+    last_notice: Option<(NoticeLevel, String)>,
     /// The shell ended: never reconnect.
     exited: bool,
     /// The tab closed: do nothing any more.
@@ -107,6 +111,7 @@ pub(super) fn start(tab: TermTab, el: HtmlElement, on_input: Callback<(u64, Stri
         flow: Watermarks::default(),
         generation: 0,
         attempt: 0,
+        last_notice: None,
         exited: false,
         disposed: false,
     }));
@@ -461,6 +466,7 @@ fn on_open(live: &Shared, generation: u64) {
     let (tab, next, paused) = {
         let mut l = live.borrow_mut();
         l.attempt = 0;
+        l.last_notice = None;
         (l.tab, l.cursor.next(), l.flow.paused())
     };
     send_frame(live, &ClientFrame::ResumeFrom { seq: next });
@@ -486,6 +492,10 @@ fn on_message(live: &Shared, generation: u64, ev: &MessageEvent) {
 }
 
 fn on_frame(live: &Shared, frame: ServerFrame) {
+    live.borrow_mut().last_notice = match &frame {
+        ServerFrame::Notice { level, text } => Some((*level, printable(text))),
+        _ => None,
+    };
     match frame {
         ServerFrame::Output { seq, data } => {
             let fresh = live.borrow_mut().cursor.accept(seq, &data);
@@ -501,14 +511,19 @@ fn on_frame(live: &Shared, frame: ServerFrame) {
         }
         ServerFrame::Notice { level, text } => notice(live, level, &text),
         ServerFrame::Exit { code, signal } => {
-            let status = match (code, signal) {
-                (_, Some(signal)) => format!("signal {}", printable(&signal)),
-                (Some(code), None) => code.to_string(),
-                (None, None) => "done".to_string(),
-            };
-            let line = match code {
-                Some(code) => format!("[process exited with code {code}]"),
-                None => format!("[process ended: {status}]"),
+            let (status, line) = match (code, signal) {
+                (Some(code), _) => (
+                    code.to_string(),
+                    format!("[process exited with code {code}]"),
+                ),
+                (None, Some(signal)) => {
+                    let signal = printable(&signal);
+                    (
+                        format!("signal {signal}"),
+                        format!("[process killed by signal {signal}]"),
+                    )
+                }
+                (None, None) => ("ended".to_string(), "[process exited]".to_string()),
             };
             let (term, tab) = {
                 let mut l = live.borrow_mut();
@@ -521,26 +536,25 @@ fn on_frame(live: &Shared, frame: ServerFrame) {
     }
 }
 
-/// Close codes after which reconnecting would be wrong: a normal close by the
-/// server (session ended, replaced by another tab), a policy refusal, or an
-/// application code. Anything else (network loss, restart) is retried.
-fn final_close(code: u16) -> bool {
-    code == 1000 || code == 1008 || (4000..=4999).contains(&code)
+/// Close codes that refuse this client for good: a policy refusal or an
+/// application-defined code.
+fn refused(code: u16) -> bool {
+    code == 1008 || (4000..=4999).contains(&code)
 }
 
 fn on_close(live: &Shared, generation: u64, ev: &CloseEvent) {
     if !is_current(live, generation) {
         return;
     }
-    let (tab, exited) = {
+    let (tab, exited, last_notice) = {
         let mut l = live.borrow_mut();
         l.ws = None;
-        (l.tab, l.exited)
+        (l.tab, l.exited, l.last_notice.take())
     };
     if exited {
         return;
     }
-    if final_close(ev.code()) {
+    if refused(ev.code()) {
         let reason = printable(&ev.reason());
         let reason = if reason.is_empty() {
             "disconnected by the server".to_string()
@@ -551,7 +565,16 @@ fn on_close(live: &Shared, generation: u64, ev: &CloseEvent) {
         tab.state.set(TabState::Failed { reason });
         return;
     }
-    retry_later(live, generation);
+    // A notice followed by a clean close is the server ending this attachment
+    // on purpose (session closed, replaced by another tab, could not connect;
+    // the notice is on screen already). Only lost connections are retried.
+    match last_notice.filter(|_| ev.was_clean()) {
+        Some((NoticeLevel::Info, _)) => tab.state.set(TabState::Exited {
+            status: "ended".into(),
+        }),
+        Some((_, reason)) => tab.state.set(TabState::Failed { reason }),
+        None => retry_later(live, generation),
+    }
 }
 
 /// Waits the backoff delay (counting down in the tab title), then reconnects.

@@ -1,0 +1,412 @@
+//! Terminal benchmark: keystroke-to-echo latency, bulk output throughput and
+//! Ctrl-C recovery, measured through termroom (a `termroom serve` child process,
+//! WebSocket client) and directly with OpenSSH `ssh -tt` to the same sshd, in
+//! the same run. Run: `cargo bench -p server --bench term_bench` after
+//! `make build` (uses target/release/termroom; override with TERMROOM_BIN).
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+use app::protocol::term::{ClientFrame, ServerFrame};
+use futures::{SinkExt, StreamExt};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    process::{Child, ChildStdin, ChildStdout, Command},
+};
+use tokio_tungstenite::tungstenite::Message;
+
+#[path = "../tests/common/sshd.rs"]
+mod sshd;
+
+/// Keystrokes measured for echo latency.
+const KEYSTROKES: usize = 1000;
+/// Size of the file `cat` prints for the throughput test.
+const BULK_BYTES: usize = 64 << 20;
+/// How long `yes` runs before Ctrl-C.
+const YES_FOR: Duration = Duration::from_secs(2);
+/// The prompt set in both shells, to recognise "back at the prompt".
+const PROMPT: &str = "BENCH-PROMPT> ";
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A terminal we can type into and read from.
+trait Tty {
+    async fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()>;
+    /// Next chunk of output (empty on end).
+    async fn read(&mut self) -> anyhow::Result<Vec<u8>>;
+}
+
+struct WsTty {
+    ws: Ws,
+}
+
+impl Tty for WsTty {
+    async fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.ws
+            .send(Message::Binary(
+                ClientFrame::Input(bytes.to_vec()).encode().into(),
+            ))
+            .await?;
+        Ok(())
+    }
+    async fn read(&mut self) -> anyhow::Result<Vec<u8>> {
+        loop {
+            match self.ws.next().await {
+                Some(Ok(Message::Binary(b))) => match ServerFrame::decode(&b)? {
+                    ServerFrame::Output { data, .. } | ServerFrame::Snapshot { data, .. } => {
+                        return Ok(data)
+                    }
+                    ServerFrame::Exit { .. } => return Ok(vec![]),
+                    ServerFrame::Notice { text, .. } => eprintln!("notice: {text}"),
+                },
+                Some(Ok(_)) => {}
+                Some(Err(e)) => bail!("terminal socket: {e}"),
+                None => return Ok(vec![]),
+            }
+        }
+    }
+}
+
+struct SshTty {
+    _child: Child,
+    stdin: ChildStdin,
+    stdout: ChildStdout,
+    buf: Vec<u8>,
+}
+
+impl Tty for SshTty {
+    async fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.stdin.write_all(bytes).await?;
+        self.stdin.flush().await?;
+        Ok(())
+    }
+    async fn read(&mut self) -> anyhow::Result<Vec<u8>> {
+        let n = self.stdout.read(&mut self.buf).await?;
+        Ok(self.buf[..n].to_vec())
+    }
+}
+
+fn ssh_cmd(port: u16, key: &Path) -> Command {
+    let mut c = Command::new("ssh");
+    c.args([
+        "-tt",
+        "-q",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-i",
+    ])
+    .arg(key)
+    .args([
+        "-p",
+        &port.to_string(),
+        &format!("{}@127.0.0.1", sshd::TEST_USER),
+    ]);
+    c
+}
+
+fn spawn_ssh(port: u16, key: &Path) -> anyhow::Result<SshTty> {
+    let mut child = ssh_cmd(port, key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stdin = child.stdin.take().context("ssh stdin")?;
+    let stdout = child.stdout.take().context("ssh stdout")?;
+    Ok(SshTty {
+        _child: child,
+        stdin,
+        stdout,
+        buf: vec![0; 256 * 1024],
+    })
+}
+
+/// Reads until `needle` appears in the output after this call; returns bytes read.
+async fn read_until<T: Tty>(t: &mut T, needle: &str, limit: Duration) -> anyhow::Result<usize> {
+    let deadline = Instant::now() + limit;
+    let mut tail = Vec::new();
+    let mut total = 0;
+    loop {
+        let chunk = tokio::time::timeout_at(deadline.into(), t.read())
+            .await
+            .with_context(|| format!("waiting for {needle:?}"))??;
+        if chunk.is_empty() {
+            bail!("terminal ended while waiting for {needle:?}");
+        }
+        total += chunk.len();
+        tail.extend_from_slice(&chunk);
+        if tail.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+            return Ok(total);
+        }
+        let keep = tail.len().saturating_sub(needle.len());
+        tail.drain(..keep);
+    }
+}
+
+async fn prepare<T: Tty>(t: &mut T) -> anyhow::Result<()> {
+    // `READY-$((1+1))` only matches the command's output, not its echo.
+    t.write(format!("PS1='{PROMPT}'; stty -echoctl; echo READY-$((1+1))\r").as_bytes())
+        .await?;
+    read_until(t, "READY-2", Duration::from_secs(20)).await?;
+    read_until(t, PROMPT, Duration::from_secs(5)).await?;
+    Ok(())
+}
+
+async fn echo_latency<T: Tty>(t: &mut T) -> anyhow::Result<Vec<Duration>> {
+    // `cat` in canonical mode: the remote tty echoes each key at once.
+    t.write(b"cat >/dev/null\r").await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // drain the echo of the command line
+    while let Ok(Ok(c)) = tokio::time::timeout(Duration::from_millis(100), t.read()).await {
+        if c.is_empty() {
+            break;
+        }
+    }
+    let mut samples = Vec::with_capacity(KEYSTROKES);
+    for i in 0..KEYSTROKES {
+        let key = [b'a' + (i % 26) as u8];
+        let sent = Instant::now();
+        t.write(&key).await?;
+        loop {
+            let c = tokio::time::timeout(Duration::from_secs(5), t.read())
+                .await
+                .context("echo timed out")??;
+            if c.contains(&key[0]) {
+                break;
+            }
+        }
+        samples.push(sent.elapsed());
+        if i % 200 == 199 {
+            // stay far below the canonical line limit
+            t.write(b"\r").await?;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(20), t.read()).await {}
+        }
+    }
+    t.write(b"\x04").await?; // end cat
+    read_until(t, PROMPT, Duration::from_secs(5)).await?;
+    Ok(samples)
+}
+
+async fn throughput<T: Tty>(t: &mut T, file: &Path) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    t.write(format!("cat {}; echo DONE-$((2+2))\r", file.display()).as_bytes())
+        .await?;
+    let bytes = read_until(t, "DONE-4", Duration::from_secs(120)).await?;
+    let secs = start.elapsed().as_secs_f64();
+    read_until(t, PROMPT, Duration::from_secs(5)).await?;
+    Ok(bytes as f64 / secs / 1e6)
+}
+
+async fn ctrl_c<T: Tty>(t: &mut T) -> anyhow::Result<Duration> {
+    t.write(b"yes\r").await?;
+    let until = Instant::now() + YES_FOR;
+    while Instant::now() < until {
+        tokio::time::timeout(Duration::from_secs(5), t.read())
+            .await
+            .context("yes produced nothing")??;
+    }
+    let sent = Instant::now();
+    t.write(b"\x03").await?;
+    read_until(t, PROMPT, Duration::from_secs(30)).await?;
+    Ok(sent.elapsed())
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied().unwrap_or_default().as_secs_f64() * 1e3
+}
+
+async fn run_cli(
+    bin: &Path,
+    data: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> anyhow::Result<String> {
+    let mut child = Command::new(bin)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    if let (Some(text), Some(mut s)) = (stdin, child.stdin.take()) {
+        s.write_all(text.as_bytes()).await?;
+    }
+    let out = child.wait_with_output().await?;
+    if !out.status.success() {
+        bail!("termroom {args:?} failed");
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let bin = PathBuf::from(
+        std::env::var("TERMROOM_BIN").unwrap_or_else(|_| "target/release/termroom".into()),
+    );
+    let bin = if bin.exists() {
+        bin
+    } else {
+        PathBuf::from("..").join(bin)
+    };
+    let sshd = sshd::Sshd::start();
+    // A file of printable lines, readable by the ssh test user.
+    let file = sshd.dir.path().join("bulk.txt");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&file)?);
+        let line: Vec<u8> = (0..79)
+            .map(|i| b'!' + (i % 90) as u8)
+            .chain([b'\n'])
+            .collect();
+        for _ in 0..BULK_BYTES / line.len() {
+            f.write_all(&line)?;
+        }
+    }
+    let data = tempfile::tempdir()?;
+    let pw = "bench-password-123\n";
+    run_cli(
+        &bin,
+        data.path(),
+        &["user", "add", "bench", "--role", "admin"],
+        Some(pw),
+    )
+    .await?;
+    run_cli(&bin, data.path(), &["namespace", "add", "bench"], None).await?;
+    let port = sshd.port.to_string();
+    let key = sshd.client_key.path.to_string_lossy().into_owned();
+    run_cli(
+        &bin,
+        data.path(),
+        &[
+            "host",
+            "add",
+            "box",
+            "--namespace",
+            "bench",
+            "--address",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--user",
+            sshd::TEST_USER,
+            "--key-file",
+            &key,
+        ],
+        None,
+    )
+    .await?;
+    let fp = run_cli(&bin, data.path(), &["host", "trust", "box"], None).await?;
+    if fp.trim() != sshd.host_fingerprint {
+        bail!(
+            "trusted fingerprint {fp:?} differs from {}",
+            sshd.host_fingerprint
+        );
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    drop(listener);
+    let mut server = Command::new(&bin)
+        .args(["serve", "--addr", &addr.to_string(), "--data-dir"])
+        .arg(data.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let http = reqwest::Client::builder().cookie_store(true).build()?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = http
+            .post(format!("http://{addr}/login"))
+            .json(&serde_json::json!({"username": "bench", "password": pw.trim()}))
+            .send()
+            .await;
+        if matches!(&r, Ok(r) if r.status().is_success()) {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("termroom did not start");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let open = |http: reqwest::Client| async move {
+        let t: serde_json::Value = http
+            .post(format!("http://{addr}/api/term_open"))
+            .form(&[("target", "box"), ("cols", "120"), ("rows", "40")])
+            .send()
+            .await?
+            .json()
+            .await?;
+        let (id, otp) = (
+            t["session_id"].as_str().context("session")?.to_string(),
+            t["otp"].as_str().context("otp")?.to_string(),
+        );
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async(format!("ws://{addr}/ws/term/{id}?otp={otp}")).await?;
+        ws.send(Message::Binary(
+            ClientFrame::ResumeFrom { seq: 0 }.encode().into(),
+        ))
+        .await?;
+        anyhow::Ok(WsTty { ws })
+    };
+
+    let mut tr = open(http.clone()).await?;
+    prepare(&mut tr).await?;
+    let mut direct = spawn_ssh(sshd.port, &sshd.client_key.path)?;
+    prepare(&mut direct).await?;
+
+    let mut e_tr = echo_latency(&mut tr).await?;
+    let mut e_ssh = echo_latency(&mut direct).await?;
+    e_tr.sort();
+    e_ssh.sort();
+    let t_tr = throughput(&mut tr, &file).await?;
+    let t_ssh = throughput(&mut direct, &file).await?;
+    let c_tr = ctrl_c(&mut tr).await?;
+    let c_ssh = ctrl_c(&mut direct).await?;
+
+    println!(
+        "terminal benchmark ({KEYSTROKES} keystrokes, {} MiB cat, {} s of yes)",
+        BULK_BYTES >> 20,
+        YES_FOR.as_secs()
+    );
+    println!("{:<34} {:>14} {:>14}", "", "termroom", "direct ssh -tt");
+    println!(
+        "{:<34} {:>11.3} ms {:>11.3} ms",
+        "keystroke echo p50",
+        pct(&e_tr, 0.5),
+        pct(&e_ssh, 0.5)
+    );
+    println!(
+        "{:<34} {:>11.3} ms {:>11.3} ms",
+        "keystroke echo p99",
+        pct(&e_tr, 0.99),
+        pct(&e_ssh, 0.99)
+    );
+    println!(
+        "{:<34} {:>9.1} MB/s {:>9.1} MB/s",
+        "bulk output (cat)", t_tr, t_ssh
+    );
+    println!(
+        "{:<34} {:>11.1} ms {:>11.1} ms",
+        "Ctrl-C after yes -> prompt",
+        c_tr.as_secs_f64() * 1e3,
+        c_ssh.as_secs_f64() * 1e3
+    );
+    println!(
+        "echo overhead at p50: {:+.3} ms; throughput ratio: {:.0}%",
+        pct(&e_tr, 0.5) - pct(&e_ssh, 0.5),
+        t_tr / t_ssh * 100.0
+    );
+    server.kill().await.ok();
+    Ok(())
+}
