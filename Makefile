@@ -5,10 +5,17 @@ CARGO_BIN := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
 export PATH := $(CARGO_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 DATA_DIR ?= ./data
 ADDR ?= 127.0.0.1:3000
-# The built server finds the site through Leptos.toml; these make it explicit.
+# The same LEPTOS_* values cargo-leptos sets for a debug build: Leptos reads
+# some at compile time, so cargo test and cargo leptos share build artifacts.
 export LEPTOS_OUTPUT_NAME := termroom
 export LEPTOS_SITE_ROOT := target/site
 export LEPTOS_SITE_PKG_DIR := pkg
+export LEPTOS_SITE_ADDR := 127.0.0.1:3000
+export LEPTOS_RELOAD_PORT := 3001
+export LEPTOS_LIB_DIR := frontend
+export LEPTOS_BIN_DIR := server
+export LEPTOS_JS_MINIFY := false
+export LEPTOS_HASH_FILES := false
 
 .PHONY: run build build-debug test tools tools-test vendor lint unit e2e bench watch clean-data
 

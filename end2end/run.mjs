@@ -6,8 +6,10 @@
 //
 // Environment: TERMROOM_BIN (default target/debug/termroom), TERMROOM_SITE_ROOT
 // (default target/site), CHROMIUM (default /usr/bin/chromium), KEEP_DATA=1 keeps
-// the data directory. On a failure the page consoles, the server log tail and
-// screenshot paths (end2end/results/) are printed.
+// the data directory, E2E_DUMP=1 prints every page's console. A test also fails
+// when its pages log a Wasm panic, a hydration error or an uncaught exception.
+// On a failure the page consoles, the server log tail and screenshot paths
+// (end2end/results/) are printed.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -34,6 +36,8 @@ const WAIT_MS = 20_000;
 const TERM_WAIT_MS = 30_000;
 /** How long a message must stay absent to count as "not delivered". */
 const ABSENCE_MS = 1_500;
+/** Console lines that mean the page itself is broken (a Wasm panic, a hydration error, an uncaught exception). */
+const BROKEN_PAGE = /panicked at|\[pageerror\]|hydration error|unreachable executed/i;
 
 const USERS = {
   alice: { password: 'alice-e2e-password', role: 'admin' },
@@ -176,6 +180,11 @@ async function withPages(name, body) {
   };
   try {
     await body(open);
+    for (const p of pages) {
+      if (process.env.E2E_DUMP) console.log(`# page ${p.label} console:\n${p.consoleLog.map((l) => `#   ${l}`).join('\n')}`);
+      const broken = p.consoleLog.filter((l) => BROKEN_PAGE.test(l));
+      assert.deepEqual(broken, [], `page ${p.label} logged errors`);
+    }
   } catch (err) {
     mkdirSync(RESULTS, { recursive: true });
     for (const p of pages) {
@@ -448,5 +457,38 @@ test('terminal: a deep link opens one tab per host, once', { timeout: 150_000 },
     await until('the two tabs restored', async () => (await page.locator('[data-testid=term-tab][data-state=live]').count()) === 2, TERM_WAIT_MS);
     await sleep(ABSENCE_MS);
     assert.equal(await page.getByTestId('term-tab').count(), 2, 'the deep link did not open more tabs on reload');
+  });
+});
+
+test('admin: add a user and a namespace, grant and revoke membership; members are kept out', { timeout: 120_000 }, async () => {
+  await withPages('admin', async (open) => {
+    const alice = await open('alice');
+    await login(alice, 'alice');
+    await alice.goto('/admin');
+    const users = alice.getByTestId('admin-users');
+    await users.waitFor();
+    const carol = `carol${run}`;
+    await alice.getByTestId('add-user-name').fill(carol);
+    await alice.getByTestId('add-user-password').fill('carol-e2e-password');
+    await alice.getByTestId('add-user-role').selectOption('member');
+    await alice.getByTestId('add-user-form').locator('button[type=submit]').click();
+    await alice.locator(`[data-testid=user-row][data-user="${carol}"]`).waitFor();
+
+    const ns = `team-${run}`;
+    await alice.getByTestId('add-namespace-name').fill(ns);
+    await alice.getByTestId('add-namespace-name').press('Enter');
+    const item = alice.locator(`[data-testid=namespace][data-namespace="${ns}"]`);
+    await item.waitFor();
+    await item.getByTestId('grant-user').fill(carol);
+    await item.getByTestId('grant-user').press('Enter');
+    await item.getByTestId('member').filter({ hasText: carol }).waitFor();
+    await item.getByTestId('revoke-member').click();
+    await until('the member removed', async () => (await item.getByTestId('member').count()) === 0);
+
+    const bob = await open('bob');
+    await login(bob, 'bob');
+    await bob.goto('/admin');
+    await bob.getByTestId('admins-only').waitFor();
+    assert.equal(await bob.getByTestId('admin-users').count(), 0, 'no admin lists for members');
   });
 });

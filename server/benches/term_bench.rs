@@ -157,20 +157,24 @@ async fn prepare<T: Tty>(t: &mut T) -> anyhow::Result<()> {
     t.write(format!("PS1='{PROMPT}'; stty -echoctl; echo READY-$((1+1))\r").as_bytes())
         .await?;
     read_until(t, "READY-2", Duration::from_secs(20)).await?;
-    read_until(t, PROMPT, Duration::from_secs(5)).await?;
+    drain_quiet(t).await;
     Ok(())
+}
+
+/// Reads until the terminal has been quiet for 200 ms (the prompt may have
+/// arrived in the same chunk as the marker we waited for).
+async fn drain_quiet<T: Tty>(t: &mut T) {
+    while let Ok(Ok(c)) = tokio::time::timeout(Duration::from_millis(200), t.read()).await {
+        if c.is_empty() {
+            break;
+        }
+    }
 }
 
 async fn echo_latency<T: Tty>(t: &mut T) -> anyhow::Result<Vec<Duration>> {
     // `cat` in canonical mode: the remote tty echoes each key at once.
     t.write(b"cat >/dev/null\r").await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // drain the echo of the command line
-    while let Ok(Ok(c)) = tokio::time::timeout(Duration::from_millis(100), t.read()).await {
-        if c.is_empty() {
-            break;
-        }
-    }
+    drain_quiet(t).await;
     let mut samples = Vec::with_capacity(KEYSTROKES);
     for i in 0..KEYSTROKES {
         let key = [b'a' + (i % 26) as u8];
@@ -193,7 +197,7 @@ async fn echo_latency<T: Tty>(t: &mut T) -> anyhow::Result<Vec<Duration>> {
         }
     }
     t.write(b"\x04").await?; // end cat
-    read_until(t, PROMPT, Duration::from_secs(5)).await?;
+    drain_quiet(t).await;
     Ok(samples)
 }
 
@@ -203,7 +207,7 @@ async fn throughput<T: Tty>(t: &mut T, file: &Path) -> anyhow::Result<f64> {
         .await?;
     let bytes = read_until(t, "DONE-4", Duration::from_secs(120)).await?;
     let secs = start.elapsed().as_secs_f64();
-    read_until(t, PROMPT, Duration::from_secs(5)).await?;
+    drain_quiet(t).await;
     Ok(bytes as f64 / secs / 1e6)
 }
 

@@ -9,8 +9,18 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(flatten)]
     pub store: StoreArgs,
+    /// What to do; without a subcommand, `serve` with its defaults (so that
+    /// `cargo leptos watch` runs the server).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+}
+
+/// `serve`'s settings alone, parsed from the environment when no subcommand is given.
+#[derive(Debug, Parser)]
+#[command(name = "termroom")]
+pub struct ServeDefaults {
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 /// Where the data lives; accepted by every subcommand.

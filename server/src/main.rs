@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use clap::Parser;
-use server::cli::{Cli, Command};
+use server::cli::{Cli, Command, ServeDefaults};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -15,7 +15,10 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    match cli.command {
+    let command = cli
+        .command
+        .unwrap_or_else(|| Command::Serve(ServeDefaults::parse_from(["termroom"]).serve));
+    match command {
         Command::Serve(args) => server::web::run(args, cli.store).await,
         Command::User(cmd) => server::admin::user(cmd, &cli.store).await,
         Command::Namespace(cmd) => server::admin::namespace(cmd, &cli.store).await,

@@ -139,6 +139,7 @@ pub fn router(state: AppState) -> Router {
     let leptos_options = state.leptos_options.clone();
     let routes = generate_route_list(App);
     let services = services::services(state.core.clone());
+    let fallback_services = services.clone();
     Router::new()
         .route("/ws", get(ws::chat::upgrade))
         .route("/ws/term/{id}", get(ws::term::upgrade))
@@ -146,7 +147,14 @@ pub fn router(state: AppState) -> Router {
             let options = leptos_options.clone();
             move || shell(options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        // Static files; unknown paths render the app's "not found" page, which
+        // needs the services (it asks who is logged in).
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(
+            move || provide_context(fallback_services.clone()), shell
+        ))
         .layer(middleware::from_fn(client_addr))
         // Spans carry the path only: tickets travel in query strings and must never be logged.
         .layer(TraceLayer::new_for_http().make_span_with(

@@ -213,3 +213,17 @@ async fn members_cannot_call_admin_functions() {
         401
     );
 }
+
+#[tokio::test]
+async fn unknown_paths_get_404_and_pages_render() {
+    let s = TestServer::start().await;
+    let r = reqwest::get(s.url("/no/such/page")).await.unwrap();
+    assert_eq!(r.status(), 404);
+    let r = reqwest::get(s.url("/login")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("/pkg/termroom"),
+        "the page loads the termroom bundle"
+    );
+}

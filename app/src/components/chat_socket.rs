@@ -105,7 +105,9 @@ pub struct ChatClient {
     gap: RwSignal<bool>,
     online: RwSignal<Vec<String>>,
     error: RwSignal<Option<String>>,
-    inner: StoredValue<Inner, LocalStorage>,
+    /// Browser-only state, created by the effect that connects. The server
+    /// renders on worker threads, where a thread-bound value must never exist.
+    inner: StoredValue<Option<StoredValue<Inner, LocalStorage>>>,
 }
 
 /// Creates the chat client for the current component, connects once the page
@@ -120,19 +122,33 @@ pub fn use_chat_client() -> ChatClient {
         gap: RwSignal::new(false),
         online: RwSignal::new(Vec::new()),
         error: RwSignal::new(None),
-        inner: StoredValue::new_local(Inner::default()),
+        inner: StoredValue::new(None),
     };
     // Effects run only in the browser: the server renders the empty page.
     Effect::new(move |started: Option<()>| {
         if started.is_none() {
+            client
+                .inner
+                .set_value(Some(StoredValue::new_local(Inner::default())));
+            // Registered on the effect, so it runs before `Inner` is disposed.
+            on_cleanup(move || client.stop());
             client.connect();
         }
     });
-    on_cleanup(move || client.stop());
     client
 }
 
 impl ChatClient {
+    /// Reads the browser state (`None` before the effect ran or after cleanup).
+    fn with_inner<U>(&self, f: impl FnOnce(&Inner) -> U) -> Option<U> {
+        self.inner.try_get_value().flatten()?.try_with_value(f)
+    }
+
+    /// Changes the browser state (`None` before the effect ran or after cleanup).
+    fn update_inner<U>(&self, f: impl FnOnce(&mut Inner) -> U) -> Option<U> {
+        self.inner.try_get_value().flatten()?.try_update_value(f)
+    }
+
     /// Connection state.
     pub fn state(&self) -> ReadSignal<ConnState> {
         self.state.read_only()
@@ -199,7 +215,7 @@ impl ChatClient {
         if !valid_room_name(name) {
             return Err("room names have 1 to 64 letters, digits, '_', '-' or '.'".into());
         }
-        let Some((lines, gap, since)) = self.inner.try_update_value(|i| {
+        let Some((lines, gap, since)) = self.update_inner(|i| {
             i.desired = name.to_string();
             let log = i.logs.entry(name.to_string()).or_default();
             (log.lines().to_vec(), log.gap, log.last_id())
@@ -227,13 +243,12 @@ impl ChatClient {
     }
 
     fn is_current(&self, generation: u64) -> bool {
-        self.inner
-            .try_with_value(|i| !i.stopped && i.generation == generation)
+        self.with_inner(|i| !i.stopped && i.generation == generation)
             .unwrap_or(false)
     }
 
     fn send_msg(&self, msg: &ClientMsg) -> bool {
-        let Some(Some(ws)) = self.inner.try_with_value(|i| i.ws.clone()) else {
+        let Some(Some(ws)) = self.with_inner(|i| i.ws.clone()) else {
             return false;
         };
         if ws.ready_state() != WebSocket::OPEN {
@@ -247,7 +262,7 @@ impl ChatClient {
 
     /// Starts a new connection attempt: ticket, then socket.
     fn connect(self) {
-        let Some(Some(generation)) = self.inner.try_update_value(|i| {
+        let Some(Some(generation)) = self.update_inner(|i| {
             (!i.stopped).then(|| {
                 i.generation += 1;
                 i.generation
@@ -300,9 +315,7 @@ impl ChatClient {
             _close: close,
         };
         // This runs in a task, never inside the old handlers: dropping them is safe.
-        let old = self
-            .inner
-            .try_update_value(|i| (i.ws.replace(ws), i.handlers.replace(handlers)));
+        let old = self.update_inner(|i| (i.ws.replace(ws), i.handlers.replace(handlers)));
         if let Some((Some(old_ws), _)) = old {
             detach(&old_ws);
         }
@@ -312,7 +325,7 @@ impl ChatClient {
         if !self.is_current(generation) {
             return;
         }
-        let Some((desired, since)) = self.inner.try_update_value(|i| {
+        let Some((desired, since)) = self.update_inner(|i| {
             i.attempt = 0;
             let since = i.logs.get(&i.desired).and_then(RoomLog::last_id);
             (i.desired.clone(), since)
@@ -345,11 +358,7 @@ impl ChatClient {
             ServerMsg::Welcome { user } => self.me.set(Some(user)),
             ServerMsg::Rooms { rooms } => self.rooms.set(rooms),
             ServerMsg::Presence { room, users } => {
-                if self
-                    .inner
-                    .try_with_value(|i| i.desired == room)
-                    .unwrap_or(false)
-                {
+                if self.with_inner(|i| i.desired == room).unwrap_or(false) {
                     self.online.set(users);
                 }
             }
@@ -359,7 +368,7 @@ impl ChatClient {
                 messages,
                 complete,
             } => {
-                let shown = self.inner.try_update_value(|i| {
+                let shown = self.update_inner(|i| {
                     let log = i.logs.entry(room.clone()).or_default();
                     for m in messages {
                         log.insert_line(m);
@@ -383,7 +392,7 @@ impl ChatClient {
                 room,
             } => {
                 let room = room.unwrap_or_else(|| self.room.get_untracked());
-                let shown = self.inner.try_update_value(|i| {
+                let shown = self.update_inner(|i| {
                     let log = i.logs.entry(room.clone()).or_default();
                     let added = log.insert(id, from, message, sent);
                     (added && i.desired == room).then(|| log.lines().to_vec())
@@ -403,7 +412,7 @@ impl ChatClient {
 
     /// Waits the backoff delay (showing a countdown), then reconnects.
     fn retry_later(self, generation: u64) {
-        let Some(attempt) = self.inner.try_update_value(|i| {
+        let Some(attempt) = self.update_inner(|i| {
             i.ws = None;
             i.attempt += 1;
             i.attempt
@@ -427,7 +436,7 @@ impl ChatClient {
 
     /// Closes the socket for good (component cleanup).
     fn stop(&self) {
-        let taken = self.inner.try_update_value(|i| {
+        let taken = self.update_inner(|i| {
             i.stopped = true;
             i.generation += 1;
             (i.ws.take(), i.handlers.take())

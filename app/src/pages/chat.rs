@@ -126,7 +126,8 @@ fn Conversation(chat: ChatClient) -> impl IntoView {
 
     let scroll_to_bottom = move || {
         request_animation_frame(move || {
-            if let Some(el) = list.get_untracked() {
+            // The page may be gone by the next frame.
+            if let Some(Some(el)) = list.try_get_untracked() {
                 el.set_scroll_top(el.scroll_height());
             }
         });

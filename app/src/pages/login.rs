@@ -65,17 +65,19 @@ pub fn LoginPage() -> impl IntoView {
             <form class="card login-card" method="post" on:submit=submit data-testid="login-form">
                 <h1 class="login-brand">"termroom"</h1>
                 <p class="muted">"Chat rooms and live terminals for your team."</p>
-                {move || {
-                    auth.user()
-                        .map(|u| {
-                            view! {
-                                <p class="notice">
-                                    "Signed in as " <strong>{u.name}</strong> ". "
-                                    <a href="/">"Go to chat"</a>
-                                </p>
-                            }
-                        })
-                }}
+                <Transition fallback=|| ()>
+                    {move || {
+                        auth.user()
+                            .map(|u| {
+                                view! {
+                                    <p class="notice">
+                                        "Signed in as " <strong>{u.name}</strong> ". "
+                                        <a href="/">"Go to chat"</a>
+                                    </p>
+                                }
+                            })
+                    }}
+                </Transition>
                 <label>
                     "User name"
                     <input

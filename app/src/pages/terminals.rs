@@ -250,13 +250,18 @@ fn OpenForm(tabs: Tabs) -> impl IntoView {
                                 .into_any()
                         }
                         Ok(list) => {
+                            // Until the user picks one, the first target is the choice.
+                            let first = list.first().map(|t| t.name.clone()).unwrap_or_default();
                             view! {
                                 <label class="inline">
                                     <span class="sr-only">"Target"</span>
                                     <select
                                         data-testid="target-select"
                                         on:change=move |ev| chosen.set(event_target_value(&ev))
-                                        prop:value=move || chosen.get()
+                                        prop:value=move || {
+                                            let c = chosen.get();
+                                            if c.is_empty() { first.clone() } else { c }
+                                        }
                                     >
                                         {list
                                             .into_iter()
@@ -287,21 +292,35 @@ fn OpenForm(tabs: Tabs) -> impl IntoView {
 /// The user's running sessions that no tab shows, with "reattach".
 #[component]
 fn Detached(tabs: Tabs) -> impl IntoView {
-    let sessions = LocalResource::new(move || {
+    // A plain signal filled by an effect, not a resource: a resource read here
+    // would put the whole page behind the login guard's <Suspense> fallback
+    // (and take the keyboard focus away) every time it reloads.
+    let sessions = RwSignal::new(Vec::<TermSessionInfo>::new());
+    let latest = StoredValue::new(0u64);
+    Effect::new(move || {
         tabs.refresh.track();
         tabs.list.with(Vec::len);
-        my_terminals()
+        let request = latest.get_value() + 1;
+        latest.set_value(request);
+        spawn_local(async move {
+            // Only the newest answer counts.
+            if let Ok(list) = my_terminals().await {
+                if latest.try_get_value() == Some(request) {
+                    sessions.set(list);
+                }
+            }
+        });
     });
     let detached = move || -> Vec<TermSessionInfo> {
-        let Some(Ok(all)) = sessions.get() else {
-            return Vec::new();
-        };
         let open: Vec<String> = tabs
             .list
             .with(|l| l.iter().filter_map(|t| t.session_id.get()).collect());
-        all.into_iter()
-            .filter(|s| s.state == "running" && !open.contains(&s.session_id))
-            .collect()
+        sessions.with(|all| {
+            all.iter()
+                .filter(|s| s.state == "running" && !open.contains(&s.session_id))
+                .cloned()
+                .collect()
+        })
     };
     view! {
         <div class="detached" data-testid="detached" hidden=move || detached().is_empty()>

@@ -1,6 +1,14 @@
 //! Terminal WebSocket (`/ws/term/{id}`) messages: binary frames, each one
 //! postcard-encoded enum value. Terminal bytes travel as raw bytes, never as
 //! JSON strings or base64.
+//!
+//! How a session ends, as the browser sees it: a `Notice` followed by a clean
+//! close ends the tab (an `Info` notice means the process exited, any other
+//! level means it failed, with the notice's text); close codes 1008 and
+//! 4000-4999 also end it. Any other close is a network problem: the tab asks
+//! for a new ticket (`attach_terminal`) and resumes from its next `seq`; a
+//! `NotFound` answer means the session is gone. A newer tab attaching to the
+//! same session replaces the older one with the notice "replaced by another tab".
 use serde::{Deserialize, Serialize};
 
 /// Largest frame a client may send on a terminal socket.

@@ -31,6 +31,9 @@ struct Args {
     /// Seconds of sending.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// CPUs the server is pinned to (taskset list), the load generator takes the others.
+    #[arg(long, default_value = "0")]
+    server_cpus: String,
     /// Port for the server.
     #[arg(long, default_value_t = 39123)]
     port: u16,
@@ -38,6 +41,38 @@ struct Args {
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Moves this process (the load generator) onto the CPUs the server does not use.
+fn pin_self_away_from(server_cpus: &str) -> anyhow::Result<()> {
+    let n = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let taken: Vec<usize> = server_cpus
+        .split(',')
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    let ours: Vec<String> = (0..n)
+        .filter(|c| !taken.contains(c))
+        .map(|c| c.to_string())
+        .collect();
+    if ours.is_empty() {
+        return Ok(());
+    }
+    let status = std::process::Command::new("taskset")
+        .args([
+            "-a",
+            "-p",
+            "-c",
+            &ours.join(","),
+            &std::process::id().to_string(),
+        ])
+        .stdout(Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("taskset failed");
+    }
+    Ok(())
+}
 
 fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -60,6 +95,13 @@ async fn open_client(http: &reqwest::Client, base: &str, ws_base: &str) -> anyho
     let otp = ticket(http, base).await?;
     let (ws, _) = tokio_tungstenite::connect_async(format!("{ws_base}/ws?otp={otp}")).await?;
     Ok(ws)
+}
+
+/// The number in `"message":"<n>"` of a `new_message` frame.
+fn message_number(frame: &str) -> Option<u32> {
+    let start = frame.find("\"message\":\"")? + "\"message\":\"".len();
+    let rest = &frame[start..];
+    rest[..rest.find('"')?].parse().ok()
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -107,6 +149,7 @@ async fn main() -> anyhow::Result<()> {
         .kill_on_drop(true)
         .spawn()?;
     let pid = server.id().context("server pid")?;
+    pin_self_away_from(&args.server_cpus)?;
     let base = format!("http://{addr}");
     let ws_base = format!("ws://{addr}");
     let http = reqwest::Client::builder().cookie_store(true).build()?;
@@ -168,14 +211,9 @@ async fn main() -> anyhow::Result<()> {
                 match tokio::time::timeout(Duration::from_secs(30), ws.next()).await {
                     Ok(Some(Ok(Message::Text(t)))) => {
                         let now = Instant::now();
-                        let v: serde_json::Value = match serde_json::from_str(t.as_str()) {
-                            Ok(v) => v,
-                            Err(_) => continue,
-                        };
-                        let Some(i) = v["payload"]["message"]
-                            .as_str()
-                            .and_then(|m| m.parse::<u32>().ok())
-                        else {
+                        // A cheap scan instead of a full parse: the load generator
+                        // shares the machine with the server and must stay light.
+                        let Some(i) = message_number(t.as_str()) else {
                             continue;
                         };
                         let intended = start + interval * i;

@@ -132,6 +132,7 @@ fn AddHost(reload: RwSignal<u64>) -> impl IntoView {
 
     let probe = move |_| {
         let addr = address.get_untracked().trim().to_string();
+        let port_text = port.get_untracked();
         let Some(p) = parse_port() else {
             status.set(Status::Failed(
                 "the port must be a number from 1 to 65535".into(),
@@ -148,7 +149,7 @@ fn AddHost(reload: RwSignal<u64>) -> impl IntoView {
         spawn_local(async move {
             match probe_host(addr.clone(), p).await {
                 Ok(fp) => {
-                    probed.set(Some((addr, port.get_untracked(), fp)));
+                    probed.set(Some((addr, port_text, fp)));
                     status.set(Status::Idle);
                 }
                 Err(e) => status.set(Status::Failed(format!("probe failed: {}", error_text(&e)))),

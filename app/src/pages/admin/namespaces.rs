@@ -112,7 +112,7 @@ fn NamespaceItem(
                     .collect_view()}
             </span>
             <form class="inline-form" on:submit=grant>
-                <input type="text" placeholder="user" aria-label="User to add" data-testid="grant-user" bind:value=member/>
+                <input type="text" placeholder="user" aria-label="User to add" autocomplete="off" data-testid="grant-user" bind:value=member/>
                 <button type="submit" class="small">"Add member"</button>
             </form>
         </li>

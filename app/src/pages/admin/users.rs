@@ -3,12 +3,13 @@ use leptos::prelude::*;
 
 use super::{act, Status, StatusLine};
 use crate::api::{add_user, disable_user, list_users};
-use crate::components::browser;
+use crate::components::{auth::use_auth, browser};
 use crate::model::{Role, UserSummary};
 
 /// Users table and the add-user form.
 #[component]
 pub(super) fn UsersSection(reload: RwSignal<u64>) -> impl IntoView {
+    let auth = use_auth();
     let users = Resource::new(move || reload.get(), |_| list_users());
     let status = RwSignal::new(Status::Idle);
     let name = RwSignal::new(String::new());
@@ -51,8 +52,9 @@ pub(super) fn UsersSection(reload: RwSignal<u64>) -> impl IntoView {
             <h2>"Users"</h2>
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
+                    let me = auth.0.await.ok().flatten().map(|u| u.name);
                     match users.await {
-                        Ok(list) => view! { <UsersTable list disable/> }.into_any(),
+                        Ok(list) => view! { <UsersTable list me disable/> }.into_any(),
                         Err(e) => view! { <p class="error">{crate::pages::error_text(&e)}</p> }.into_any(),
                     }
                 })}
@@ -82,6 +84,8 @@ pub(super) fn UsersSection(reload: RwSignal<u64>) -> impl IntoView {
 #[component]
 fn UsersTable(
     list: Vec<UserSummary>,
+    /// The admin looking at the list (who cannot disable themselves).
+    me: Option<String>,
     disable: impl Fn(String) + Copy + Send + Sync + 'static,
 ) -> impl IntoView {
     view! {
@@ -101,6 +105,7 @@ fn UsersTable(
                         .into_iter()
                         .map(|u| {
                             let name = u.name.clone();
+                            let can_disable = !u.disabled && me.as_deref() != Some(u.name.as_str());
                             view! {
                                 <tr data-testid="user-row" data-user=u.name.clone() class:disabled=u.disabled>
                                     <td>{u.name.clone()}</td>
@@ -108,7 +113,7 @@ fn UsersTable(
                                     <td>{u.namespaces.join(", ")}</td>
                                     <td>{if u.disabled { "disabled" } else { "active" }}</td>
                                     <td class="actions">
-                                        {(!u.disabled)
+                                        {can_disable
                                             .then(|| {
                                                 view! {
                                                     <button class="danger small" data-testid="disable-user" on:click=move |_| disable(name.clone())>
