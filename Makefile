@@ -59,6 +59,8 @@ build-debug: tools vendor
 e2e: build-debug
 	node end2end/run.mjs
 
-## bench: chat fan-out and terminal benchmarks (prints numbers; see BENCHMARKS.md)
-bench: build-debug
-	cargo run --release -p server --bin chat-load
+## bench: chat fan-out and terminal benchmarks (print numbers; see BENCHMARKS.md)
+bench: build tools-test
+	cargo build --release -p server --bin chat-load
+	ulimit -n 20000 && ./target/release/chat-load --server-bin target/release/termroom
+	cargo bench -p server --bench term_bench

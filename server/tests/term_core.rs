@@ -257,24 +257,26 @@ async fn ended_row(env: &Env, id: &str) -> db::terminal_sessions::TermSessionRow
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn password_auth_runs_echo_and_records_the_session() {
+/// Starts sshd, a manager (60 s grace) and one password-authenticated session to host `name`.
+async fn password_session(name: &str) -> (Sshd, Env, Arc<TermManager>, String, i64) {
     let sshd = Sshd::start();
     let env = env().await;
     let mgr = manager(&env, Duration::from_secs(60));
-    let host = host_row(&env, "web1", &sshd).await;
-    let id = open(
-        &mgr,
-        &env,
-        ssh_target(
-            host,
-            "web1",
-            &sshd,
-            SshAuth::Password(TEST_PASSWORD.into()),
-            &sshd.host_fingerprint,
-        ),
-    )
-    .await;
+    let host = host_row(&env, name, &sshd).await;
+    let target = ssh_target(
+        host,
+        name,
+        &sshd,
+        SshAuth::Password(TEST_PASSWORD.into()),
+        &sshd.host_fingerprint,
+    );
+    let id = open(&mgr, &env, target).await;
+    (sshd, env, mgr, id, host)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_auth_runs_echo_and_records_the_session() {
+    let (_sshd, env, mgr, id, host) = password_session("web1").await;
     assert!(
         id.len() >= 32 && id.bytes().all(|b| b.is_ascii_alphanumeric()),
         "random url-safe id: {id}"
@@ -555,22 +557,7 @@ async fn unreachable_host_is_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reattach_gets_exactly_the_missed_output() {
-    let sshd = Sshd::start();
-    let env = env().await;
-    let mgr = manager(&env, Duration::from_secs(60));
-    let host = host_row(&env, "web5", &sshd).await;
-    let id = open(
-        &mgr,
-        &env,
-        ssh_target(
-            host,
-            "web5",
-            &sshd,
-            SshAuth::Password(TEST_PASSWORD.into()),
-            &sshd.host_fingerprint,
-        ),
-    )
-    .await;
+    let (_sshd, _env, mgr, id, _host) = password_session("web5").await;
 
     let mut first = Term::attach(&mgr, &id, 0).await;
     first.ready().await;
@@ -655,22 +642,7 @@ async fn resume_from_a_lost_offset_gets_a_snapshot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_stops_yes_within_a_second_for_a_slow_reader() {
-    let sshd = Sshd::start();
-    let env = env().await;
-    let mgr = manager(&env, Duration::from_secs(60));
-    let host = host_row(&env, "web6", &sshd).await;
-    let id = open(
-        &mgr,
-        &env,
-        ssh_target(
-            host,
-            "web6",
-            &sshd,
-            SshAuth::Password(TEST_PASSWORD.into()),
-            &sshd.host_fingerprint,
-        ),
-    )
-    .await;
+    let (_sshd, _env, mgr, id, _host) = password_session("web6").await;
     let mut t = Term::attach(&mgr, &id, 0).await;
     t.ready().await;
     let session = mgr.session(&id).expect("session");
@@ -725,22 +697,7 @@ fn process_running(token: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_reaches_the_host_while_the_tab_is_paused() {
-    let sshd = Sshd::start();
-    let env = env().await;
-    let mgr = manager(&env, Duration::from_secs(60));
-    let host = host_row(&env, "web9", &sshd).await;
-    let id = open(
-        &mgr,
-        &env,
-        ssh_target(
-            host,
-            "web9",
-            &sshd,
-            SshAuth::Password(TEST_PASSWORD.into()),
-            &sshd.host_fingerprint,
-        ),
-    )
-    .await;
+    let (_sshd, _env, mgr, id, _host) = password_session("web9").await;
     let mut t = Term::attach(&mgr, &id, 0).await;
     t.ready().await;
     let session = mgr.session(&id).expect("session");

@@ -115,6 +115,18 @@ async fn open(
     ))
 }
 
+/// An admin adds `user` to `namespace` through the server function.
+async fn grant(s: &TestServer, admin: &reqwest::Client, namespace: &str, user: &str) {
+    let r = s
+        .call(
+            admin,
+            "namespace_grant",
+            &[("namespace", namespace), ("user", user)],
+        )
+        .await;
+    assert_eq!(r.status(), 200, "grant {user} in {namespace}");
+}
+
 /// An admin adds namespace `prod` with host `box` (key auth, probed and pinned) through server functions.
 async fn setup_host(
     s: &TestServer,
@@ -256,26 +268,8 @@ async fn members_open_only_their_namespaces_hosts() {
             .status(),
         200
     );
-    assert_eq!(
-        s.call(
-            &admin,
-            "namespace_grant",
-            &[("namespace", "prod"), ("user", "carol")]
-        )
-        .await
-        .status(),
-        200
-    );
-    assert_eq!(
-        s.call(
-            &admin,
-            "namespace_grant",
-            &[("namespace", "dev"), ("user", "bob")]
-        )
-        .await
-        .status(),
-        200
-    );
+    grant(&s, &admin, "prod", "carol").await;
+    grant(&s, &admin, "dev", "bob").await;
 
     let (bob, _) = s.login("bob").await;
     let targets: Value = s.call(&bob, "targets", &[]).await.json().await.unwrap();

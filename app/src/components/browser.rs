@@ -111,6 +111,14 @@ pub fn safe_next(next: &str) -> Option<&str> {
     ok.then_some(next)
 }
 
+/// Removes a WebSocket's handlers (so dropped closures are never called) and closes it.
+pub fn detach_socket(ws: &web_sys::WebSocket) {
+    ws.set_onopen(None);
+    ws.set_onmessage(None);
+    ws.set_onclose(None);
+    let _ = ws.close();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

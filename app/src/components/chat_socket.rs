@@ -317,7 +317,7 @@ impl ChatClient {
         // This runs in a task, never inside the old handlers: dropping them is safe.
         let old = self.update_inner(|i| (i.ws.replace(ws), i.handlers.replace(handlers)));
         if let Some((Some(old_ws), _)) = old {
-            detach(&old_ws);
+            crate::components::browser::detach_socket(&old_ws);
         }
     }
 
@@ -443,17 +443,9 @@ impl ChatClient {
         });
         if let Some((ws, handlers)) = taken {
             if let Some(ws) = ws {
-                detach(&ws);
+                crate::components::browser::detach_socket(&ws);
             }
             drop(handlers);
         }
     }
-}
-
-/// Removes a socket's handlers (so dropped closures are never called) and closes it.
-fn detach(ws: &WebSocket) {
-    ws.set_onopen(None);
-    ws.set_onmessage(None);
-    ws.set_onclose(None);
-    let _ = ws.close();
 }

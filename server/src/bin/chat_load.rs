@@ -74,6 +74,27 @@ fn pin_self_away_from(server_cpus: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// CPU time (user + system) the process has used, from /proc/PID/stat.
+fn cpu_secs(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may contain spaces) start at ") ".
+    let rest = stat
+        .rsplit_once(") ")
+        .map(|(_, r)| r)
+        .context("stat format")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields
+        .get(11)
+        .and_then(|f| f.parse::<f64>().ok())
+        .context("utime")?
+        + fields
+            .get(12)
+            .and_then(|f| f.parse::<f64>().ok())
+            .context("stime")?;
+    // USER_HZ is 100 on Linux.
+    Ok(ticks / 100.0)
+}
+
 fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
@@ -229,6 +250,7 @@ async fn main() -> anyhow::Result<()> {
         }));
     }
     let mut sender = open_client(&http, &base, &ws_base).await?;
+    let cpu_before = cpu_secs(pid)?;
     let sender_task = tokio::spawn(async move {
         for i in 0..total as u32 {
             tokio::time::sleep_until((start + interval * i).into()).await;
@@ -250,6 +272,7 @@ async fn main() -> anyhow::Result<()> {
         delivered += r.await?;
     }
     let elapsed = start.elapsed();
+    let server_cpu = cpu_secs(pid)? - cpu_before;
     sender_task.abort();
     let mut lat = latencies.lock().await.clone();
     lat.sort();
@@ -267,6 +290,10 @@ async fn main() -> anyhow::Result<()> {
         percentile(&lat, 0.50).as_secs_f64() * 1e3,
         percentile(&lat, 0.99).as_secs_f64() * 1e3,
         lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+    );
+    println!(
+        "  server CPU during fan-out: {:.0}% of one core",
+        server_cpu / elapsed.as_secs_f64() * 100.0
     );
     server.kill().await.ok();
     Ok(())

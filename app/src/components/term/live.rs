@@ -331,7 +331,7 @@ fn connect(live: &Shared) {
         let ws = l.ws.take();
         drop(l);
         if let Some(ws) = ws {
-            detach(&ws);
+            crate::components::browser::detach_socket(&ws);
         }
         let l = live.borrow();
         (
@@ -455,7 +455,7 @@ fn open_socket(live: &Shared, generation: u64, ticket: TermTicket) {
         l.ws.replace(ws)
     };
     if let Some(old) = old {
-        detach(&old);
+        crate::components::browser::detach_socket(&old);
     }
 }
 
@@ -690,7 +690,7 @@ fn dispose(live: &Shared) {
         (l.ws.take(), l.term.clone(), l.observer.take())
     };
     if let Some(ws) = ws {
-        detach(&ws);
+        crate::components::browser::detach_socket(&ws);
     }
     if let Some(observer) = observer {
         observer.disconnect();
@@ -702,12 +702,4 @@ fn dispose(live: &Shared) {
         (l.socket_handlers.take(), l.term_handlers.take())
     };
     drop(handlers);
-}
-
-/// Removes a socket's handlers (so dropped closures are never called) and closes it.
-fn detach(ws: &WebSocket) {
-    ws.set_onopen(None);
-    ws.set_onmessage(None);
-    ws.set_onclose(None);
-    let _ = ws.close();
 }
