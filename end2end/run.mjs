@@ -251,8 +251,14 @@ async function joinRoom(page, room) {
 
 // ---- terminals
 
+/** Waits until the page has hydrated (clicks before that are lost). */
+async function hydrated(page) {
+  await page.locator('body[data-hydrated=true]').waitFor({ timeout: TERM_WAIT_MS });
+}
+
 async function openTerminalsPage(page) {
   await page.goto('/terminals');
+  await hydrated(page);
   await page.getByTestId('target-select').waitFor();
 }
 
@@ -432,6 +438,7 @@ test('terminal: a reload reattaches to the same shell', { timeout: 150_000 }, as
     await waitLine(page, key, 'mark-5');
 
     await page.reload();
+    await hydrated(page);
     const tab = page.locator(`[data-testid=term-tab][data-session="${session}"]`);
     await tab.waitFor({ timeout: TERM_WAIT_MS });
     const newKey = await tab.getAttribute('data-key');
@@ -449,11 +456,13 @@ test('terminal: a deep link opens one tab per host, once', { timeout: 150_000 },
     const page = await open('alice');
     await login(page, 'alice');
     await page.goto('/terminals?host=local&host=local');
+    await hydrated(page);
     await until('two tabs from the deep link', async () => (await page.getByTestId('term-tab').count()) === 2);
     for (const key of await page.getByTestId('term-tab').evaluateAll((els) => els.map((e) => e.dataset.key))) {
       await waitLive(page, key);
     }
     await page.reload();
+    await hydrated(page);
     await until('the two tabs restored', async () => (await page.locator('[data-testid=term-tab][data-state=live]').count()) === 2, TERM_WAIT_MS);
     await sleep(ABSENCE_MS);
     assert.equal(await page.getByTestId('term-tab').count(), 2, 'the deep link did not open more tabs on reload');
@@ -465,6 +474,7 @@ test('admin: add a user and a namespace, grant and revoke membership; members ar
     const alice = await open('alice');
     await login(alice, 'alice');
     await alice.goto('/admin');
+    await hydrated(alice);
     const users = alice.getByTestId('admin-users');
     await users.waitFor();
     const carol = `carol${run}`;

@@ -37,6 +37,13 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     provide_auth();
+    // Effects run only in the browser, after hydration: mark the page as
+    // interactive (end-to-end tests wait for this before clicking).
+    Effect::new(move |_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
     view! {
         <Stylesheet id="leptos" href="/pkg/termroom.css"/>
         <Title text="termroom"/>
