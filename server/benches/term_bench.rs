@@ -26,6 +26,9 @@ mod sshd;
 const KEYSTROKES: usize = 1000;
 /// Size of the file `cat` prints for the throughput test.
 const BULK_BYTES: usize = 64 << 20;
+/// Bulk rounds per path, alternating termroom and direct, so that both see
+/// the same machine noise; the median is reported.
+const BULK_ROUNDS: usize = 5;
 /// How long `yes` runs before Ctrl-C.
 const YES_FOR: Duration = Duration::from_secs(2);
 /// The prompt set in both shells, to recognise "back at the prompt".
@@ -230,6 +233,21 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted.get(i).copied().unwrap_or_default().as_secs_f64() * 1e3
 }
 
+/// The median of `xs`.
+fn median(xs: &[f64]) -> f64 {
+    let mut sorted = xs.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or_default()
+}
+
+/// The rounds' figures, whole MB/s, in order.
+fn rounds(xs: &[f64]) -> String {
+    xs.iter()
+        .map(|x| format!("{x:.0}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 async fn run_cli(
     bin: &Path,
     data: &Path,
@@ -373,8 +391,12 @@ async fn main() -> anyhow::Result<()> {
     let mut e_ssh = echo_latency(&mut direct).await?;
     e_tr.sort();
     e_ssh.sort();
-    let t_tr = throughput(&mut tr, &file).await?;
-    let t_ssh = throughput(&mut direct, &file).await?;
+    let (mut all_tr, mut all_ssh) = (Vec::new(), Vec::new());
+    for _ in 0..BULK_ROUNDS {
+        all_tr.push(throughput(&mut tr, &file).await?);
+        all_ssh.push(throughput(&mut direct, &file).await?);
+    }
+    let (t_tr, t_ssh) = (median(&all_tr), median(&all_ssh));
     let c_tr = ctrl_c(&mut tr).await?;
     let c_ssh = ctrl_c(&mut direct).await?;
 
@@ -398,7 +420,13 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "{:<34} {:>9.1} MB/s {:>9.1} MB/s",
-        "bulk output (cat)", t_tr, t_ssh
+        "bulk output (cat), median", t_tr, t_ssh
+    );
+    println!(
+        "{:<34} {:>14} {:>14}",
+        "  each round (MB/s)",
+        rounds(&all_tr),
+        rounds(&all_ssh)
     );
     println!(
         "{:<34} {:>11.1} ms {:>11.1} ms",
@@ -407,7 +435,7 @@ async fn main() -> anyhow::Result<()> {
         c_ssh.as_secs_f64() * 1e3
     );
     println!(
-        "echo overhead at p50: {:+.3} ms; throughput ratio: {:.0}%",
+        "echo overhead at p50: {:+.3} ms; throughput ratio (medians): {:.0}%",
         pct(&e_tr, 0.5) - pct(&e_ssh, 0.5),
         t_tr / t_ssh * 100.0
     );

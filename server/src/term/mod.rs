@@ -12,6 +12,7 @@
 mod actor;
 mod local;
 mod ring;
+mod screen;
 mod session;
 pub mod socket;
 mod ssh;

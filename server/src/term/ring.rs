@@ -51,6 +51,20 @@ impl Ring {
         self.head += data.len() as u64;
     }
 
+    /// The retained bytes from offset `from` (clamped to what is retained) to
+    /// the head, as two slices (the ring's storage may wrap).
+    pub(crate) fn slices_from(&self, from: u64) -> (&[u8], &[u8]) {
+        let skip = usize::try_from(from.saturating_sub(self.tail()))
+            .unwrap_or(usize::MAX)
+            .min(self.buf.len());
+        let (a, b) = self.buf.as_slices();
+        if skip <= a.len() {
+            (a.get(skip..).unwrap_or_default(), b)
+        } else {
+            (&[], b.get(skip - a.len()..).unwrap_or_default())
+        }
+    }
+
     /// Up to `max` bytes starting at offset `from`; `None` if `from` is
     /// no longer retained or lies in the future.
     pub(crate) fn read(&self, from: u64, max: usize) -> Option<Vec<u8>> {
@@ -89,6 +103,19 @@ mod tests {
         assert_eq!(r.read(10, 3).as_deref(), Some(&b""[..]));
         assert!(r.read(1, 3).is_none(), "overwritten");
         assert!(r.read(11, 3).is_none(), "future");
+    }
+
+    #[test]
+    fn slices_from_cover_the_rest_of_the_stream() {
+        let mut r = Ring::new(8);
+        r.push(b"abcdef");
+        r.push(b"ghij"); // wraps: retained "cdefghij" from offset 2
+        for from in 0..=11u64 {
+            let (a, b) = r.slices_from(from);
+            let got = [a, b].concat();
+            let start = from.clamp(2, 10) as usize - 2;
+            assert_eq!(got, &b"cdefghij"[start..], "from {from}");
+        }
     }
 
     #[test]

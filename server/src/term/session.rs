@@ -18,7 +18,7 @@ use std::{
 use app::protocol::term::{ClientFrame, NoticeLevel, ServerFrame, MAX_OUTPUT_CHUNK};
 use tokio::sync::{mpsc, watch, Notify};
 
-use super::{ring::Ring, TermError};
+use super::{ring::Ring, screen::ScreenModel, TermError};
 
 /// Output kept for reattaching (1 MiB: many screens of history, bounded per session).
 pub const RING_BYTES: usize = 1 << 20;
@@ -38,8 +38,6 @@ pub(crate) const INPUT_QUEUE: usize = 32;
 const MAX_QUEUED_NOTICES: usize = 16;
 /// Largest terminal side accepted in a resize (matches the open request limit).
 const MAX_DIMENSION: u16 = 1000;
-/// Lines of scrollback the screen model keeps (snapshots show only the screen).
-const SCREEN_SCROLLBACK: usize = 0;
 /// Text of the notice an attachment gets when a newer one takes over.
 pub const REPLACED_NOTICE: &str = "replaced by another tab";
 
@@ -141,7 +139,7 @@ pub struct Session {
     /// Ring, phase and owner; lock order: `screen` before `shared`.
     shared: Mutex<Shared>,
     /// Screen model for snapshots.
-    screen: Mutex<vt100::Parser>,
+    screen: Mutex<ScreenModel>,
     /// Bumped whenever an attachment may have something new to hand out.
     changed: watch::Sender<u64>,
     /// Reader gating.
@@ -195,11 +193,7 @@ impl Session {
                 final_frames: Vec::new(),
                 end_seen: false,
             }),
-            screen: Mutex::new(vt100::Parser::new(
-                rows.max(1),
-                cols.max(1),
-                SCREEN_SCROLLBACK,
-            )),
+            screen: Mutex::new(ScreenModel::new(rows, cols)),
             changed: watch::Sender::new(0),
             gate: Arc::default(),
             actor_wake: Notify::new(),
@@ -373,9 +367,12 @@ impl Session {
                 if n > 0 {
                     let (now, _) = data.split_at(n);
                     s.ring.push(now);
+                    let due = screen.due(&s.ring, Instant::now());
                     drop(s);
                     // Still under the screen lock, so a snapshot sees ring and screen agree.
-                    screen.process(now);
+                    if let Some(due) = due {
+                        screen.process(&due);
+                    }
                 }
                 n
             };
@@ -388,37 +385,32 @@ impl Session {
         }
     }
 
-    /// A rendering of the current screen, to reset a client that lost its place.
-    fn snapshot_bytes(screen: &vt100::Parser) -> Vec<u8> {
-        let scr = screen.screen();
-        let mut out = Vec::new();
-        // Full reset of the client terminal, then the alternate screen if in use.
-        out.extend_from_slice(b"\x1bc");
-        if scr.alternate_screen() {
-            out.extend_from_slice(b"\x1b[?1049h");
-        }
-        out.extend_from_slice(&scr.state_formatted());
-        let (row, col) = scr.cursor_position();
-        out.extend_from_slice(
-            format!("\x1b[{};{}H", u32::from(row) + 1, u32::from(col) + 1).as_bytes(),
-        );
-        out.extend_from_slice(&scr.attributes_formatted());
-        out
+    /// Lays out the output so far at the old size, then takes the new one.
+    fn resize_screen(&self, rows: u16, cols: u16) {
+        let mut screen = lock(&self.screen);
+        let backlog = screen.take_backlog(&lock(&self.shared).ring);
+        screen.process(&backlog);
+        screen.set_size(rows, cols);
     }
 
     /// Starts (or restarts) delivery to attachment `generation` at `seq`, or
     /// with a snapshot when `seq` is no longer (or not yet) in the ring.
     fn resume_from(&self, generation: u64, seq: u64) -> Result<(), TermError> {
         {
-            let screen = lock(&self.screen);
+            let mut screen = lock(&self.screen);
             let mut s = lock(&self.shared);
             let (tail, head) = (s.ring.tail(), s.ring.head());
+            let ring_ok = (tail..=head).contains(&seq);
+            if !ring_ok {
+                screen.catch_up(&s.ring);
+                tracing::debug!(skipped = screen.skipped(), "sending a screen snapshot");
+            }
             let owner = s
                 .owner
                 .as_mut()
                 .filter(|o| o.generation == generation)
                 .ok_or(TermError::Detached)?;
-            if (tail..=head).contains(&seq) {
+            if ring_ok {
                 owner.delivered = Some(seq);
             } else {
                 owner
@@ -426,7 +418,7 @@ impl Session {
                     .retain(|f| !matches!(f, ServerFrame::Snapshot { .. }));
                 owner.queue.push_back(ServerFrame::Snapshot {
                     seq: head,
-                    data: Self::snapshot_bytes(&screen),
+                    data: screen.render(),
                 });
                 owner.delivered = Some(head);
             }
@@ -531,10 +523,7 @@ impl AttachmentSender {
                     );
                     return Ok(());
                 }
-                {
-                    let mut screen = lock(&session.screen);
-                    screen.screen_mut().set_size(rows, cols);
-                }
+                session.resize_screen(rows, cols);
                 let _ = session.input.send(WriteOp::Resize { cols, rows }).await;
                 Ok(())
             }
