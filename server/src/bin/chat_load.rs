@@ -12,8 +12,8 @@ use std::{
 use anyhow::{bail, Context};
 use clap::Parser;
 use futures::{SinkExt, StreamExt};
-use tokio::{process::Command, sync::Mutex};
-use tokio_tungstenite::tungstenite::Message;
+use tokio::{io::AsyncReadExt, net::TcpStream, process::Command, sync::Mutex};
+use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
 
 /// Benchmark settings.
 #[derive(Debug, Parser)]
@@ -39,11 +39,21 @@ struct Args {
     port: u16,
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+/// Pins the server process (all its threads) to `cpus` (a taskset list).
+fn pin_server(pid: u32, cpus: &str) -> anyhow::Result<()> {
+    let status = std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &pid.to_string()])
+        .stdout(Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("taskset failed");
+    }
+    Ok(())
+}
 
-/// Moves this process (the load generator) onto the CPUs the server does not use.
-fn pin_self_away_from(server_cpus: &str) -> anyhow::Result<()> {
+/// Moves this process (the load generator) onto the CPUs the server does not
+/// use, and returns how many it has.
+fn pin_self_away_from(server_cpus: &str) -> anyhow::Result<usize> {
     let n = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -56,7 +66,7 @@ fn pin_self_away_from(server_cpus: &str) -> anyhow::Result<()> {
         .map(|c| c.to_string())
         .collect();
     if ours.is_empty() {
-        return Ok(());
+        return Ok(n);
     }
     let status = std::process::Command::new("taskset")
         .args([
@@ -71,7 +81,7 @@ fn pin_self_away_from(server_cpus: &str) -> anyhow::Result<()> {
     if !status.success() {
         bail!("taskset failed");
     }
-    Ok(())
+    Ok(ours.len())
 }
 
 /// CPU time (user + system) the process has used, from /proc/PID/stat.
@@ -112,17 +122,93 @@ async fn ticket(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
     Ok(r.json::<String>().await?)
 }
 
-async fn open_client(http: &reqwest::Client, base: &str, ws_base: &str) -> anyhow::Result<Ws> {
+/// A listening client: a real WebSocket handshake, then raw reads. Server
+/// frames are unmasked, so the message numbers can be found in the byte
+/// stream without a WebSocket parser; this keeps the load generator (which
+/// shares the machine with the server) much lighter than the server.
+async fn open_listener(
+    http: &reqwest::Client,
+    base: &str,
+    addr: &str,
+) -> anyhow::Result<TcpStream> {
     let otp = ticket(http, base).await?;
-    let (ws, _) = tokio_tungstenite::connect_async(format!("{ws_base}/ws?otp={otp}")).await?;
-    Ok(ws)
+    let mut tcp = TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let request = format!("ws://{addr}/ws?otp={otp}").into_client_request()?;
+    // The handshake borrows the stream; dropping the WebSocket afterwards
+    // leaves the connection open (frames it had buffered are not needed).
+    let (ws, _) = tokio_tungstenite::client_async(request, &mut tcp).await?;
+    drop(ws);
+    Ok(tcp)
 }
 
-/// The number in `"message":"<n>"` of a `new_message` frame.
-fn message_number(frame: &str) -> Option<u32> {
-    let start = frame.find("\"message\":\"")? + "\"message\":\"".len();
-    let rest = &frame[start..];
-    rest[..rest.find('"')?].parse().ok()
+/// Where `"message":"` (the start of a message number) occurs in chat frames.
+const NUMBER_MARK: &[u8] = b"\"message\":\"";
+
+/// Finds the message numbers in `pending` (raw bytes from the socket),
+/// calling `found` for each and dropping the bytes already scanned.
+fn take_numbers(pending: &mut Vec<u8>, mut found: impl FnMut(u32)) {
+    let mut from = 0;
+    loop {
+        let Some(at) = pending.get(from..).and_then(|rest| {
+            rest.windows(NUMBER_MARK.len())
+                .position(|w| w == NUMBER_MARK)
+        }) else {
+            // Keep a possible partial mark at the end.
+            from = pending
+                .len()
+                .saturating_sub(NUMBER_MARK.len() - 1)
+                .max(from);
+            break;
+        };
+        let digits_at = from + at + NUMBER_MARK.len();
+        let Some(len) = pending
+            .get(digits_at..)
+            .and_then(|rest| rest.iter().position(|&b| b == b'"'))
+        else {
+            from += at; // the number is not complete yet
+            break;
+        };
+        if let Some(n) = pending
+            .get(digits_at..digits_at + len)
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .and_then(|d| d.parse().ok())
+        {
+            found(n);
+        }
+        from = digits_at + len;
+    }
+    pending.drain(..from);
+}
+
+/// The sender: its own thread and runtime, so that each message leaves at
+/// its intended time (a thread sleep is precise to tens of microseconds; the
+/// shared runtime's timer rounds up to the next millisecond).
+fn send_at_fixed_rate(
+    url: &str,
+    start: Instant,
+    interval: Duration,
+    total: usize,
+) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut ws = rt.block_on(async {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await?;
+        anyhow::Ok(ws)
+    })?;
+    for i in 0..total as u32 {
+        std::thread::sleep((start + interval * i).saturating_duration_since(Instant::now()));
+        let msg =
+            serde_json::json!({"type": "send_message", "payload": {"message": i.to_string()}});
+        rt.block_on(ws.send(Message::Text(msg.to_string().into())))?;
+    }
+    // Read our own copies for a moment so the server is not left writing to
+    // a socket nobody reads while the listeners finish.
+    rt.block_on(async {
+        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_secs(1), ws.next()).await {}
+    });
+    Ok(())
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -133,9 +219,19 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // The load generator gets the CPUs the server is not pinned to; one worker
+    // thread per CPU avoids cross-thread wake-ups competing for the same core.
+    let cpus = pin_self_away_from(&args.server_cpus)?;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cpus)
+        .enable_all()
+        .build()?
+        .block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let data = tempfile::tempdir()?;
     let bin = &args.server_bin;
     let password = "bench-password-123";
@@ -161,6 +257,9 @@ async fn main() -> anyhow::Result<()> {
             &addr,
             "--chat-rate",
             "100000",
+            // The listeners never answer pings: keep them through the run.
+            "--chat-idle-secs",
+            "3600",
             "--data-dir",
         ])
         .arg(data.path())
@@ -170,7 +269,7 @@ async fn main() -> anyhow::Result<()> {
         .kill_on_drop(true)
         .spawn()?;
     let pid = server.id().context("server pid")?;
-    pin_self_away_from(&args.server_cpus)?;
+    pin_server(pid, &args.server_cpus)?;
     let base = format!("http://{addr}");
     let ws_base = format!("ws://{addr}");
     let http = reqwest::Client::builder().cookie_store(true).build()?;
@@ -191,16 +290,16 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // Idle memory: RSS at several client counts.
-    let mut clients: Vec<Ws> = Vec::new();
+    let mut clients: Vec<TcpStream> = Vec::new();
     // Warm up allocator and runtime with a few connections first.
     for _ in 0..20 {
-        clients.push(open_client(&http, &base, &ws_base).await?);
+        clients.push(open_listener(&http, &base, &addr).await?);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut samples = vec![(clients.len(), rss_kib(pid)?)];
     for &n in &args.clients {
         while clients.len() < n {
-            clients.push(open_client(&http, &base, &ws_base).await?);
+            clients.push(open_listener(&http, &base, &addr).await?);
         }
         tokio::time::sleep(Duration::from_millis(1000)).await;
         samples.push((clients.len(), rss_kib(pid)?));
@@ -224,23 +323,21 @@ async fn main() -> anyhow::Result<()> {
     let start = Instant::now() + Duration::from_millis(500);
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(n * total)));
     let mut readers = Vec::new();
-    for mut ws in clients {
+    for mut tcp in clients {
         let latencies = latencies.clone();
         readers.push(tokio::spawn(async move {
             let mut local = Vec::with_capacity(total);
+            let mut buf = vec![0u8; 4096];
+            let mut pending = Vec::with_capacity(512);
             while local.len() < total {
-                match tokio::time::timeout(Duration::from_secs(30), ws.next()).await {
-                    Ok(Some(Ok(Message::Text(t)))) => {
+                match tokio::time::timeout(Duration::from_secs(30), tcp.read(&mut buf)).await {
+                    Ok(Ok(n)) if n > 0 => {
                         let now = Instant::now();
-                        // A cheap scan instead of a full parse: the load generator
-                        // shares the machine with the server and must stay light.
-                        let Some(i) = message_number(t.as_str()) else {
-                            continue;
-                        };
-                        let intended = start + interval * i;
-                        local.push(now.saturating_duration_since(intended));
+                        pending.extend_from_slice(buf.get(..n).unwrap_or_default());
+                        take_numbers(&mut pending, |i| {
+                            local.push(now.saturating_duration_since(start + interval * i));
+                        });
                     }
-                    Ok(Some(Ok(_))) => {}
                     _ => break,
                 }
             }
@@ -249,31 +346,22 @@ async fn main() -> anyhow::Result<()> {
             got
         }));
     }
-    let mut sender = open_client(&http, &base, &ws_base).await?;
+    let sender_url = format!("{ws_base}/ws?otp={}", ticket(&http, &base).await?);
     let cpu_before = cpu_secs(pid)?;
-    let sender_task = tokio::spawn(async move {
-        for i in 0..total as u32 {
-            tokio::time::sleep_until((start + interval * i).into()).await;
-            let msg =
-                serde_json::json!({"type": "send_message", "payload": {"message": i.to_string()}});
-            if sender
-                .send(Message::Text(msg.to_string().into()))
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
-        // drain own copies until the readers finish
-        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_secs(2), sender.next()).await {}
-    });
+    let own_cpu_before = cpu_secs(std::process::id())?;
+    let sender =
+        std::thread::spawn(move || send_at_fixed_rate(&sender_url, start, interval, total));
     let mut delivered = 0usize;
     for r in readers {
         delivered += r.await?;
     }
     let elapsed = start.elapsed();
     let server_cpu = cpu_secs(pid)? - cpu_before;
-    sender_task.abort();
+    let own_cpu = cpu_secs(std::process::id())? - own_cpu_before;
+    match sender.join() {
+        Ok(r) => r?,
+        Err(_) => bail!("the sender thread panicked"),
+    }
     let mut lat = latencies.lock().await.clone();
     lat.sort();
     println!(
@@ -295,6 +383,33 @@ async fn main() -> anyhow::Result<()> {
         "  server CPU during fan-out: {:.0}% of one core",
         server_cpu / elapsed.as_secs_f64() * 100.0
     );
+    println!(
+        "  load generator CPU during fan-out: {:.0}% of one core",
+        own_cpu / elapsed.as_secs_f64() * 100.0
+    );
     server.kill().await.ok();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_found_across_reads_and_frames() {
+        let stream = b"\x81\x30{\"type\":\"new_message\",\"payload\":{\"message\":\"17\"}}\x81\x30{\"type\":\"new_message\",\"payload\":{\"message\":\"18\"}}";
+        for split in 0..stream.len() {
+            let mut pending = Vec::new();
+            let mut found = Vec::new();
+            for part in [&stream[..split], &stream[split..]] {
+                pending.extend_from_slice(part);
+                take_numbers(&mut pending, |n| found.push(n));
+            }
+            assert_eq!(found, vec![17, 18], "split at {split}");
+            assert!(
+                pending.len() < NUMBER_MARK.len() + 8,
+                "scanned bytes are dropped"
+            );
+        }
+    }
 }

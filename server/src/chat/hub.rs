@@ -1,8 +1,11 @@
 //! The hub actor: one task owns every room and client, so joins, messages and
 //! presence are applied in one order. A message is stored, then serialized
-//! once per protocol flavour, then offered to every member's bounded queue; a
-//! member whose queue is full is disconnected instead of slowing the room.
-use std::collections::{BTreeSet, HashMap, HashSet};
+//! once per protocol flavour, then offered to every member's [`Outlet`]; a
+//! member that cannot keep up is disconnected instead of slowing the room.
+use std::{
+    collections::{BTreeSet, HashMap, HashSet},
+    sync::Arc,
+};
 
 use app::protocol::chat::{ErrorCode, ServerMsg};
 use axum::extract::ws::Utf8Bytes;
@@ -15,8 +18,6 @@ use crate::db::{self, Db};
 /// Commands queued to the hub; senders wait when it is full (backpressure on
 /// clients, never on the fan-out).
 const HUB_QUEUE: usize = 1024;
-/// Frames queued per client; a client whose queue is full is dropped.
-pub const CLIENT_QUEUE: usize = 256;
 /// Burst of chat messages a user may send at once (times the per-second rate).
 const BURST_FACTOR: u32 = 3;
 
@@ -35,6 +36,27 @@ pub enum Outbound {
     },
     /// Any other frame (presence, rooms).
     Frame(Utf8Bytes),
+}
+
+/// What became of a frame offered to a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offered {
+    /// Written, queued, or filtered out (another room, already sent).
+    Delivered,
+    /// The client's queue is full: it cannot keep up.
+    Full,
+    /// The client's socket is gone.
+    Closed,
+}
+
+/// Where the hub delivers one client's frames (the socket adapter implements
+/// it). Called from the hub task only; must not block.
+pub trait Outlet: Send + Sync {
+    /// Writes or queues `out` for the client.
+    fn offer(&self, out: Outbound) -> Offered;
+    /// The client moved to room `room_id`: live messages after `upto` are
+    /// for it, and wait until the client has sent the room's history.
+    fn enter_room(&self, room_id: i64, upto: i64);
 }
 
 /// Why the hub disconnects a client: a WebSocket close code and reason.
@@ -66,8 +88,6 @@ impl KickReason {
 pub struct ClientHandle {
     /// Its id, for later commands.
     pub id: ClientId,
-    /// Frames to write to the socket.
-    pub outbox: mpsc::Receiver<Outbound>,
     /// Set when the hub disconnects it.
     pub kick: watch::Receiver<Option<KickReason>>,
 }
@@ -94,6 +114,7 @@ pub struct Member {
 enum Cmd {
     Connect {
         member: Member,
+        outlet: Arc<dyn Outlet>,
         reply: oneshot::Sender<ClientHandle>,
     },
     Join {
@@ -153,9 +174,19 @@ impl ChatHub {
         rx.await.map_err(|_| HubGone)
     }
 
-    /// Registers a socket; it is in no room until it joins one.
-    pub async fn connect(&self, member: Member) -> Result<ClientHandle, HubGone> {
-        self.ask(|reply| Cmd::Connect { member, reply }).await
+    /// Registers a socket, whose frames go to `outlet`; it is in no room
+    /// until it joins one.
+    pub async fn connect(
+        &self,
+        member: Member,
+        outlet: Arc<dyn Outlet>,
+    ) -> Result<ClientHandle, HubGone> {
+        self.ask(|reply| Cmd::Connect {
+            member,
+            outlet,
+            reply,
+        })
+        .await
     }
 
     /// Moves a client to `room` (created on first join).
@@ -215,7 +246,7 @@ impl ChatHub {
 struct Client {
     member: Member,
     room: Option<String>,
-    outbox: mpsc::Sender<Outbound>,
+    outlet: Arc<dyn Outlet>,
     kick: watch::Sender<Option<KickReason>>,
 }
 
@@ -241,8 +272,12 @@ impl Hub {
     async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
         while let Some(cmd) = rx.recv().await {
             match cmd {
-                Cmd::Connect { member, reply } => {
-                    let handle = self.connect(member);
+                Cmd::Connect {
+                    member,
+                    outlet,
+                    reply,
+                } => {
+                    let handle = self.connect(member, outlet);
                     let id = handle.id;
                     if reply.send(handle).is_err() {
                         self.remove(id);
@@ -301,39 +336,35 @@ impl Hub {
         }
     }
 
-    fn connect(&mut self, member: Member) -> ClientHandle {
+    fn connect(&mut self, member: Member, outlet: Arc<dyn Outlet>) -> ClientHandle {
         let id = self.next_id;
         self.next_id += 1;
-        let (outbox_tx, outbox) = mpsc::channel(CLIENT_QUEUE);
         let (kick_tx, kick) = watch::channel(None);
         self.clients.insert(
             id,
             Client {
                 member,
                 room: None,
-                outbox: outbox_tx,
+                outlet,
                 kick: kick_tx,
             },
         );
-        ClientHandle { id, outbox, kick }
+        ClientHandle { id, kick }
     }
 
-    /// Offers a frame to a client; a full queue disconnects it.
+    /// Offers a frame to a client; one that cannot keep up is disconnected.
     fn offer(&mut self, id: ClientId, item: Outbound) {
-        let full = match self.clients.get(&id) {
-            Some(c) => match c.outbox.try_send(item) {
-                Ok(()) => false,
-                Err(mpsc::error::TrySendError::Full(_)) => true,
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    self.remove(id);
-                    return;
-                }
-            },
+        let offered = match self.clients.get(&id) {
+            Some(c) => c.outlet.offer(item),
             None => return,
         };
-        if full {
-            warn!(client = id, "chat client too slow, disconnecting");
-            self.kick(id, KickReason::TOO_SLOW);
+        match offered {
+            Offered::Delivered => {}
+            Offered::Full => {
+                warn!(client = id, "chat client too slow, disconnecting");
+                self.kick(id, KickReason::TOO_SLOW);
+            }
+            Offered::Closed => self.remove(id),
         }
     }
 
@@ -429,7 +460,10 @@ impl Hub {
                 ErrorCode::Internal
             })?;
         let old = match self.clients.get_mut(&id) {
-            Some(c) => c.room.replace(room.to_string()),
+            Some(c) => {
+                c.outlet.enter_room(room_id, upto);
+                c.room.replace(room.to_string())
+            }
             None => return Err(ErrorCode::Internal),
         };
         if let Some(old) = old.filter(|o| o != room) {
@@ -513,6 +547,9 @@ impl Hub {
             })
             .unwrap_or_default();
         for (member, is_rich) in members {
+            // Direct writes keep the hub busy for the whole fan-out: let other
+            // tasks on this worker run in between.
+            tokio::task::consume_budget().await;
             let frame = if is_rich {
                 rich.clone()
             } else {

@@ -2,4 +2,4 @@
 //! transport (the WebSocket adapter lives in [`crate::ws::chat`]).
 pub mod hub;
 
-pub use hub::{ChatHub, ClientHandle, JoinedRoom, KickReason, Outbound};
+pub use hub::{ChatHub, ClientHandle, JoinedRoom, KickReason, Offered, Outbound, Outlet};

@@ -1,5 +1,6 @@
 //! `/ws`: the chat socket. One task per connection reads frames, decodes them
-//! into [`ClientMsg`], asks the hub, and writes what the hub queued for it.
+//! into [`ClientMsg`] and asks the hub; the hub writes chat frames through the
+//! socket's [`SocketOutlet`], and this task writes out what it had to queue.
 use std::{sync::Arc, time::Duration};
 
 use app::protocol::chat::{
@@ -14,12 +15,13 @@ use axum::{
     http::{header, HeaderMap},
     response::Response,
 };
+use futures::{stream::SplitStream, StreamExt};
 use tokio::{sync::watch, time::Instant};
 use tracing::{debug, info, warn, Instrument};
 
-use super::{authorize, UpgradeQuery};
+use super::{authorize, outlet::SocketOutlet, UpgradeQuery};
 use crate::{
-    chat::{hub::Member, ChatHub, KickReason, Outbound},
+    chat::{hub::Member, ChatHub, JoinedRoom, KickReason},
     db,
     state::{AppState, Core},
 };
@@ -68,21 +70,14 @@ pub async fn upgrade(
         .on_upgrade(move |socket| run(socket, core, member).instrument(span))
 }
 
-/// The room the socket is in and the highest message id it has been sent there.
-struct Position {
-    room: String,
-    room_id: i64,
-    floor: i64,
-}
-
 struct Conn {
-    socket: WebSocket,
+    frames: SplitStream<WebSocket>,
+    outlet: Arc<SocketOutlet>,
     hub: ChatHub,
     core: Arc<Core>,
     client: u64,
     rich: bool,
     kick: watch::Receiver<Option<KickReason>>,
-    position: Option<Position>,
 }
 
 /// Why the connection loop ended.
@@ -97,21 +92,22 @@ async fn run(socket: WebSocket, core: Arc<Core>, member: Member) {
     let hub = core.hub.clone();
     let rich = member.rich;
     let user_name = member.user_name.clone();
-    let Ok(handle) = hub.connect(member).await else {
+    let (sink, frames) = socket.split();
+    let outlet = Arc::new(SocketOutlet::new(sink));
+    let Ok(handle) = hub.connect(member, outlet.clone()).await else {
         return;
     };
-    let mut outbox = handle.outbox;
     let mut conn = Conn {
-        socket,
+        frames,
+        outlet,
         hub: hub.clone(),
         core: core.clone(),
         client: handle.id,
         rich,
         kick: handle.kick,
-        position: None,
     };
     info!("chat socket open");
-    let end = conn.serve(&user_name, &mut outbox).await;
+    let end = conn.serve(&user_name).await;
     hub.leave(conn.client).await;
     if let End::Close(code, reason) = end {
         debug!(code, %reason, "closing chat socket");
@@ -119,17 +115,13 @@ async fn run(socket: WebSocket, core: Arc<Core>, member: Member) {
             code,
             reason: Utf8Bytes::from(reason),
         }));
-        let _ = tokio::time::timeout(Duration::from_secs(2), conn.socket.send(frame)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), conn.outlet.write(frame)).await;
     }
     info!("chat socket closed");
 }
 
 impl Conn {
-    async fn serve(
-        &mut self,
-        user_name: &str,
-        outbox: &mut tokio::sync::mpsc::Receiver<Outbound>,
-    ) -> End {
+    async fn serve(&mut self, user_name: &str) -> End {
         if self.rich {
             let welcome = ServerMsg::Welcome {
                 user: user_name.to_string(),
@@ -151,15 +143,12 @@ impl Conn {
             tokio::select! {
                 biased;
                 _ = self.kick.changed() => return self.kicked(),
-                out = outbox.recv() => {
-                    let Some(out) = out else { return self.kicked() };
-                    if let Some(frame) = self.accept(out) {
-                        if let Err(end) = self.send(Message::Text(frame)).await {
-                            return end;
-                        }
+                _ = self.outlet.notified() => {
+                    if let Err(end) = self.drain().await {
+                        return end;
                     }
                 }
-                msg = self.socket.recv() => {
+                msg = self.frames.next() => {
                     last_heard = Instant::now();
                     match msg {
                         None => return End::Gone,
@@ -197,26 +186,19 @@ impl Conn {
         }
     }
 
-    /// Keeps only messages of the current room that were not sent yet.
-    fn accept(&mut self, out: Outbound) -> Option<Utf8Bytes> {
-        match out {
-            Outbound::Frame(f) => Some(f),
-            Outbound::Message { room_id, id, frame } => {
-                let pos = self.position.as_mut()?;
-                if pos.room_id != room_id || id <= pos.floor {
-                    return None;
-                }
-                pos.floor = id;
-                Some(frame)
-            }
-        }
-    }
-
     /// Sends a frame unless the hub disconnects us first (a peer that stopped
     /// reading must not keep this task blocked forever).
     async fn send(&mut self, msg: Message) -> Result<(), End> {
         tokio::select! {
-            r = self.socket.send(msg) => r.map_err(|_| End::Gone),
+            r = self.outlet.write(msg) => r.map_err(|_| End::Gone),
+            _ = self.kick.changed() => Err(self.kicked()),
+        }
+    }
+
+    /// Writes out what the hub queued, unless the hub disconnects us first.
+    async fn drain(&mut self) -> Result<(), End> {
+        tokio::select! {
+            r = self.outlet.drain() => r.map_err(|_| End::Gone),
             _ = self.kick.changed() => Err(self.kicked()),
         }
     }
@@ -284,12 +266,20 @@ impl Conn {
             Ok(Err(code)) => return self.refuse(code, "could not join the room").await,
             Ok(Ok(j)) => j,
         };
-        // Live messages up to `upto` are covered by history: never send them twice.
-        self.position = Some(Position {
-            room: room.to_string(),
-            room_id: joined.room_id,
-            floor: joined.upto,
-        });
+        // The hub now holds live messages of the room (those after `upto`)
+        // until the history is sent, so none is sent twice or before it.
+        let sent = self.send_history(room, &joined, since).await;
+        self.outlet.release();
+        sent
+    }
+
+    /// Rich clients get the room's history (or what they missed after `since`).
+    async fn send_history(
+        &mut self,
+        room: &str,
+        joined: &JoinedRoom,
+        since: Option<i64>,
+    ) -> Result<(), End> {
         if !self.rich {
             return Ok(());
         }
@@ -315,13 +305,8 @@ impl Conn {
                     .await;
             }
         };
-        let room_name = self
-            .position
-            .as_ref()
-            .map(|p| p.room.clone())
-            .unwrap_or_default();
         self.send_msg(&ServerMsg::Joined {
-            room: room_name,
+            room: room.to_string(),
             messages,
             complete,
         })
