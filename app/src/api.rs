@@ -243,10 +243,10 @@ pub async fn list_users() -> Result<Vec<UserSummary>, ApiError> {
 #[server(prefix = "/api", endpoint = "user_add")]
 pub async fn add_user(name: String, password: String, role: Role) -> Result<(), ApiError> {
     use ssr::*;
-    admin().await?;
+    let me = admin().await?;
     services()?
         .accounts
-        .add_user(&name, &password, role)
+        .add_user(&me, &name, &password, role)
         .await
         .map_err(fail)
 }
@@ -261,7 +261,11 @@ pub async fn disable_user(name: String) -> Result<(), ApiError> {
             "you cannot disable yourself".into(),
         )));
     }
-    services()?.accounts.disable_user(&name).await.map_err(fail)
+    services()?
+        .accounts
+        .disable_user(&me, &name)
+        .await
+        .map_err(fail)
 }
 
 /// Admin: every namespace with its members.
@@ -276,10 +280,10 @@ pub async fn list_namespaces() -> Result<Vec<NamespaceInfo>, ApiError> {
 #[server(prefix = "/api", endpoint = "namespace_add")]
 pub async fn add_namespace(name: String) -> Result<(), ApiError> {
     use ssr::*;
-    admin().await?;
+    let me = admin().await?;
     services()?
         .directory
-        .add_namespace(&name)
+        .add_namespace(&me, &name)
         .await
         .map_err(fail)
 }
@@ -288,10 +292,10 @@ pub async fn add_namespace(name: String) -> Result<(), ApiError> {
 #[server(prefix = "/api", endpoint = "namespace_grant")]
 pub async fn grant_namespace(namespace: String, user: String) -> Result<(), ApiError> {
     use ssr::*;
-    admin().await?;
+    let me = admin().await?;
     services()?
         .directory
-        .grant(&namespace, &user)
+        .grant(&me, &namespace, &user)
         .await
         .map_err(fail)
 }
@@ -300,10 +304,10 @@ pub async fn grant_namespace(namespace: String, user: String) -> Result<(), ApiE
 #[server(prefix = "/api", endpoint = "namespace_revoke")]
 pub async fn revoke_namespace(namespace: String, user: String) -> Result<(), ApiError> {
     use ssr::*;
-    admin().await?;
+    let me = admin().await?;
     services()?
         .directory
-        .revoke(&namespace, &user)
+        .revoke(&me, &namespace, &user)
         .await
         .map_err(fail)
 }
@@ -332,14 +336,22 @@ pub async fn probe_host(address: String, port: u16) -> Result<String, ApiError> 
 #[server(prefix = "/api", endpoint = "host_add")]
 pub async fn add_host(host: NewHost) -> Result<(), ApiError> {
     use ssr::*;
-    admin().await?;
-    services()?.directory.add_host(host).await.map_err(fail)
+    let me = admin().await?;
+    services()?
+        .directory
+        .add_host(&me, host)
+        .await
+        .map_err(fail)
 }
 
 /// Admin: deletes a host.
 #[server(prefix = "/api", endpoint = "host_delete")]
 pub async fn delete_host(name: String) -> Result<(), ApiError> {
     use ssr::*;
-    admin().await?;
-    services()?.directory.delete_host(&name).await.map_err(fail)
+    let me = admin().await?;
+    services()?
+        .directory
+        .delete_host(&me, &name)
+        .await
+        .map_err(fail)
 }

@@ -50,10 +50,16 @@ pub trait Accounts: Send + Sync + 'static {
     async fn ticket(&self, caller: &Caller, purpose: &str) -> Result<String, ApiError>;
     /// Every user (admin).
     async fn list_users(&self) -> Result<Vec<UserSummary>, ApiError>;
-    /// Creates a user (admin).
-    async fn add_user(&self, name: &str, password: &str, role: Role) -> Result<(), ApiError>;
-    /// Disables a user and ends their sessions (admin).
-    async fn disable_user(&self, name: &str) -> Result<(), ApiError>;
+    /// Creates a user (admin `actor`, recorded in the audit log).
+    async fn add_user(
+        &self,
+        actor: &Caller,
+        name: &str,
+        password: &str,
+        role: Role,
+    ) -> Result<(), ApiError>;
+    /// Disables a user and ends their sessions (admin `actor`).
+    async fn disable_user(&self, actor: &Caller, name: &str) -> Result<(), ApiError>;
 }
 
 /// Namespaces, memberships and hosts.
@@ -63,21 +69,21 @@ pub trait Directory: Send + Sync + 'static {
     async fn targets(&self, user: &UserInfo) -> Result<Vec<TargetInfo>, ApiError>;
     /// Every namespace with its members.
     async fn namespaces(&self) -> Result<Vec<NamespaceInfo>, ApiError>;
-    /// Creates a namespace.
-    async fn add_namespace(&self, name: &str) -> Result<(), ApiError>;
+    /// Creates a namespace (admin `actor`, recorded in the audit log).
+    async fn add_namespace(&self, actor: &Caller, name: &str) -> Result<(), ApiError>;
     /// Adds a user to a namespace.
-    async fn grant(&self, namespace: &str, user: &str) -> Result<(), ApiError>;
+    async fn grant(&self, actor: &Caller, namespace: &str, user: &str) -> Result<(), ApiError>;
     /// Removes a user from a namespace.
-    async fn revoke(&self, namespace: &str, user: &str) -> Result<(), ApiError>;
+    async fn revoke(&self, actor: &Caller, namespace: &str, user: &str) -> Result<(), ApiError>;
     /// Every host (admin view, no secrets).
     async fn hosts(&self) -> Result<Vec<HostInfo>, ApiError>;
     /// Connects to `address:port` and returns its host key's SHA-256
     /// fingerprint without sending any credential.
     async fn probe(&self, address: &str, port: u16) -> Result<String, ApiError>;
     /// Adds a host with the fingerprint the admin confirmed.
-    async fn add_host(&self, host: NewHost) -> Result<(), ApiError>;
+    async fn add_host(&self, actor: &Caller, host: NewHost) -> Result<(), ApiError>;
     /// Deletes a host.
-    async fn delete_host(&self, name: &str) -> Result<(), ApiError>;
+    async fn delete_host(&self, actor: &Caller, name: &str) -> Result<(), ApiError>;
 }
 
 /// Details of the browser opening a terminal, for the session record.

@@ -164,7 +164,7 @@ pub async fn host(cmd: HostCmd, store: &StoreArgs) -> anyhow::Result<()> {
                 private_key,
                 fingerprint: String::new(),
             };
-            insert_host(&db, &secrets, &new)
+            insert_host(&db, &secrets, &new, None)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("added host {name}; pin its key with `termroom host trust {name}`");

@@ -227,3 +227,42 @@ async fn unknown_paths_get_404_and_pages_render() {
         "the page loads the termroom bundle"
     );
 }
+
+#[tokio::test]
+async fn admins_manage_users_through_server_functions_and_the_audit_log_names_them() {
+    let s = TestServer::start().await;
+    s.add_user("root1", Role::Admin).await;
+    s.add_user("alice", Role::Member).await;
+    let (admin, _) = s.login("root1").await;
+    let (member, _) = s.login("alice").await;
+
+    let args = [
+        ("name", "carol"),
+        ("password", "carol-password-1"),
+        ("role", "member"),
+    ];
+    let r = s.call(&member, "user_add", &args).await;
+    assert_eq!(r.status(), 403, "members cannot add users");
+    let r = s.call(&admin, "user_add", &args).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    let login = |password: &'static str| {
+        reqwest::Client::new()
+            .post(s.url("/login"))
+            .json(&json!({"username": "carol", "password": password}))
+            .send()
+    };
+    assert_eq!(login("carol-password-1").await.unwrap().status(), 200);
+
+    let r = s.call(&admin, "user_disable", &[("name", "root1")]).await;
+    assert_eq!(r.status(), 400, "an admin cannot disable themself");
+    let r = s.call(&admin, "user_disable", &[("name", "carol")]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        login("carol-password-1").await.unwrap().status(),
+        401,
+        "a disabled user cannot log in"
+    );
+
+    s.assert_audited("user.add", "carol", "root1").await;
+    s.assert_audited("user.disable", "carol", "root1").await;
+}

@@ -189,6 +189,8 @@ async fn ssh_terminal_runs_commands_resizes_and_keeps_secrets_server_side() {
     s.add_user("root1", Role::Admin).await;
     let (admin, _) = s.login("root1").await;
     setup_host(&s, &sshd, &admin, "box", None).await;
+    s.assert_audited("namespace.add", "prod", "root1").await;
+    s.assert_audited("host.add", "box", "root1").await;
     let hosts: Value = s.call(&admin, "hosts", &[]).await.json().await.unwrap();
     let listing = hosts.to_string();
     assert!(

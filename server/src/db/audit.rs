@@ -1,7 +1,8 @@
 //! The append-only audit log.
 use super::{now_rfc3339, Db, DbError};
 
-/// Appends one audit event. `actor` is a user name (None for the system).
+/// Appends one audit event. `actor` is a user name (None for the system and
+/// the command line).
 pub async fn record(
     db: &Db,
     actor: Option<&str>,

@@ -9,7 +9,7 @@ use app::{
 use async_trait::async_trait;
 use tracing::info;
 
-use super::{check_name, internal};
+use super::{audit, check_name, internal};
 use crate::{
     auth::{password, tickets, tokens},
     db::{self, users},
@@ -71,7 +71,7 @@ impl Accounts for AccountService {
         };
         let Some(user) = user.filter(|_| ok) else {
             core.login_limiter.failed(remote);
-            let _ = db::audit::record(
+            audit(
                 &core.db,
                 None,
                 "login.failed",
@@ -90,7 +90,7 @@ impl Accounts for AccountService {
         let otp = tickets::issue(&core.db, user.id, "chat", Some(&session_hash))
             .await
             .map_err(internal)?;
-        let _ = db::audit::record(
+        audit(
             &core.db,
             Some(&user.name),
             "login",
@@ -124,7 +124,7 @@ impl Accounts for AccountService {
             .map_err(internal)?;
         self.0.hub.kick_session(&hash).await;
         self.0.sockets.close_session(&hash);
-        let _ = db::audit::record(&self.0.db, Some(&caller.user.name), "logout", None, None).await;
+        audit(&self.0.db, Some(&caller.user.name), "logout", None, None).await;
         Ok(())
     }
 
@@ -139,11 +139,17 @@ impl Accounts for AccountService {
         users::list(&self.0.db).await.map_err(internal)
     }
 
-    async fn add_user(&self, name: &str, password_text: &str, role: Role) -> Result<(), ApiError> {
+    async fn add_user(
+        &self,
+        actor: &Caller,
+        name: &str,
+        password_text: &str,
+        role: Role,
+    ) -> Result<(), ApiError> {
         create_user(&self.0.db, name, password_text, role).await?;
-        let _ = db::audit::record(
+        audit(
             &self.0.db,
-            None,
+            Some(&actor.user.name),
             "user.add",
             Some(name),
             Some(role.as_str()),
@@ -152,7 +158,7 @@ impl Accounts for AccountService {
         Ok(())
     }
 
-    async fn disable_user(&self, name: &str) -> Result<(), ApiError> {
+    async fn disable_user(&self, actor: &Caller, name: &str) -> Result<(), ApiError> {
         let core = &self.0;
         let id = users::disable(&core.db, name)
             .await
@@ -161,7 +167,14 @@ impl Accounts for AccountService {
         core.hub.kick_user(id).await;
         core.sockets.close_user(id);
         core.terms.close_all_for_user(id);
-        let _ = db::audit::record(&core.db, None, "user.disable", Some(name), None).await;
+        audit(
+            &core.db,
+            Some(&actor.user.name),
+            "user.disable",
+            Some(name),
+            None,
+        )
+        .await;
         Ok(())
     }
 }

@@ -2,13 +2,13 @@
 use std::{sync::Arc, time::Duration};
 
 use app::{
-    backend::Directory,
+    backend::{Caller, Directory},
     error::ApiError,
     model::{HostInfo, NamespaceInfo, NewHost, TargetInfo, UserInfo},
 };
 use async_trait::async_trait;
 
-use super::{check_name, internal};
+use super::{audit, check_name, internal};
 use crate::{
     cli::LocalTarget,
     db::{self, hosts, namespaces, users},
@@ -38,11 +38,13 @@ pub fn probe_error(address: &str, port: u16, e: term::TermError) -> ApiError {
     ApiError::Invalid(format!("cannot probe {address}:{port}: {e}"))
 }
 
-/// Validates and stores a new host, sealing its secret (shared with the CLI).
+/// Validates and stores a new host, sealing its secret (shared with the CLI;
+/// `actor` is the admin recorded in the audit log, None for the command line).
 pub async fn insert_host(
     db: &db::Db,
     secrets: &crate::secrets::SecretBox,
     host: &NewHost,
+    actor: Option<&str>,
 ) -> Result<(), ApiError> {
     check_name("host", &host.name)?;
     if host.name == LOCAL_TARGET {
@@ -103,7 +105,7 @@ pub async fn insert_host(
     };
     match hosts::create(db, row).await {
         Ok(_) => {
-            let _ = db::audit::record(db, None, "host.add", Some(&host.name), fingerprint).await;
+            audit(db, actor, "host.add", Some(&host.name), fingerprint).await;
             Ok(())
         }
         Err(e) if users::is_unique_violation(&e) => Err(ApiError::Invalid(format!(
@@ -144,10 +146,20 @@ impl Directory for DirectoryService {
         namespaces::list(&self.0.db).await.map_err(internal)
     }
 
-    async fn add_namespace(&self, name: &str) -> Result<(), ApiError> {
+    async fn add_namespace(&self, actor: &Caller, name: &str) -> Result<(), ApiError> {
         check_name("namespace", name)?;
         match namespaces::create(&self.0.db, name).await {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                audit(
+                    &self.0.db,
+                    Some(&actor.user.name),
+                    "namespace.add",
+                    Some(name),
+                    None,
+                )
+                .await;
+                Ok(())
+            }
             Err(e) if users::is_unique_violation(&e) => Err(ApiError::Invalid(format!(
                 "namespace {name} already exists"
             ))),
@@ -155,14 +167,14 @@ impl Directory for DirectoryService {
         }
     }
 
-    async fn grant(&self, namespace: &str, user: &str) -> Result<(), ApiError> {
+    async fn grant(&self, actor: &Caller, namespace: &str, user: &str) -> Result<(), ApiError> {
         let (ns, uid) = ns_and_user(&self.0, namespace, user).await?;
         namespaces::grant(&self.0.db, ns, uid)
             .await
             .map_err(internal)?;
-        let _ = db::audit::record(
+        audit(
             &self.0.db,
-            None,
+            Some(&actor.user.name),
             "namespace.grant",
             Some(namespace),
             Some(user),
@@ -171,14 +183,14 @@ impl Directory for DirectoryService {
         Ok(())
     }
 
-    async fn revoke(&self, namespace: &str, user: &str) -> Result<(), ApiError> {
+    async fn revoke(&self, actor: &Caller, namespace: &str, user: &str) -> Result<(), ApiError> {
         let (ns, uid) = ns_and_user(&self.0, namespace, user).await?;
         namespaces::revoke(&self.0.db, ns, uid)
             .await
             .map_err(internal)?;
-        let _ = db::audit::record(
+        audit(
             &self.0.db,
-            None,
+            Some(&actor.user.name),
             "namespace.revoke",
             Some(namespace),
             Some(user),
@@ -205,20 +217,27 @@ impl Directory for DirectoryService {
             .map_err(|e| probe_error(address, port, e))
     }
 
-    async fn add_host(&self, host: NewHost) -> Result<(), ApiError> {
+    async fn add_host(&self, actor: &Caller, host: NewHost) -> Result<(), ApiError> {
         if host.fingerprint.trim().is_empty() {
             return Err(ApiError::Invalid(
                 "probe the host and confirm its fingerprint first".into(),
             ));
         }
-        insert_host(&self.0.db, &self.0.secrets, &host).await
+        insert_host(&self.0.db, &self.0.secrets, &host, Some(&actor.user.name)).await
     }
 
-    async fn delete_host(&self, name: &str) -> Result<(), ApiError> {
+    async fn delete_host(&self, actor: &Caller, name: &str) -> Result<(), ApiError> {
         if !hosts::delete(&self.0.db, name).await.map_err(internal)? {
             return Err(ApiError::NotFound(format!("host {name}")));
         }
-        let _ = db::audit::record(&self.0.db, None, "host.delete", Some(name), None).await;
+        audit(
+            &self.0.db,
+            Some(&actor.user.name),
+            "host.delete",
+            Some(name),
+            None,
+        )
+        .await;
         Ok(())
     }
 }

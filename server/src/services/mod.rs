@@ -6,9 +6,12 @@ pub mod terminals;
 use std::sync::Arc;
 
 use app::{backend::Services, error::ApiError};
-use tracing::error;
+use tracing::{error, warn};
 
-use crate::state::Core;
+use crate::{
+    db::{self, Db},
+    state::Core,
+};
 
 /// Builds the services provided to server functions as Leptos context.
 pub fn services(core: Arc<Core>) -> Services {
@@ -23,6 +26,20 @@ pub fn services(core: Arc<Core>) -> Services {
 pub(crate) fn internal(err: impl std::fmt::Display) -> ApiError {
     error!("internal error: {err}");
     ApiError::Internal("see server log".into())
+}
+
+/// Appends an audit event; a failure is logged and never fails the action
+/// (which has already happened). `actor` is the user, None for the system.
+pub(crate) async fn audit(
+    db: &Db,
+    actor: Option<&str>,
+    action: &str,
+    target: Option<&str>,
+    detail: Option<&str>,
+) {
+    if let Err(e) = db::audit::record(db, actor, action, target, detail).await {
+        warn!(action, "recording an audit event failed: {e}");
+    }
 }
 
 /// Checks a name used for users, namespaces and hosts: 1..=64 of `[A-Za-z0-9_.-]`.

@@ -9,12 +9,13 @@ use app::{
 use async_trait::async_trait;
 
 use super::{
+    audit,
     directory::{local_allowed, LOCAL_TARGET},
     internal,
 };
 use crate::{
     auth::{tickets, tokens},
-    db::{self, hosts, namespaces},
+    db::{hosts, namespaces},
     state::Core,
     term::{OpenRequest, SshAuth, SshTarget, Target},
 };
@@ -52,7 +53,7 @@ pub async fn resolve_target(
             .await
             .map_err(internal)?
     {
-        let _ = db::audit::record(
+        audit(
             &core.db,
             Some(&caller.user.name),
             "term.denied",
@@ -115,7 +116,7 @@ impl Terminals for TerminalService {
             user_agent: client.user_agent,
         };
         let session_id = core.terms.open(req).await.map_err(internal)?;
-        let _ = db::audit::record(
+        audit(
             &core.db,
             Some(&caller.user.name),
             "term.open",

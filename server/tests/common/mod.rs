@@ -177,6 +177,22 @@ impl TestServer {
         (client, otp)
     }
 
+    /// Asserts that `action` on `target` is in the audit log, done by `actor`.
+    pub async fn assert_audited(&self, action: &str, target: &str, actor: &str) {
+        let audit = server::db::audit::recent(&self.core().db, 100)
+            .await
+            .expect("audit log");
+        let ev = audit
+            .iter()
+            .find(|e| e.action == action && e.target.as_deref() == Some(target))
+            .unwrap_or_else(|| panic!("{action} on {target} is audited: {audit:?}"));
+        assert_eq!(
+            ev.actor.as_deref(),
+            Some(actor),
+            "{action} names who did it"
+        );
+    }
+
     /// Calls a server function under `/api/` with form-encoded arguments.
     pub async fn call(
         &self,
