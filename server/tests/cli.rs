@@ -100,24 +100,15 @@ fn hosts_are_added_and_their_keys_pinned_from_the_command_line() {
     assert!(ok(termroom(d, &["namespace", "list"], None)).contains("ops\tcarol"));
     let port = sshd.port.to_string();
     let key = sshd.client_key.path.to_string_lossy().into_owned();
-    let base = [
-        "host",
-        "add",
+    let web = host_add(
         "web",
-        "--namespace",
         "ops",
-        "--address",
         "127.0.0.1",
-        "--port",
-        &port,
-        "--user",
+        Some(&port),
         TEST_USER,
-    ];
-    ok(termroom(
-        d,
-        &[&base[..], &["--key-file", &key]].concat(),
-        None,
-    ));
+        &["--key-file", &key],
+    );
+    ok(termroom(d, &web, None));
     assert!(ok(termroom(d, &["host", "list"], None)).contains("(untrusted)"));
     let printed = ok(termroom(d, &["host", "trust", "web"], None));
     assert_eq!(printed.trim(), sshd.host_fingerprint);
@@ -128,49 +119,27 @@ fn hosts_are_added_and_their_keys_pinned_from_the_command_line() {
         "{list}"
     );
     // Bad input is refused with a clear message and changes nothing.
-    let pw = [
-        "host",
-        "add",
+    let pw = host_add(
         "pw",
-        "--namespace",
         "ops",
-        "--address",
         "127.0.0.1",
-        "--port",
-        &port,
-        "--user",
+        Some(&port),
         TEST_USER,
-        "--password-stdin",
-    ];
+        &["--password-stdin"],
+    );
     assert!(err(termroom(d, &pw, Some(""))).contains("standard input"));
-    let ghost = [
-        "host",
-        "add",
-        "x",
-        "--namespace",
-        "ghost",
-        "--address",
-        "h",
-        "--user",
-        "u",
-        "--password-stdin",
-    ];
+    let ghost = host_add("x", "ghost", "h", None, "u", &["--password-stdin"]);
     assert!(err(termroom(d, &ghost, Some("pw\n"))).contains("namespace ghost"));
     let bad_key = d.join("not-a-key");
     std::fs::write(&bad_key, "hello").unwrap();
-    let bad = [
-        "host",
-        "add",
+    let bad = host_add(
         "y",
-        "--namespace",
         "ops",
-        "--address",
         "h",
-        "--user",
+        None,
         "u",
-        "--key-file",
-        bad_key.to_str().unwrap(),
-    ];
+        &["--key-file", bad_key.to_str().unwrap()],
+    );
     assert!(err(termroom(d, &bad, None)).contains("private key"));
     assert!(err(termroom(d, &["host", "trust", "nope"], None)).contains("no host nope"));
     let list = ok(termroom(d, &["host", "list"], None));
@@ -180,4 +149,30 @@ fn hosts_are_added_and_their_keys_pinned_from_the_command_line() {
     assert!(!db.windows(11).any(|w| w == b"PRIVATE KEY"));
     ok(termroom(d, &["host", "delete", "web"], None));
     assert_eq!(ok(termroom(d, &["host", "list"], None)).trim(), "");
+}
+
+/// Arguments of `termroom host add` (`port` left to its default when `None`).
+fn host_add<'a>(
+    name: &'a str,
+    namespace: &'a str,
+    address: &'a str,
+    port: Option<&'a str>,
+    user: &'a str,
+    auth: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "host",
+        "add",
+        name,
+        "--namespace",
+        namespace,
+        "--address",
+        address,
+    ];
+    if let Some(port) = port {
+        args.extend(["--port", port]);
+    }
+    args.extend(["--user", user]);
+    args.extend_from_slice(auth);
+    args
 }
