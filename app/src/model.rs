@@ -130,7 +130,8 @@ pub struct TermTicket {
 pub struct TermSessionInfo {
     pub session_id: String,
     pub target: String,
-    /// `running` or `exited`.
+    /// `running`, `exited` (the shell ended or the session was closed) or
+    /// `failed` (connecting failed or the connection was lost).
     pub state: String,
     /// RFC 3339 start time.
     pub started: String,

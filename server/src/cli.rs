@@ -113,6 +113,43 @@ pub struct ServeArgs {
         hide = true
     )]
     pub chat_idle_secs: u64,
+    /// Seconds between pings on a terminal socket.
+    #[arg(
+        long,
+        env = "TERMROOM_TERM_PING_SECS",
+        default_value_t = 20,
+        hide = true
+    )]
+    pub term_ping_secs: u64,
+    /// Seconds of silence (no frame, no pong) after which a terminal socket is
+    /// dropped and its session's grace period starts.
+    #[arg(
+        long,
+        env = "TERMROOM_TERM_IDLE_SECS",
+        default_value_t = 60,
+        hide = true
+    )]
+    pub term_idle_secs: u64,
+    /// Most live terminal sessions one user may have open at once.
+    #[arg(long, env = "TERMROOM_MAX_SESSIONS_PER_USER", default_value_t = 32)]
+    pub max_sessions_per_user: usize,
+    /// Milliseconds between polls of the database's change counter (how soon
+    /// a `user disable`, `namespace revoke` or `host delete` takes effect).
+    #[arg(
+        long,
+        env = "TERMROOM_REVOCATION_POLL_MS",
+        default_value_t = 2000,
+        hide = true
+    )]
+    pub revocation_poll_ms: u64,
+    /// Seconds between purges of expired login sessions and tickets.
+    #[arg(
+        long,
+        env = "TERMROOM_PURGE_INTERVAL_SECS",
+        default_value_t = 60,
+        hide = true
+    )]
+    pub purge_interval_secs: u64,
 }
 
 /// `termroom user ...`

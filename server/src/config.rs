@@ -21,6 +21,16 @@ pub struct Config {
     pub chat_rate: u32,
     /// A chat socket silent this long is closed.
     pub chat_idle: Duration,
+    /// Interval between pings on a terminal socket.
+    pub term_ping: Duration,
+    /// A terminal socket silent this long is dropped (detached; the grace period starts).
+    pub term_idle: Duration,
+    /// Most live terminal sessions per user.
+    pub max_sessions_per_user: usize,
+    /// How often the database's change counter is polled (revocation by the command line).
+    pub revocation_poll: Duration,
+    /// How often expired login sessions and tickets are deleted.
+    pub purge_interval: Duration,
 }
 
 impl Config {
@@ -54,6 +64,11 @@ mod tests {
             term_grace: Duration::from_secs(1),
             chat_rate: 5,
             chat_idle: Duration::from_secs(60),
+            term_ping: Duration::from_secs(20),
+            term_idle: Duration::from_secs(60),
+            max_sessions_per_user: 32,
+            revocation_poll: Duration::from_secs(2),
+            purge_interval: Duration::from_secs(60),
         }
     }
 

@@ -14,6 +14,8 @@
 //! - [`services`] implements the `app::backend` traits that server functions call.
 //! - [`db`] holds the pool, migrations and per-table queries; [`secrets`]
 //!   encrypts host secrets at rest.
+//! - [`revocation`] notices database changes made by the command line (or
+//!   another node) and closes what they forbid; purges expired rows.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -22,6 +24,7 @@ pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod revocation;
 pub mod secrets;
 pub mod services;
 pub mod state;

@@ -40,6 +40,8 @@ pub struct Runtime {
     /// Shared state for the router.
     pub state: AppState,
     hub_task: tokio::task::JoinHandle<()>,
+    /// The revocation watcher (polls the change counter, purges expired rows).
+    watcher_task: tokio::task::JoinHandle<()>,
 }
 
 impl Runtime {
@@ -74,6 +76,11 @@ impl Runtime {
             term_grace: Duration::from_secs(serve.term_grace_secs),
             chat_rate: serve.chat_rate,
             chat_idle: Duration::from_secs(serve.chat_idle_secs.max(2)),
+            term_ping: Duration::from_secs(serve.term_ping_secs.max(1)),
+            term_idle: Duration::from_secs(serve.term_idle_secs.max(2)),
+            max_sessions_per_user: serve.max_sessions_per_user,
+            revocation_poll: Duration::from_millis(serve.revocation_poll_ms.max(50)),
+            purge_interval: Duration::from_secs(serve.purge_interval_secs.max(1)),
         };
         let (hub, hub_task) = ChatHub::spawn(db.clone(), config.chat_rate);
         let terms = TermManager::new(
@@ -81,6 +88,8 @@ impl Runtime {
                 grace: config.term_grace,
                 local_shell: config.local_shell.clone(),
                 connect_timeout: SSH_CONNECT_TIMEOUT,
+                max_sessions_per_user: config.max_sessions_per_user,
+                ..TermConfig::default()
             },
             db.clone(),
         );
@@ -93,17 +102,21 @@ impl Runtime {
             login_limiter: LoginLimiter::default(),
             sockets: Default::default(),
         });
+        let watcher_task = crate::revocation::spawn(core.clone());
         Ok(Self {
             state: AppState {
                 leptos_options,
                 core,
             },
             hub_task,
+            watcher_task,
         })
     }
 
     /// Disconnects clients and ends terminal sessions.
     pub async fn stop(self) {
+        self.watcher_task.abort();
+        let _ = self.watcher_task.await;
         self.state.core.hub.shutdown().await;
         let _ = self.hub_task.await;
         self.state.core.terms.shutdown().await;

@@ -48,6 +48,7 @@ fn manager(env: &Env, grace: Duration) -> Arc<TermManager> {
             grace,
             local_shell: "/bin/bash".into(),
             connect_timeout: Duration::from_secs(10),
+            ..TermConfig::default()
         },
         env.db.clone(),
     )
@@ -544,6 +545,17 @@ async fn unreachable_host_is_a_clear_error() {
         fingerprint: "SHA256:x".into(),
     });
     let id = open(&mgr, &env, target).await;
+    // Before anyone attached: listed as failed, its screen already freed.
+    let session = mgr.session(&id).expect("session");
+    let deadline = Instant::now() + STEP;
+    while !session.failed() {
+        assert!(Instant::now() < deadline, "connecting did not fail");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let listed = mgr.list_for_user(env.user_id);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].state, "failed");
+    assert_eq!(session.screen_size(), (1, 1), "screen freed at once");
     let mut t = Term::attach(&mgr, &id, 0).await;
     let errors = error_notices(&t.drain().await);
     assert_eq!(errors.len(), 1, "{errors:?}");
@@ -1039,4 +1051,77 @@ async fn close_ends_the_session_and_tells_the_owner() {
         .await,
         Err(term::TermError::ShuttingDown)
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exited_sessions_are_listed_as_exited_and_live_ones_are_capped() {
+    let env = env().await;
+    let mgr = TermManager::new(
+        TermConfig {
+            grace: Duration::from_secs(60),
+            max_sessions_per_user: 2,
+            ..TermConfig::default()
+        },
+        env.db.clone(),
+    );
+    let a = open(&mgr, &env, Target::Local).await;
+    let b = open(&mgr, &env, Target::Local).await;
+    let req = OpenRequest {
+        user_id: env.user_id,
+        user_name: "alice".into(),
+        target: Target::Local,
+        cols: 80,
+        rows: 24,
+        remote_addr: None,
+        user_agent: None,
+    };
+    assert!(matches!(
+        mgr.open(req.clone()).await,
+        Err(term::TermError::TooManySessions(2))
+    ));
+    // A session whose shell exited no longer counts, and is listed as exited.
+    let mut t = Term::attach(&mgr, &a, 0).await;
+    t.ready().await;
+    t.input("exit 0\r").await;
+    let deadline = Instant::now() + STEP;
+    let session = mgr.session(&a).expect("session");
+    while session.phase() != term::Phase::Ended {
+        assert!(Instant::now() < deadline, "shell did not exit");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let states: Vec<(String, String)> = mgr
+        .list_for_user(env.user_id)
+        .into_iter()
+        .map(|i| (i.session_id, i.state))
+        .collect();
+    assert!(states.contains(&(a.clone(), "exited".into())), "{states:?}");
+    assert!(
+        states.contains(&(b.clone(), "running".into())),
+        "{states:?}"
+    );
+    assert!(!session.failed());
+    let c = timeout(mgr.open(req)).await.expect("room after an exit");
+    assert!(mgr.session(&c).is_some());
+    mgr.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_because_tells_the_owner_why() {
+    let env = env().await;
+    let mgr = manager(&env, Duration::from_secs(60));
+    let id = open(&mgr, &env, Target::Local).await;
+    let mut t = Term::attach(&mgr, &id, 0).await;
+    t.ready().await;
+    assert!(mgr.close_because(&id, "your access to host local was revoked"));
+    let frames = t.drain().await;
+    assert_eq!(
+        frames.last(),
+        Some(&ServerFrame::Notice {
+            level: NoticeLevel::Warning,
+            text: "your access to host local was revoked".into()
+        })
+    );
+    assert_eq!(ended_row(&env, &id).await.status, "closed");
+    assert!(!mgr.close_because(&id, "again"));
+    mgr.shutdown().await;
 }

@@ -453,3 +453,118 @@ async fn reattach_after_a_dropped_socket_gets_the_missed_output_exactly() {
         .iter()
         .any(|x| x["session_id"] == id.as_str()));
 }
+
+#[tokio::test]
+async fn a_terminal_socket_that_stops_answering_is_detached_and_the_grace_period_runs() {
+    let s = TestServer::start_with(Options {
+        term_ping_secs: 1,
+        term_idle_secs: 2,
+        term_grace_secs: 3,
+        ..Options::default()
+    })
+    .await;
+    s.add_user("root1", Role::Admin).await;
+    let (admin, _) = s.login("root1").await;
+
+    // A client that keeps reading answers the pings and stays attached past the idle time.
+    let (live_id, otp) = open(&s, &admin, "local").await.expect("local");
+    let mut live = Term::attach(&s, &live_id, &otp, 0).await;
+    live.type_line("echo live-$((1+1))").await;
+    live.until(10, |t| t.text.contains("live-2")).await;
+    let live_session = s.core().terms.session(&live_id).expect("session");
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < until {
+        match tokio::time::timeout_at(until, live.ws.next()).await {
+            Err(_) => break,
+            Ok(Some(Ok(_))) => {}
+            Ok(other) => panic!("live socket ended: {other:?}"),
+        }
+    }
+    assert!(live_session.attached(), "a client that answers pings stays");
+
+    // A client that vanishes: the TCP connection stays open but nothing is
+    // read any more, so no pong ever comes back.
+    let (id, otp) = open(&s, &admin, "local").await.expect("local");
+    let mut t = Term::attach(&s, &id, &otp, 0).await;
+    t.type_line("echo gone-$((1+1))").await;
+    t.until(10, |t| t.text.contains("gone-2")).await;
+    let session = s.core().terms.session(&id).expect("session");
+    assert!(session.attached());
+    let silent = t;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while session.attached() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a silent socket must be detached"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Detached means the grace period runs: the session ends after it.
+    while s.core().terms.session(&id).is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the grace period must end the session"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let listed: Value = s.call(&admin, "term_list", &[]).await.json().await.unwrap();
+    assert!(
+        !listed.to_string().contains(&id),
+        "ended session not listed: {listed}"
+    );
+    drop(silent);
+}
+
+#[tokio::test]
+async fn sessions_per_user_and_terminal_sizes_are_capped() {
+    let s = TestServer::start_with(Options {
+        max_sessions_per_user: 2,
+        ..Options::default()
+    })
+    .await;
+    s.add_user("root1", Role::Admin).await;
+    s.add_user("root2", Role::Admin).await;
+    let (admin, _) = s.login("root1").await;
+    let (other, _) = s.login("root2").await;
+    let (first, _) = open(&s, &admin, "local").await.expect("first");
+    open(&s, &admin, "local").await.expect("second");
+    let r = s
+        .call(
+            &admin,
+            "term_open",
+            &[("target", "local"), ("cols", "80"), ("rows", "24")],
+        )
+        .await;
+    assert_eq!(r.status(), 400, "a third session is refused");
+    let body = r.text().await.unwrap();
+    assert!(body.contains("too many terminal sessions"), "{body}");
+    // The limit is per user.
+    open(&s, &other, "local")
+        .await
+        .expect("another user's session");
+    // Closing one makes room again.
+    let r = s
+        .call(&admin, "term_close", &[("session_id", &first)])
+        .await;
+    assert_eq!(r.status(), 200);
+    open(&s, &admin, "local").await.expect("room again");
+
+    for (cols, rows) in [("501", "24"), ("80", "201"), ("0", "24")] {
+        let r = s
+            .call(
+                &other,
+                "term_open",
+                &[("target", "local"), ("cols", cols), ("rows", rows)],
+            )
+            .await;
+        assert_eq!(r.status(), 400, "{cols}x{rows} refused");
+    }
+    let r = s
+        .call(
+            &other,
+            "term_open",
+            &[("target", "local"), ("cols", "500"), ("rows", "200")],
+        )
+        .await;
+    assert_eq!(r.status(), 200, "the largest size is accepted");
+}

@@ -15,6 +15,18 @@ use serde::{Deserialize, Serialize};
 pub const MAX_CLIENT_FRAME_BYTES: usize = 64 * 1024;
 /// Largest output chunk the server puts in one frame.
 pub const MAX_OUTPUT_CHUNK: usize = 64 * 1024;
+/// Widest terminal accepted, in columns: a 4K screen at a small font is about
+/// 400 columns; the server allocates the screen model at this size at once.
+pub const MAX_COLS: u16 = 500;
+/// Tallest terminal accepted, in rows (a 4K portrait screen at a small font).
+pub const MAX_ROWS: u16 = 200;
+
+/// Whether `cols` × `rows` is a terminal size the server accepts (at least
+/// 1 × 1, at most [`MAX_COLS`] × [`MAX_ROWS`]): the one check for opening
+/// and resizing.
+pub fn size_ok(cols: u16, rows: u16) -> bool {
+    (1..=MAX_COLS).contains(&cols) && (1..=MAX_ROWS).contains(&rows)
+}
 
 /// Client → server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +164,13 @@ mod tests {
         // tag + seq + length prefix + raw bytes: no base64/JSON inflation
         assert!(enc.len() <= data.len() + 4);
         assert!(enc.windows(1000).any(|w| w == &data[..]));
+    }
+
+    #[test]
+    fn sizes_are_bounded() {
+        assert!(size_ok(80, 24) && size_ok(MAX_COLS, MAX_ROWS));
+        assert!(!size_ok(0, 24) && !size_ok(80, 0));
+        assert!(!size_ok(MAX_COLS + 1, 24) && !size_ok(80, MAX_ROWS + 1));
     }
 
     #[test]

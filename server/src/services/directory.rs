@@ -188,6 +188,10 @@ impl Directory for DirectoryService {
         namespaces::revoke(&self.0.db, ns, uid)
             .await
             .map_err(internal)?;
+        // At once here; the watcher would notice within its poll interval.
+        crate::revocation::close_revoked_sessions(&self.0)
+            .await
+            .map_err(internal)?;
         audit(
             &self.0.db,
             Some(&actor.user.name),
@@ -230,6 +234,10 @@ impl Directory for DirectoryService {
         if !hosts::delete(&self.0.db, name).await.map_err(internal)? {
             return Err(ApiError::NotFound(format!("host {name}")));
         }
+        // At once here; the watcher would notice within its poll interval.
+        crate::revocation::close_revoked_sessions(&self.0)
+            .await
+            .map_err(internal)?;
         audit(
             &self.0.db,
             Some(&actor.user.name),

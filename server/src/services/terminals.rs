@@ -15,13 +15,10 @@ use super::{
 };
 use crate::{
     auth::{tickets, tokens},
-    db::{hosts, namespaces},
+    db::{hosts, namespaces, users, Db, DbError},
     state::Core,
-    term::{OpenRequest, SshAuth, SshTarget, Target},
+    term::{OpenRequest, Session, SshAuth, SshTarget, Target, TermError},
 };
-
-/// Largest terminal dimension accepted.
-const MAX_DIMENSION: u16 = 1000;
 
 /// [`Terminals`] backed by the session manager.
 pub struct TerminalService(pub Arc<Core>);
@@ -29,6 +26,60 @@ pub struct TerminalService(pub Arc<Core>);
 /// Ticket purpose for attaching to session `id`.
 pub fn term_purpose(id: &str) -> String {
     format!("term:{id}")
+}
+
+/// Why `user_id` may no longer use a session on `host_id` (`None`: the local
+/// target) named `target`, as a sentence for the owner; `None` if access
+/// stands: the user exists and is not disabled, and the host still exists
+/// and the user is an admin or a member of its namespace (or, for the local
+/// target, the local-target policy still admits the user).
+pub async fn access_denied(
+    core: &Core,
+    user_id: i64,
+    host_id: Option<i64>,
+    target: &str,
+) -> Result<Option<String>, DbError> {
+    let user = match users::by_id(&core.db, user_id).await? {
+        Some(u) if !u.disabled => u,
+        Some(_) => return Ok(Some(crate::ws::registry::ACCOUNT_DISABLED.into())),
+        None => return Ok(Some("your account was deleted".into())),
+    };
+    let info = user.info();
+    let Some(host_id) = host_id else {
+        return Ok((!local_allowed(core.config.local_target, &info))
+            .then(|| "the local shell is no longer allowed for your account".into()));
+    };
+    let Some(namespace_id) = host_namespace(&core.db, host_id).await? else {
+        return Ok(Some(format!("host {target} was deleted")));
+    };
+    if info.is_admin() || namespaces::is_member(&core.db, namespace_id, user_id).await? {
+        return Ok(None);
+    }
+    Ok(Some(format!("your access to host {target} was revoked")))
+}
+
+/// [`access_denied`] for a live session.
+pub async fn session_access_denied(
+    core: &Core,
+    session: &Session,
+) -> Result<Option<String>, DbError> {
+    access_denied(
+        core,
+        session.owner(),
+        session.host_id(),
+        session.target_name(),
+    )
+    .await
+}
+
+/// The namespace of host `host_id`, `None` if the host is gone.
+async fn host_namespace(db: &Db, host_id: i64) -> Result<Option<i64>, DbError> {
+    Ok(
+        sqlx::query_scalar::<_, i64>("SELECT namespace_id FROM hosts WHERE id = ?")
+            .bind(host_id)
+            .fetch_optional(db)
+            .await?,
+    )
 }
 
 /// Resolves a target name into what to connect to, checking that `caller` may open it.
@@ -99,9 +150,11 @@ impl Terminals for TerminalService {
         rows: u16,
         client: ClientInfo,
     ) -> Result<TermTicket, ApiError> {
-        if !(1..=MAX_DIMENSION).contains(&cols) || !(1..=MAX_DIMENSION).contains(&rows) {
+        if !app::protocol::term::size_ok(cols, rows) {
             return Err(ApiError::Invalid(format!(
-                "terminal size must be 1-{MAX_DIMENSION} columns and rows"
+                "terminal size must be 1-{} columns and 1-{} rows",
+                app::protocol::term::MAX_COLS,
+                app::protocol::term::MAX_ROWS
             )));
         }
         let core = &self.0;
@@ -115,7 +168,10 @@ impl Terminals for TerminalService {
             remote_addr: client.remote.map(|a| a.to_string()),
             user_agent: client.user_agent,
         };
-        let session_id = core.terms.open(req).await.map_err(internal)?;
+        let session_id = core.terms.open(req).await.map_err(|e| match e {
+            TermError::TooManySessions(_) => ApiError::Invalid(e.to_string()),
+            e => internal(e),
+        })?;
         audit(
             &core.db,
             Some(&caller.user.name),
@@ -138,6 +194,13 @@ impl Terminals for TerminalService {
         session_id: &str,
     ) -> Result<TermTicket, ApiError> {
         let session = self.owned(caller, session_id)?;
+        if let Some(reason) = session_access_denied(&self.0, &session)
+            .await
+            .map_err(internal)?
+        {
+            self.0.terms.close_because(session_id, &reason);
+            return Err(ApiError::Invalid(reason));
+        }
         let otp = self.ticket_for(caller, session_id).await?;
         Ok(TermTicket {
             session_id: session_id.to_string(),

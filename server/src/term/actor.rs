@@ -141,7 +141,7 @@ impl Actor {
         let connected = tokio::select! {
             r = tokio::time::timeout(self.config.connect_timeout, connect) => r.unwrap_or(Err(TermError::Timeout)),
             () = close_requested(closing) => {
-                session.end(vec![closed_notice()]);
+                session.end(vec![closed_notice(session)]);
                 return (Status::Closed, None);
             }
         };
@@ -169,7 +169,7 @@ impl Actor {
                 }
                 let text = failure_text(&self.target, &e);
                 tracing::info!("connecting failed: {text}");
-                session.end(vec![ServerFrame::Notice {
+                session.fail(vec![ServerFrame::Notice {
                     level: NoticeLevel::Error,
                     text,
                 }]);
@@ -220,7 +220,7 @@ impl Actor {
         match outcome {
             Outcome::Exited(info) if info.lost => {
                 let text = format!("the connection to {} was lost", self.session.target_name());
-                session.end(vec![
+                session.fail(vec![
                     ServerFrame::Notice {
                         level: NoticeLevel::Error,
                         text,
@@ -240,7 +240,7 @@ impl Actor {
                 (Status::Exited, info.code)
             }
             Outcome::Closed => {
-                session.end(vec![closed_notice()]);
+                session.end(vec![closed_notice(session)]);
                 (Status::Closed, None)
             }
             Outcome::Abandoned => {
@@ -297,11 +297,19 @@ impl Actor {
     }
 }
 
-/// The notice for a session closed on request.
-fn closed_notice() -> ServerFrame {
-    ServerFrame::Notice {
-        level: NoticeLevel::Info,
-        text: "terminal session closed".into(),
+/// The notice for a session closed on request: the reason given (access
+/// revoked: a warning, so the tab shows it as an end the user did not ask
+/// for), else a plain "closed".
+fn closed_notice(session: &Session) -> ServerFrame {
+    match session.close_reason() {
+        Some(text) => ServerFrame::Notice {
+            level: NoticeLevel::Warning,
+            text,
+        },
+        None => ServerFrame::Notice {
+            level: NoticeLevel::Info,
+            text: "terminal session closed".into(),
+        },
     }
 }
 

@@ -33,8 +33,8 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 pub use session::{
-    Attachment, AttachmentSender, Phase, Session, HARD_LIMIT, HIGH_WATER, REPLACED_NOTICE,
-    RING_BYTES,
+    Attachment, AttachmentSender, Phase, Session, SnapshotLimit, HARD_LIMIT, HIGH_WATER,
+    REPLACED_NOTICE, RING_BYTES, SNAPSHOT_LIMIT_NOTICE,
 };
 pub use ssh::probe_host_key;
 
@@ -54,7 +54,15 @@ pub struct TermConfig {
     pub local_shell: PathBuf,
     /// How long connecting (TCP + SSH handshake + auth + shell) may take.
     pub connect_timeout: Duration,
+    /// Most live (not ended) sessions one user may have; opening one more is refused.
+    pub max_sessions_per_user: usize,
+    /// Screen snapshots one attachment may ask for.
+    pub snapshots: SnapshotLimit,
 }
+
+/// Default [`TermConfig::max_sessions_per_user`]: a busy operator has a dozen
+/// tabs; each session may hold a 1 MiB ring and a 500 × 200 screen.
+pub const DEFAULT_MAX_SESSIONS_PER_USER: usize = 32;
 
 impl Default for TermConfig {
     fn default() -> Self {
@@ -62,6 +70,8 @@ impl Default for TermConfig {
             grace: Duration::from_secs(5 * 60),
             local_shell: PathBuf::from("/bin/bash"),
             connect_timeout: Duration::from_secs(15),
+            max_sessions_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
+            snapshots: SnapshotLimit::default(),
         }
     }
 }
@@ -165,6 +175,9 @@ pub enum TermError {
     /// The attachment was replaced or the session ended.
     #[error("detached from the terminal session")]
     Detached,
+    /// The user already has the most live sessions allowed.
+    #[error("too many terminal sessions: at most {0} may be open at once; close one first")]
+    TooManySessions(usize),
 }
 
 /// Locks a std mutex, recovering the data if a holder panicked.
@@ -226,7 +239,29 @@ impl TermManager {
             Target::Ssh(t) => (t.name.clone(), Some(t.host_id), t.namespace.clone()),
             Target::Local => ("local".to_string(), None, String::new()),
         };
-        db::terminal_sessions::insert(
+        let (session, input) = Session::with_meta(
+            id.clone(),
+            req.user_id,
+            target_name.clone(),
+            host_id,
+            (req.cols, req.rows),
+            self.config.snapshots,
+        );
+        {
+            // Counted and registered under one lock: concurrent opens cannot overshoot.
+            let mut sessions = lock(&self.sessions);
+            let live = sessions
+                .values()
+                .filter(|s| s.owner() == req.user_id && s.phase() != Phase::Ended)
+                .count();
+            if live >= self.config.max_sessions_per_user {
+                return Err(TermError::TooManySessions(
+                    self.config.max_sessions_per_user,
+                ));
+            }
+            sessions.insert(id.clone(), session.clone());
+        }
+        if let Err(e) = db::terminal_sessions::insert(
             &self.db,
             &db::terminal_sessions::NewTermSession {
                 id: &id,
@@ -240,9 +275,11 @@ impl TermManager {
                 rows: req.rows,
             },
         )
-        .await?;
-        let (session, input) =
-            Session::new(id.clone(), req.user_id, target_name, req.cols, req.rows);
+        .await
+        {
+            self.unregister(&id);
+            return Err(e.into());
+        }
         let actor = actor::Actor {
             session: session.clone(),
             target: req.target,
@@ -260,6 +297,7 @@ impl TermManager {
             // Checked again under the lock `shutdown` takes, so no actor escapes it.
             if self.shutting_down.load(Ordering::Acquire) {
                 drop(actors);
+                self.unregister(&id);
                 let _ = db::terminal_sessions::finish(
                     &self.db,
                     &id,
@@ -270,7 +308,6 @@ impl TermManager {
                 return Err(TermError::ShuttingDown);
             }
             while actors.try_join_next().is_some() {}
-            lock(&self.sessions).insert(id.clone(), session);
             actors.spawn(actor.run().instrument(span));
         }
         Ok(id)
@@ -281,7 +318,13 @@ impl TermManager {
         lock(&self.sessions).get(id).cloned()
     }
 
-    /// The sessions of a user, oldest first; `state` is `running` or `exited`.
+    /// Every live (or ended but not yet seen) session.
+    pub fn sessions(&self) -> Vec<Arc<Session>> {
+        lock(&self.sessions).values().cloned().collect()
+    }
+
+    /// The sessions of a user, oldest first; `state` is `running`, `exited`
+    /// or `failed`.
     pub fn list_for_user(&self, user_id: i64) -> Vec<TermSessionInfo> {
         let mut list: Vec<TermSessionInfo> = lock(&self.sessions)
             .values()
@@ -289,10 +332,10 @@ impl TermManager {
             .map(|s| TermSessionInfo {
                 session_id: s.id().to_string(),
                 target: s.target_name().to_string(),
-                state: if s.phase() == Phase::Ended {
-                    "exited"
-                } else {
-                    "running"
+                state: match (s.phase(), s.failed()) {
+                    (Phase::Ended, true) => "failed",
+                    (Phase::Ended, false) => "exited",
+                    _ => "running",
                 }
                 .to_string(),
                 started: s.started().to_string(),
@@ -313,6 +356,18 @@ impl TermManager {
         tokio::time::timeout(CLOSE_WAIT, session.wait_done())
             .await
             .map_err(|_| TermError::Timeout)
+    }
+
+    /// Asks a session to end, showing `reason` to its owner (returns at
+    /// once); `false` if there is no such session.
+    pub fn close_because(&self, id: &str, reason: &str) -> bool {
+        match self.session(id) {
+            Some(s) => {
+                s.request_close_because(reason.to_string());
+                true
+            }
+            None => false,
+        }
     }
 
     /// Asks every session of a user to end (returns at once).

@@ -93,6 +93,11 @@ impl ScreenModel {
         self.parser.screen_mut().set_size(rows, cols);
     }
 
+    /// Screen size as (rows, columns).
+    pub(crate) fn size(&self) -> (u16, u16) {
+        self.parser.screen().size()
+    }
+
     /// Bytes that left the ring before they were parsed.
     pub(crate) fn skipped(&self) -> u64 {
         self.skipped

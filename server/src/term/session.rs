@@ -15,10 +15,11 @@ use std::{
     time::Instant,
 };
 
-use app::protocol::term::{ClientFrame, NoticeLevel, ServerFrame, MAX_OUTPUT_CHUNK};
+use app::protocol::term::{self, ClientFrame, NoticeLevel, ServerFrame, MAX_OUTPUT_CHUNK};
 use tokio::sync::{mpsc, watch, Notify};
 
 use super::{ring::Ring, screen::ScreenModel, TermError};
+use crate::auth::ratelimit::TokenBucket;
 
 /// Output kept for reattaching (1 MiB: many screens of history, bounded per session).
 pub const RING_BYTES: usize = 1 << 20;
@@ -36,12 +37,35 @@ pub const HARD_LIMIT: u64 = 768 << 10;
 pub(crate) const INPUT_QUEUE: usize = 32;
 /// Notices queued for one attachment; older ones are dropped beyond this.
 const MAX_QUEUED_NOTICES: usize = 16;
-/// Largest terminal side accepted in a resize (matches the open request limit).
-const MAX_DIMENSION: u16 = 1000;
+/// Text of the notice an attachment gets when it asks for screen snapshots
+/// faster than its [`SnapshotLimit`] allows.
+pub const SNAPSHOT_LIMIT_NOTICE: &str =
+    "too many screen refreshes requested: wait a moment, then reattach";
 /// Text of the notice an attachment gets when a newer one takes over.
 pub const REPLACED_NOTICE: &str = "replaced by another tab";
 
 const _: () = assert!(HIGH_WATER < HARD_LIMIT && (HARD_LIMIT as usize) < RING_BYTES);
+
+/// How many screen snapshots (a `ResumeFrom` for an offset no longer in the
+/// ring) one attachment may ask for: rendering one parses up to the whole
+/// ring, so a client looping on `ResumeFrom` would burn a core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotLimit {
+    /// Snapshots per second, sustained.
+    pub per_sec: u32,
+    /// Snapshots allowed in a burst (a fresh attachment starts with this many).
+    pub burst: u32,
+}
+
+impl Default for SnapshotLimit {
+    /// One per second, bursts of 4: a browser asks once per (re)attach.
+    fn default() -> Self {
+        Self {
+            per_sec: 1,
+            burst: 4,
+        }
+    }
+}
 
 /// Where a session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +129,8 @@ struct Owner {
     paused: bool,
     /// Frames to hand out before more output (snapshot, notices).
     queue: VecDeque<ServerFrame>,
+    /// Snapshots this attachment may still ask for.
+    snapshots: TokenBucket,
 }
 
 /// State shared by the session's tasks and attachments (std mutex, never held across `.await`).
@@ -124,6 +150,10 @@ struct Shared {
     final_frames: Vec<ServerFrame>,
     /// An attachment received every final frame: the user saw the end.
     end_seen: bool,
+    /// The session ended because connecting failed or the connection was lost.
+    failed: bool,
+    /// Why the session is being closed, shown to the owner (revocation).
+    close_reason: Option<String>,
 }
 
 /// One terminal session: identity, output ring, screen model, and owner state.
@@ -134,6 +164,10 @@ pub struct Session {
     owner: i64,
     /// Target name (host name or `local`).
     target_name: String,
+    /// Database id of the SSH host, `None` for the local target.
+    host_id: Option<i64>,
+    /// Snapshot rate limit of each attachment.
+    snapshot_limit: SnapshotLimit,
     /// RFC 3339 start time.
     started: String,
     /// Ring, phase and owner; lock order: `screen` before `shared`.
@@ -171,6 +205,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Session {
     /// A new session in phase `Connecting`, and the receiving end of its input queue.
+    #[cfg(test)]
     pub(crate) fn new(
         id: String,
         owner: i64,
@@ -178,11 +213,33 @@ impl Session {
         cols: u16,
         rows: u16,
     ) -> (Arc<Self>, mpsc::Receiver<WriteOp>) {
+        Self::with_meta(
+            id,
+            owner,
+            target_name,
+            None,
+            (cols, rows),
+            SnapshotLimit::default(),
+        )
+    }
+
+    /// A new session in phase `Connecting` for the SSH host `host_id` (`None`:
+    /// the local target), and the receiving end of its input queue.
+    pub(crate) fn with_meta(
+        id: String,
+        owner: i64,
+        target_name: String,
+        host_id: Option<i64>,
+        (cols, rows): (u16, u16),
+        snapshot_limit: SnapshotLimit,
+    ) -> (Arc<Self>, mpsc::Receiver<WriteOp>) {
         let (input, input_rx) = mpsc::channel(INPUT_QUEUE);
         let session = Arc::new(Self {
             id,
             owner,
             target_name,
+            host_id,
+            snapshot_limit,
             started: crate::db::now_rfc3339(),
             shared: Mutex::new(Shared {
                 ring: Ring::new(RING_BYTES),
@@ -192,6 +249,8 @@ impl Session {
                 detached_since: Some(Instant::now()),
                 final_frames: Vec::new(),
                 end_seen: false,
+                failed: false,
+                close_reason: None,
             }),
             screen: Mutex::new(ScreenModel::new(rows, cols)),
             changed: watch::Sender::new(0),
@@ -224,6 +283,27 @@ impl Session {
         &self.started
     }
 
+    /// Database id of the SSH host, `None` for the local target.
+    pub fn host_id(&self) -> Option<i64> {
+        self.host_id
+    }
+
+    /// Whether an owner attachment is attached (the grace period runs while not).
+    pub fn attached(&self) -> bool {
+        lock(&self.shared).owner.is_some()
+    }
+
+    /// Whether the session ended as failed (connecting failed, connection lost).
+    pub fn failed(&self) -> bool {
+        lock(&self.shared).failed
+    }
+
+    /// Size (rows, columns) of the screen model kept for snapshots; 1 × 1
+    /// once the session failed (its screen is freed at once).
+    pub fn screen_size(&self) -> (u16, u16) {
+        lock(&self.screen).size()
+    }
+
     /// Current phase.
     pub fn phase(&self) -> Phase {
         lock(&self.shared).phase
@@ -246,6 +326,7 @@ impl Session {
                 delivered: None,
                 paused: false,
                 queue: VecDeque::new(),
+                snapshots: TokenBucket::new(self.snapshot_limit.per_sec, self.snapshot_limit.burst),
             });
             s.detached_since = None;
             generation
@@ -273,6 +354,23 @@ impl Session {
     /// Asks the actor to end the session.
     pub(crate) fn request_close(&self) {
         self.closing.send_replace(true);
+    }
+
+    /// Asks the actor to end the session, telling the owner `reason` (the
+    /// first reason given wins).
+    pub(crate) fn request_close_because(&self, reason: String) {
+        {
+            let mut s = lock(&self.shared);
+            if s.close_reason.is_none() {
+                s.close_reason = Some(reason);
+            }
+        }
+        self.request_close();
+    }
+
+    /// Why the session is being closed, if a reason was given.
+    pub(crate) fn close_reason(&self) -> Option<String> {
+        lock(&self.shared).close_reason.clone()
     }
 
     /// A receiver that becomes `true` when a close was requested.
@@ -311,6 +409,21 @@ impl Session {
             s.final_frames = frames;
         }
         self.bump();
+    }
+
+    /// Ends the session as failed: like [`Session::end`], and the screen
+    /// model is freed at once (nothing will change the screen any more).
+    pub(crate) fn fail(&self, frames: Vec<ServerFrame>) {
+        {
+            let mut s = lock(&self.shared);
+            if s.phase == Phase::Ended {
+                return;
+            }
+            s.failed = true;
+        }
+        self.end(frames);
+        // A blank 1 × 1 model: snapshots still work and cost nothing.
+        *lock(&self.screen) = ScreenModel::new(1, 1);
     }
 
     /// Whether an attachment has received every final frame.
@@ -388,28 +501,49 @@ impl Session {
     /// Lays out the output so far at the old size, then takes the new one.
     fn resize_screen(&self, rows: u16, cols: u16) {
         let mut screen = lock(&self.screen);
+        if lock(&self.shared).failed {
+            return;
+        }
         let backlog = screen.take_backlog(&lock(&self.shared).ring);
         screen.process(&backlog);
         screen.set_size(rows, cols);
     }
 
     /// Starts (or restarts) delivery to attachment `generation` at `seq`, or
-    /// with a snapshot when `seq` is no longer (or not yet) in the ring.
-    fn resume_from(&self, generation: u64, seq: u64) -> Result<(), TermError> {
+    /// with a snapshot when `seq` is no longer (or not yet) in the ring. A
+    /// `limited` request over the attachment's [`SnapshotLimit`] gets a
+    /// notice instead of a snapshot and changes nothing else.
+    fn resume_from(&self, generation: u64, seq: u64, limited: bool) -> Result<(), TermError> {
         {
             let mut screen = lock(&self.screen);
             let mut s = lock(&self.shared);
             let (tail, head) = (s.ring.tail(), s.ring.head());
             let ring_ok = (tail..=head).contains(&seq);
-            if !ring_ok {
-                screen.catch_up(&s.ring);
-                tracing::debug!(skipped = screen.skipped(), "sending a screen snapshot");
-            }
             let owner = s
                 .owner
                 .as_mut()
                 .filter(|o| o.generation == generation)
                 .ok_or(TermError::Detached)?;
+            if !ring_ok && limited && !owner.snapshots.try_take() {
+                tracing::debug!("snapshot refused: over the attachment's limit");
+                if owner.queue.len() >= MAX_QUEUED_NOTICES {
+                    owner.queue.pop_front();
+                }
+                owner.queue.push_back(ServerFrame::Notice {
+                    level: NoticeLevel::Warning,
+                    text: SNAPSHOT_LIMIT_NOTICE.into(),
+                });
+                drop(s);
+                self.bump();
+                return Ok(());
+            }
+            if !ring_ok {
+                screen.catch_up(&s.ring);
+                tracing::debug!(skipped = screen.skipped(), "sending a screen snapshot");
+            }
+            let Some(owner) = s.owner.as_mut() else {
+                return Err(TermError::Detached);
+            };
             if ring_ok {
                 owner.delivered = Some(seq);
             } else {
@@ -516,7 +650,7 @@ impl AttachmentSender {
             }
             ClientFrame::Resize { cols, rows } => {
                 session.with_owner(self.generation, |_| ())?;
-                if !(1..=MAX_DIMENSION).contains(&cols) || !(1..=MAX_DIMENSION).contains(&rows) {
+                if !term::size_ok(cols, rows) {
                     session.notify_owner(
                         NoticeLevel::Warning,
                         format!("ignored terminal size {cols}x{rows}"),
@@ -533,7 +667,7 @@ impl AttachmentSender {
                 session.bump();
                 Ok(())
             }
-            ClientFrame::ResumeFrom { seq } => session.resume_from(self.generation, seq),
+            ClientFrame::ResumeFrom { seq } => session.resume_from(self.generation, seq, true),
         }
     }
 }
@@ -635,7 +769,7 @@ impl Attachment {
             owner.delivered = None;
             drop(guard);
             tracing::warn!("owner offset {delivered} fell out of the ring; sending a snapshot");
-            return match session.resume_from(self.sender.generation, delivered) {
+            return match session.resume_from(self.sender.generation, delivered, false) {
                 Ok(()) => Poll::Pending,
                 Err(_) => Poll::Finished,
             };
@@ -784,6 +918,94 @@ mod tests {
             }
             other => panic!("expected a snapshot, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn snapshots_beyond_the_limit_get_a_notice() {
+        let limit = SnapshotLimit {
+            per_sec: 1,
+            burst: 2,
+        };
+        let (s, _input) = Session::with_meta("s".into(), 1, "local".into(), None, (80, 24), limit);
+        s.push_output(b"hello").await;
+        let mut att = s.attach();
+        // An offset the ring does not hold (yet) needs a snapshot.
+        for _ in 0..limit.burst {
+            att.send(ClientFrame::ResumeFrom { seq: 1 << 30 })
+                .await
+                .expect("resume");
+            assert!(matches!(
+                att.recv().await,
+                Some(ServerFrame::Snapshot { .. })
+            ));
+        }
+        att.send(ClientFrame::ResumeFrom { seq: 1 << 30 })
+            .await
+            .expect("resume");
+        assert_eq!(
+            att.recv().await,
+            Some(ServerFrame::Notice {
+                level: NoticeLevel::Warning,
+                text: SNAPSHOT_LIMIT_NOTICE.into()
+            })
+        );
+        // Offsets in the ring never count.
+        att.send(ClientFrame::ResumeFrom { seq: 0 })
+            .await
+            .expect("resume");
+        assert_eq!(next_output(&mut att).await, (0, b"hello".to_vec()));
+        // A new attachment starts with a full bucket.
+        drop(att);
+        let mut att = s.attach();
+        att.send(ClientFrame::ResumeFrom { seq: 1 << 30 })
+            .await
+            .expect("resume");
+        assert!(matches!(
+            att.recv().await,
+            Some(ServerFrame::Snapshot { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_failed_session_frees_its_screen_at_once() {
+        let s = session();
+        assert_eq!(s.screen_size(), (24, 80));
+        s.fail(vec![ServerFrame::Notice {
+            level: NoticeLevel::Error,
+            text: "cannot reach host".into(),
+        }]);
+        assert!(s.failed());
+        assert_eq!(s.phase(), Phase::Ended);
+        assert_eq!(s.screen_size(), (1, 1));
+        // A resize cannot bring it back.
+        let att = s.attach();
+        att.send(ClientFrame::Resize {
+            cols: 200,
+            rows: 100,
+        })
+        .await
+        .expect("resize");
+        assert_eq!(s.screen_size(), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn resizes_beyond_the_size_limit_are_refused() {
+        let s = session();
+        let mut att = s.attach();
+        att.send(ClientFrame::Resize {
+            cols: term::MAX_COLS + 1,
+            rows: 24,
+        })
+        .await
+        .expect("resize");
+        assert!(matches!(
+            att.recv().await,
+            Some(ServerFrame::Notice {
+                level: NoticeLevel::Warning,
+                ..
+            })
+        ));
+        assert_eq!(s.screen_size(), (24, 80));
     }
 
     #[tokio::test]

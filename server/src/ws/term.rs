@@ -1,4 +1,5 @@
-//! `/ws/term/{id}`: checks Origin, the session-bound ticket and ownership, then
+//! `/ws/term/{id}`: checks Origin, the session-bound ticket, ownership and
+//! access (namespace membership, host still there, local-target policy), then
 //! hands the socket to the terminal core's adapter.
 use axum::{
     extract::{ws::WebSocketUpgrade, Path, Query, State},
@@ -8,7 +9,11 @@ use axum::{
 use tracing::Instrument;
 
 use super::{authorize, UpgradeQuery};
-use crate::{services::terminals::term_purpose, state::AppState, term};
+use crate::{
+    services::terminals::{session_access_denied, term_purpose},
+    state::AppState,
+    term::{self, socket::KeepAlive},
+};
 
 /// Upgrade handler for a terminal socket.
 pub async fn upgrade(
@@ -27,21 +32,32 @@ pub async fn upgrade(
         Some(s) if s.owner() == who.user.id => s,
         _ => return (StatusCode::NOT_FOUND, "no such terminal session").into_response(),
     };
+    match session_access_denied(&core, &session).await {
+        Ok(None) => {}
+        Ok(Some(reason)) => {
+            core.terms.close_because(&id, &reason);
+            return (StatusCode::FORBIDDEN, reason).into_response();
+        }
+        Err(e) => {
+            tracing::warn!("checking terminal access: {e}");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    }
     let registration = core
         .sockets
         .register(who.user.id, who.login_session.clone());
+    let keepalive = KeepAlive {
+        ping: core.config.term_ping,
+        idle: core.config.term_idle,
+    };
     let span = tracing::info_span!("term_socket", session = %id, user = %who.user.name);
     ws.max_message_size(app::protocol::term::MAX_CLIENT_FRAME_BYTES)
         .max_frame_size(app::protocol::term::MAX_CLIENT_FRAME_BYTES)
         .on_upgrade(move |socket| {
             async move {
-                let mut registration = registration;
-                tokio::select! {
-                    _ = term::socket::serve_owner(socket, session) => {}
-                    _ = registration.closed.wait_for(|closed| *closed) => {
-                        tracing::info!("terminal socket closed by logout");
-                    }
-                }
+                let closed = registration.closed.clone();
+                term::socket::serve_owner(socket, session, keepalive, closed).await;
+                drop(registration);
             }
             .instrument(span)
         })

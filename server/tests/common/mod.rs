@@ -35,6 +35,11 @@ pub struct Options {
     pub chat_idle_secs: u64,
     pub term_grace_secs: u64,
     pub allowed_origins: Vec<String>,
+    pub term_ping_secs: u64,
+    pub term_idle_secs: u64,
+    pub max_sessions_per_user: usize,
+    pub revocation_poll_ms: u64,
+    pub purge_interval_secs: u64,
 }
 
 impl Default for Options {
@@ -46,6 +51,11 @@ impl Default for Options {
             chat_idle_secs: 60,
             term_grace_secs: 300,
             allowed_origins: vec!["https://ops.example.com".into()],
+            term_ping_secs: 20,
+            term_idle_secs: 60,
+            max_sessions_per_user: 32,
+            revocation_poll_ms: 2000,
+            purge_interval_secs: 60,
         }
     }
 }
@@ -86,6 +96,11 @@ impl TestServer {
             leptos_config: PathBuf::from("/nonexistent"),
             chat_rate: opts.chat_rate,
             chat_idle_secs: opts.chat_idle_secs,
+            term_ping_secs: opts.term_ping_secs,
+            term_idle_secs: opts.term_idle_secs,
+            max_sessions_per_user: opts.max_sessions_per_user,
+            revocation_poll_ms: opts.revocation_poll_ms,
+            purge_interval_secs: opts.purge_interval_secs,
         };
         let store = StoreArgs {
             data_dir: data_dir.clone(),

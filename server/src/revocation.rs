@@ -1,0 +1,158 @@
+//! The revocation watcher: notices database changes (also those of the command line or another node) and closes what they forbid; purges expired rows.
+//!
+//! Triggers (migration `0002_changes.sql`) bump a one-row change counter on
+//! every change to users, memberships, namespaces, hosts and login sessions.
+//! The watcher polls it every `Config::revocation_poll`; when it moved it
+//! re-checks every live terminal session (closing those whose owner lost
+//! access, with the reason), closes terminal sockets of disabled users and
+//! ended login sessions, and kicks the chat sockets of users disabled and
+//! login sessions ended since the previous check. Every
+//! `Config::purge_interval` it deletes expired login sessions and tickets.
+use std::{collections::HashSet, sync::Arc};
+
+use tokio::{task::JoinHandle, time::MissedTickBehavior};
+use tracing::{debug, info, warn, Instrument};
+
+use crate::{
+    db::{now_unix, Db, DbError},
+    services::terminals::session_access_denied,
+    state::Core,
+    term::Phase,
+    ws::registry::{ACCOUNT_DISABLED, SIGNED_OUT},
+};
+
+/// Starts the watcher; it runs until aborted.
+pub fn spawn(core: Arc<Core>) -> JoinHandle<()> {
+    tokio::spawn(run(core).instrument(tracing::info_span!("revocation")))
+}
+
+/// The current value of the change counter.
+pub async fn change_counter(db: &Db) -> Result<i64, DbError> {
+    Ok(
+        sqlx::query_scalar::<_, i64>("SELECT counter FROM changes WHERE id = 1")
+            .fetch_one(db)
+            .await?,
+    )
+}
+
+/// Deletes expired tickets and login sessions; returns how many of each.
+pub async fn purge_expired(db: &Db) -> Result<(u64, u64), DbError> {
+    let now = now_unix();
+    let tickets = sqlx::query("DELETE FROM tickets WHERE expires_at < ?")
+        .bind(now)
+        .execute(db)
+        .await?
+        .rows_affected();
+    let sessions = sqlx::query("DELETE FROM login_sessions WHERE expires_at < ?")
+        .bind(now)
+        .execute(db)
+        .await?
+        .rows_affected();
+    Ok((tickets, sessions))
+}
+
+/// What the previous check saw.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Change counter at the previous check; `None` before the first.
+    counter: Option<i64>,
+    /// Users that exist and are not disabled.
+    active_users: HashSet<i64>,
+    /// Token hashes of existing login sessions.
+    login_sessions: HashSet<String>,
+}
+
+async fn run(core: Arc<Core>) {
+    let mut seen = Seen::default();
+    let mut poll = tokio::time::interval(core.config.revocation_poll);
+    poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut purge = tokio::time::interval(core.config.purge_interval);
+    purge.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = poll.tick() => {
+                if let Err(e) = check(&core, &mut seen).await {
+                    warn!("checking for revoked access: {e}");
+                }
+            }
+            _ = purge.tick() => match purge_expired(&core.db).await {
+                Ok((0, 0)) => {}
+                Ok((tickets, sessions)) => debug!(tickets, sessions, "purged expired rows"),
+                Err(e) => warn!("purging expired rows: {e}"),
+            },
+        }
+    }
+}
+
+/// Re-checks everything if the change counter moved since the previous check.
+async fn check(core: &Core, seen: &mut Seen) -> Result<(), DbError> {
+    // Read before the rows: a change after this read is seen again next time.
+    let counter = change_counter(&core.db).await?;
+    if seen.counter == Some(counter) {
+        return Ok(());
+    }
+    let active_users: HashSet<i64> =
+        sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE disabled = 0")
+            .fetch_all(&core.db)
+            .await?
+            .into_iter()
+            .collect();
+    let login_sessions: HashSet<String> =
+        sqlx::query_scalar::<_, String>("SELECT token_hash FROM login_sessions")
+            .fetch_all(&core.db)
+            .await?
+            .into_iter()
+            .collect();
+
+    // Chat sockets: the hub tracks them; tell it what went away.
+    for user in seen.active_users.difference(&active_users) {
+        info!(user, "user disabled or deleted: closing their sockets");
+        core.hub.kick_user(*user).await;
+    }
+    for session in seen.login_sessions.difference(&login_sessions) {
+        core.hub.kick_session(session).await;
+    }
+    // Terminal sockets: check each one against the current rows.
+    core.sockets.close_if(|user, session| {
+        if !active_users.contains(&user) {
+            Some(ACCOUNT_DISABLED.to_string())
+        } else if session.is_some_and(|s| !login_sessions.contains(s)) {
+            Some(SIGNED_OUT.to_string())
+        } else {
+            None
+        }
+    });
+    close_revoked_sessions(core).await?;
+    *seen = Seen {
+        counter: Some(counter),
+        active_users,
+        login_sessions,
+    };
+    Ok(())
+}
+
+/// Closes every live terminal session whose owner lost access to it (see
+/// `services::terminals::access_denied`), telling the owner why; returns how
+/// many. Called by the watcher and right after a revocation made here.
+pub async fn close_revoked_sessions(core: &Core) -> Result<usize, DbError> {
+    let mut closed = 0;
+    for session in core.terms.sessions() {
+        if session.phase() == Phase::Ended {
+            continue;
+        }
+        if let Some(reason) = session_access_denied(core, &session).await? {
+            info!(session = session.id(), %reason, "closing a terminal session: access revoked");
+            core.terms.close_because(session.id(), &reason);
+            closed += 1;
+            crate::services::audit(
+                &core.db,
+                None,
+                "term.revoked",
+                Some(session.target_name()),
+                Some(&format!("{}: {reason}", session.id())),
+            )
+            .await;
+        }
+    }
+    Ok(closed)
+}
