@@ -398,3 +398,44 @@ async fn expired_tickets_and_login_sessions_are_purged() {
         .expect("count");
     assert_eq!(live, 1);
 }
+
+#[tokio::test]
+async fn revoking_or_deleting_through_the_admin_pages_closes_sessions_at_once() {
+    let sshd = Sshd::start();
+    // No polling after the start: the admin actions themselves close the sessions.
+    let s = TestServer::start_with(Options {
+        revocation_poll_ms: 3_600_000,
+        ..Options::default()
+    })
+    .await;
+    s.add_user("root1", Role::Admin).await;
+    s.add_user("ann", Role::Member).await;
+    let (admin, _) = s.login("root1").await;
+    let (ann, _) = s.login("ann").await;
+    setup_host(&s, &sshd, &admin, "ann").await;
+    let (ann_id, otp) = open(&s, &ann, "box").await.expect("ann opens box");
+    let mut ann_term = Term::attach(&s, &ann_id, &otp).await;
+    ann_term.ready().await;
+    let (admin_id, otp) = open(&s, &admin, "box").await.expect("admin opens box");
+    let mut admin_term = Term::attach(&s, &admin_id, &otp).await;
+    admin_term.ready().await;
+
+    let r = s
+        .call(
+            &admin,
+            "namespace_revoke",
+            &[("namespace", "prod"), ("user", "ann")],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    ann_term
+        .ends_with_reason("your access to host box was revoked")
+        .await;
+    wait_gone(&s, &ann_id).await;
+
+    let r = s.call(&admin, "host_delete", &[("name", "box")]).await;
+    assert_eq!(r.status(), 200);
+    admin_term.ends_with_reason("host box was deleted").await;
+    wait_gone(&s, &admin_id).await;
+    assert_eq!(status(&s, &admin_id).await, "closed");
+}
