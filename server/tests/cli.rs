@@ -234,6 +234,7 @@ impl Served {
                 Ok(line) => line,
                 Err(e) => {
                     let _ = child.kill();
+                    let _ = child.wait();
                     panic!("termroom serve did not start listening: {e}");
                 }
             };
