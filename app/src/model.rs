@@ -91,8 +91,8 @@ pub struct HostInfo {
     pub fingerprint: Option<String>,
 }
 
-/// Fields to add a host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Fields to add a host. Its `Debug` output leaves the secrets out.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewHost {
     pub name: String,
     pub namespace: String,
@@ -105,6 +105,22 @@ pub struct NewHost {
     pub private_key: Option<String>,
     /// The fingerprint the admin confirmed after probing.
     pub fingerprint: String,
+}
+
+impl std::fmt::Debug for NewHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
+        f.debug_struct("NewHost")
+            .field("name", &self.name)
+            .field("namespace", &self.namespace)
+            .field("address", &self.address)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &redacted(&self.password))
+            .field("private_key", &redacted(&self.private_key))
+            .field("fingerprint", &self.fingerprint)
+            .finish()
+    }
 }
 
 /// A namespace (team) and its members.

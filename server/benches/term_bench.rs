@@ -1,8 +1,12 @@
 //! Terminal benchmark: keystroke-to-echo latency, bulk output throughput and
 //! Ctrl-C recovery, measured through termroom (a `termroom serve` child process,
 //! WebSocket client) and directly with OpenSSH `ssh -tt` to the same sshd, in
-//! the same run. Run: `cargo bench -p server --bench term_bench` after
-//! `make build` (uses target/release/termroom; override with TERMROOM_BIN).
+//! the same run, rounds of the two paths interleaved. Bulk output is checked
+//! byte for byte; both SSH connections use the same cipher (read from sshd's
+//! log, then pinned with `ssh -c`). The termroom figures are the server path
+//! as a Rust WebSocket client sees it, not a browser. Run: `cargo bench -p
+//! server --bench term_bench` after `make build` (uses target/release/termroom;
+//! override with TERMROOM_BIN).
 use std::{
     io::Write,
     path::{Path, PathBuf},
@@ -22,15 +26,20 @@ use tokio_tungstenite::tungstenite::Message;
 #[path = "../tests/common/sshd.rs"]
 mod sshd;
 
-/// Keystrokes measured for echo latency.
+/// Keystrokes measured for echo latency, per path.
 const KEYSTROKES: usize = 1000;
+/// Echo rounds per path, alternating termroom and direct, so that both see the
+/// same machine noise ([`KEYSTROKES`] / this many keys per round).
+const ECHO_ROUNDS: usize = 10;
+/// Ctrl-C samples per path, alternating.
+const CTRL_C_SAMPLES: usize = 20;
 /// Size of the file `cat` prints for the throughput test.
 const BULK_BYTES: usize = 64 << 20;
 /// Bulk rounds per path, alternating termroom and direct, so that both see
 /// the same machine noise; the median is reported.
 const BULK_ROUNDS: usize = 5;
-/// How long `yes` runs before Ctrl-C.
-const YES_FOR: Duration = Duration::from_secs(2);
+/// How long `yes` runs before Ctrl-C (long enough to fill every buffer on the way).
+const YES_FOR: Duration = Duration::from_secs(1);
 /// The prompt set in both shells, to recognise "back at the prompt".
 const PROMPT: &str = "BENCH-PROMPT> ";
 
@@ -94,11 +103,13 @@ impl Tty for SshTty {
     }
 }
 
-fn ssh_cmd(port: u16, key: &Path) -> Command {
+fn ssh_cmd(port: u16, key: &Path, cipher: &str) -> Command {
     let mut c = Command::new("ssh");
     c.args([
         "-tt",
         "-q",
+        "-c",
+        cipher,
         "-o",
         "StrictHostKeyChecking=no",
         "-o",
@@ -116,8 +127,8 @@ fn ssh_cmd(port: u16, key: &Path) -> Command {
     c
 }
 
-fn spawn_ssh(port: u16, key: &Path) -> anyhow::Result<SshTty> {
-    let mut child = ssh_cmd(port, key)
+fn spawn_ssh(port: u16, key: &Path, cipher: &str) -> anyhow::Result<SshTty> {
+    let mut child = ssh_cmd(port, key, cipher)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -174,12 +185,21 @@ async fn drain_quiet<T: Tty>(t: &mut T) {
     }
 }
 
-async fn echo_latency<T: Tty>(t: &mut T) -> anyhow::Result<Vec<Duration>> {
-    // `cat` in canonical mode: the remote tty echoes each key at once.
+/// Puts the shell into `cat >/dev/null`: in canonical mode the remote tty echoes each key at once.
+async fn echo_begin<T: Tty>(t: &mut T) -> anyhow::Result<()> {
     t.write(b"cat >/dev/null\r").await?;
     drain_quiet(t).await;
-    let mut samples = Vec::with_capacity(KEYSTROKES);
-    for i in 0..KEYSTROKES {
+    Ok(())
+}
+
+/// Types keys `first..first + n` and times each echo.
+async fn echo_round<T: Tty>(
+    t: &mut T,
+    first: usize,
+    n: usize,
+    samples: &mut Vec<Duration>,
+) -> anyhow::Result<()> {
+    for i in first..first + n {
         let key = [b'a' + (i % 26) as u8];
         let sent = Instant::now();
         t.write(&key).await?;
@@ -192,26 +212,106 @@ async fn echo_latency<T: Tty>(t: &mut T) -> anyhow::Result<Vec<Duration>> {
             }
         }
         samples.push(sent.elapsed());
-        if i % 200 == 199 {
+        if i % 100 == 99 {
             // stay far below the canonical line limit
             t.write(b"\r").await?;
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(20), t.read()).await {}
+            drain_quiet(t).await;
         }
     }
-    t.write(b"\x04").await?; // end cat
-    drain_quiet(t).await;
-    Ok(samples)
+    Ok(())
 }
 
-async fn throughput<T: Tty>(t: &mut T, file: &Path) -> anyhow::Result<f64> {
+/// Ends `cat`.
+async fn echo_end<T: Tty>(t: &mut T) -> anyhow::Result<()> {
+    t.write(b"\x04").await?;
+    drain_quiet(t).await;
+    Ok(())
+}
+
+/// Reads until `needle` appears; returns everything read.
+async fn read_all_until<T: Tty>(
+    t: &mut T,
+    needle: &[u8],
+    limit: Duration,
+    capacity: usize,
+) -> anyhow::Result<Vec<u8>> {
+    let deadline = Instant::now() + limit;
+    let mut all = Vec::with_capacity(capacity);
+    loop {
+        let chunk = tokio::time::timeout_at(deadline.into(), t.read())
+            .await
+            .context("waiting for the end of the bulk output")??;
+        if chunk.is_empty() {
+            bail!("terminal ended during the bulk output");
+        }
+        let from = all.len().saturating_sub(needle.len());
+        all.extend_from_slice(&chunk);
+        if all[from..].windows(needle.len()).any(|w| w == needle) {
+            return Ok(all);
+        }
+    }
+}
+
+/// Checks that `received` holds the file exactly once, as the tty sends it
+/// (every `\n` as `\r\n`), directly followed by the end marker; returns the
+/// number of file bytes seen.
+fn check_bulk(received: &[u8], line: &[u8], lines: usize, path: &str) -> anyhow::Result<usize> {
+    let mut expected_line = line[..line.len() - 1].to_vec();
+    expected_line.extend_from_slice(b"\r\n");
+    let Some(start) = received
+        .windows(expected_line.len())
+        .position(|w| w == expected_line.as_slice())
+    else {
+        bail!("{path}: the bulk output never shows its first line");
+    };
+    let body = &received[start..];
+    let want = expected_line.len() * lines;
+    if body.len() < want {
+        bail!(
+            "{path}: received {} bytes of the file, expected {want}",
+            body.len()
+        );
+    }
+    for (i, got) in body[..want].chunks(expected_line.len()).enumerate() {
+        if got != expected_line.as_slice() {
+            bail!(
+                "{path}: line {i} of the bulk output differs: {:?}",
+                String::from_utf8_lossy(got)
+            );
+        }
+    }
+    if !body[want..].starts_with(b"DONE-4") {
+        bail!(
+            "{path}: after {lines} lines came {:?} instead of the end marker (extra or missing bytes)",
+            String::from_utf8_lossy(&body[want..body.len().min(want + 80)])
+        );
+    }
+    Ok(want)
+}
+
+/// `cat`s the file; returns MB/s of terminal output received after checking
+/// every byte of it.
+async fn throughput<T: Tty>(
+    t: &mut T,
+    file: &Path,
+    line: &[u8],
+    lines: usize,
+    path: &str,
+) -> anyhow::Result<f64> {
     let start = Instant::now();
     t.write(format!("cat {}; echo DONE-$((2+2))\r", file.display()).as_bytes())
         .await?;
-    let bytes = read_until(t, "DONE-4", Duration::from_secs(120)).await?;
+    let got = read_all_until(
+        t,
+        b"DONE-4",
+        Duration::from_secs(120),
+        BULK_BYTES + BULK_BYTES / 64,
+    )
+    .await?;
     let secs = start.elapsed().as_secs_f64();
     drain_quiet(t).await;
-    Ok(bytes as f64 / secs / 1e6)
+    check_bulk(&got, line, lines, path)?;
+    Ok(got.len() as f64 / secs / 1e6)
 }
 
 async fn ctrl_c<T: Tty>(t: &mut T) -> anyhow::Result<Duration> {
@@ -231,6 +331,15 @@ async fn ctrl_c<T: Tty>(t: &mut T) -> anyhow::Result<Duration> {
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted.get(i).copied().unwrap_or_default().as_secs_f64() * 1e3
+}
+
+/// `cipher MAC compression` of every key exchange sshd has logged, in order.
+fn negotiated(sshd: &sshd::Sshd) -> Vec<String> {
+    sshd.log()
+        .lines()
+        .filter_map(|l| l.split("kex: client->server cipher: ").nth(1))
+        .map(|rest| rest.trim_end_matches(" [preauth]").trim().to_string())
+        .collect()
 }
 
 /// The median of `xs`.
@@ -285,15 +394,17 @@ async fn main() -> anyhow::Result<()> {
     let sshd = sshd::Sshd::start();
     // A file of printable lines, readable by the ssh test user.
     let file = sshd.dir.path().join("bulk.txt");
+    let line: Vec<u8> = (0..79)
+        .map(|i| b'!' + (i % 90) as u8)
+        .chain([b'\n'])
+        .collect();
+    let lines = BULK_BYTES / line.len();
     {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&file)?);
-        let line: Vec<u8> = (0..79)
-            .map(|i| b'!' + (i % 90) as u8)
-            .chain([b'\n'])
-            .collect();
-        for _ in 0..BULK_BYTES / line.len() {
+        for _ in 0..lines {
             f.write_all(&line)?;
         }
+        f.flush()?;
     }
     let data = tempfile::tempdir()?;
     let pw = "bench-password-123\n";
@@ -382,28 +493,67 @@ async fn main() -> anyhow::Result<()> {
         anyhow::Ok(WsTty { ws })
     };
 
+    let kex_before = negotiated(&sshd).len();
     let mut tr = open(http.clone()).await?;
     prepare(&mut tr).await?;
-    let mut direct = spawn_ssh(sshd.port, &sshd.client_key.path)?;
+    let tr_algos = negotiated(&sshd)
+        .get(kex_before)
+        .cloned()
+        .context("sshd logged no key exchange for termroom's connection")?;
+    let cipher = tr_algos
+        .split_whitespace()
+        .next()
+        .context("no cipher in sshd's log line")?
+        .to_string();
+    let kex_before = negotiated(&sshd).len();
+    let mut direct = spawn_ssh(sshd.port, &sshd.client_key.path, &cipher)?;
     prepare(&mut direct).await?;
+    let ssh_algos = negotiated(&sshd)
+        .get(kex_before)
+        .cloned()
+        .context("sshd logged no key exchange for the direct ssh connection")?;
+    if tr_algos != ssh_algos {
+        bail!("the two paths negotiated differently: termroom {tr_algos:?}, ssh {ssh_algos:?}");
+    }
 
-    let mut e_tr = echo_latency(&mut tr).await?;
-    let mut e_ssh = echo_latency(&mut direct).await?;
+    let (mut e_tr, mut e_ssh) = (Vec::new(), Vec::new());
+    echo_begin(&mut tr).await?;
+    echo_begin(&mut direct).await?;
+    let per_round = KEYSTROKES / ECHO_ROUNDS;
+    for round in 0..ECHO_ROUNDS {
+        echo_round(&mut tr, round * per_round, per_round, &mut e_tr).await?;
+        echo_round(&mut direct, round * per_round, per_round, &mut e_ssh).await?;
+    }
+    echo_end(&mut tr).await?;
+    echo_end(&mut direct).await?;
     e_tr.sort();
     e_ssh.sort();
+
     let (mut all_tr, mut all_ssh) = (Vec::new(), Vec::new());
     for _ in 0..BULK_ROUNDS {
-        all_tr.push(throughput(&mut tr, &file).await?);
-        all_ssh.push(throughput(&mut direct, &file).await?);
+        all_tr.push(throughput(&mut tr, &file, &line, lines, "termroom").await?);
+        all_ssh.push(throughput(&mut direct, &file, &line, lines, "direct ssh").await?);
     }
     let (t_tr, t_ssh) = (median(&all_tr), median(&all_ssh));
-    let c_tr = ctrl_c(&mut tr).await?;
-    let c_ssh = ctrl_c(&mut direct).await?;
+
+    let (mut c_tr, mut c_ssh) = (Vec::new(), Vec::new());
+    for _ in 0..CTRL_C_SAMPLES {
+        c_tr.push(ctrl_c(&mut tr).await?);
+        c_ssh.push(ctrl_c(&mut direct).await?);
+    }
+    c_tr.sort();
+    c_ssh.sort();
 
     println!(
-        "terminal benchmark ({KEYSTROKES} keystrokes, {} MiB cat, {} s of yes)",
+        "terminal benchmark ({KEYSTROKES} keystrokes in {ECHO_ROUNDS} interleaved rounds, \
+         {BULK_ROUNDS} x {} MiB cat checked byte for byte, {CTRL_C_SAMPLES} x Ctrl-C after {} s of yes)",
         BULK_BYTES >> 20,
-        YES_FOR.as_secs()
+        YES_FOR.as_secs_f64()
+    );
+    println!("ssh algorithms (sshd log), both paths: {tr_algos}");
+    println!(
+        "termroom = server path measured by a Rust WebSocket client (reads at full speed, never \
+         sends Pause), not a browser"
     );
     println!("{:<34} {:>14} {:>14}", "", "termroom", "direct ssh -tt");
     println!(
@@ -430,9 +580,15 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "{:<34} {:>11.1} ms {:>11.1} ms",
-        "Ctrl-C after yes -> prompt",
-        c_tr.as_secs_f64() * 1e3,
-        c_ssh.as_secs_f64() * 1e3
+        "Ctrl-C after yes -> prompt, p50",
+        pct(&c_tr, 0.5),
+        pct(&c_ssh, 0.5)
+    );
+    println!(
+        "{:<34} {:>11.1} ms {:>11.1} ms",
+        "Ctrl-C after yes -> prompt, max",
+        pct(&c_tr, 1.0),
+        pct(&c_ssh, 1.0)
     );
     println!(
         "echo overhead at p50: {:+.3} ms; throughput ratio (medians): {:.0}%",

@@ -18,7 +18,7 @@ use crate::{
 };
 
 async fn open_db(store: &StoreArgs) -> anyhow::Result<Db> {
-    std::fs::create_dir_all(&store.data_dir)
+    db::create_data_dir(&store.data_dir)
         .with_context(|| format!("creating {}", store.data_dir.display()))?;
     Ok(db::open(store.database_url.as_deref(), &store.data_dir).await?)
 }
@@ -34,6 +34,35 @@ fn read_stdin_line() -> anyhow::Result<String> {
         bail!("expected the password on standard input");
     }
     Ok(line)
+}
+
+/// Asks on the terminal whether to replace the pinned key of `name`; `yes`
+/// answers for scripts. Without a terminal on standard input (and no `yes`)
+/// nothing is replaced.
+fn confirm_replace(name: &str, yes: bool) -> anyhow::Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if yes {
+        return Ok(());
+    }
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        bail!(
+            "the pin of {name} was NOT replaced: standard input is not a terminal, so nobody \
+             confirmed it; run it interactively, or pass --yes to replace it from a script"
+        );
+    }
+    eprint!("Replace the pinned key of {name}? [y/N] ");
+    std::io::stderr().flush().context("writing the question")?;
+    let mut answer = String::new();
+    stdin
+        .lock()
+        .read_line(&mut answer)
+        .context("reading the answer")?;
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        bail!("the pin of {name} was not replaced");
+    }
 }
 
 /// `termroom user ...`
@@ -60,7 +89,7 @@ pub async fn user(cmd: UserCmd, store: &StoreArgs) -> anyhow::Result<()> {
             if !users::set_password(&db, &name, &hash).await? {
                 bail!("no user {name}");
             }
-            println!("password of {name} changed");
+            println!("password of {name} changed; their login sessions are ended");
         }
         UserCmd::List => {
             for u in users::list(&db).await? {
@@ -169,15 +198,36 @@ pub async fn host(cmd: HostCmd, store: &StoreArgs) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("added host {name}; pin its key with `termroom host trust {name}`");
         }
-        HostCmd::Trust { name } => {
+        HostCmd::Trust { name, yes } => {
             let h = hosts::by_name(&db, &name)
                 .await?
                 .with_context(|| format!("no host {name}"))?;
             let fp = term::probe_host_key(&h.address, h.port, PROBE_TIMEOUT)
                 .await
                 .map_err(|e| anyhow::anyhow!("{}", probe_error(&h.address, h.port, e)))?;
-            hosts::set_fingerprint(&db, &name, &fp).await?;
-            let _ = db::audit::record(&db, None, "host.trust", Some(&name), Some(&fp)).await;
+            match h.fingerprint.as_deref() {
+                Some(pinned) if pinned == fp => {
+                    eprintln!("host {name}: this key is pinned already");
+                }
+                Some(pinned) => {
+                    eprintln!(
+                        "host {name} ({}:{}) presents a DIFFERENT key than the one pinned:\n  pinned:   {pinned}\n  presents: {fp}\n\
+                         If the host was not reinstalled or re-keyed on purpose, someone may be in between.",
+                        h.address, h.port
+                    );
+                    confirm_replace(&name, yes)?;
+                    hosts::set_fingerprint(&db, &name, &fp).await?;
+                    let detail = format!("{pinned} -> {fp}");
+                    let _ =
+                        db::audit::record(&db, None, "host.retrust", Some(&name), Some(&detail))
+                            .await;
+                }
+                None => {
+                    hosts::set_fingerprint(&db, &name, &fp).await?;
+                    let _ =
+                        db::audit::record(&db, None, "host.trust", Some(&name), Some(&fp)).await;
+                }
+            }
             println!("{fp}");
         }
         HostCmd::List => {

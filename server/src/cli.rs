@@ -66,8 +66,33 @@ pub enum LocalTarget {
     Off,
     /// Admins only (the embedded default).
     Admins,
-    /// Every logged-in user.
+    /// Every logged-in user: each gets a shell as the user running termroom,
+    /// which can read the secret key and the database (every host secret);
+    /// needs --i-understand-local-shells.
     All,
+}
+
+/// A combination of settings `serve` refuses.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeArgsError {
+    /// `--local-target all` without the acknowledgement.
+    #[error(
+        "--local-target all gives every logged-in member a shell as the user running termroom; \
+         that shell can read the secret key and the database, and so every stored host password \
+         and private key. If that is really meant, add --i-understand-local-shells \
+         (TERMROOM_I_UNDERSTAND_LOCAL_SHELLS=1); otherwise use --local-target admins or off"
+    )]
+    LocalShellsNotAcknowledged,
+}
+
+impl ServeArgs {
+    /// Refuses settings that must not be used by accident.
+    pub fn check(&self) -> Result<(), ServeArgsError> {
+        if self.local_target == LocalTarget::All && !self.i_understand_local_shells {
+            return Err(ServeArgsError::LocalShellsNotAcknowledged);
+        }
+        Ok(())
+    }
 }
 
 /// Settings of `termroom serve`.
@@ -85,7 +110,10 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub allowed_origins: Vec<String>,
-    /// Who may open the local shell target.
+    /// Who may open the local shell target (a shell on this machine as the user
+    /// running termroom). WARNING: such a shell can read the secret key and the
+    /// database, hence every stored host password and private key; `all` gives
+    /// that to every member and is refused without --i-understand-local-shells.
     #[arg(
         long,
         env = "TERMROOM_LOCAL_TARGET",
@@ -93,6 +121,14 @@ pub struct ServeArgs {
         default_value = "admins"
     )]
     pub local_target: LocalTarget,
+    /// Confirms `--local-target all`: every member may then read the secret key,
+    /// the database and every host secret through the local shell.
+    #[arg(
+        long,
+        env = "TERMROOM_I_UNDERSTAND_LOCAL_SHELLS",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub i_understand_local_shells: bool,
     /// Shell for the local target.
     #[arg(long, env = "TERMROOM_LOCAL_SHELL", default_value = "/bin/bash")]
     pub local_shell: PathBuf,
@@ -203,8 +239,15 @@ pub enum HostCmd {
         #[arg(long)]
         key_file: Option<PathBuf>,
     },
-    /// Probe the host's current key and pin it, printing its fingerprint.
-    Trust { name: String },
+    /// Probe the host's current key and pin it, printing its fingerprint. If a
+    /// different key is pinned already, shows both and asks before replacing it
+    /// (y/N on a terminal; without a terminal only with --yes).
+    Trust {
+        name: String,
+        /// Replace an existing, different pin without asking (for scripts).
+        #[arg(long)]
+        yes: bool,
+    },
     /// List hosts.
     List,
     /// Delete a host.

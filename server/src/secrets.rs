@@ -1,10 +1,11 @@
 //! Host secrets at rest: XChaCha20-Poly1305 with a random nonce per row and a
 //! 256-bit key kept outside the database (`TERMROOM_SECRET_KEY`, a key file, or
-//! `<data-dir>/secret.key` generated with mode 0600 on first start).
+//! `<data-dir>/secret.key` generated with mode 0600 on first start). Callers
+//! bind a secret to where it belongs with associated data ([`SecretBox::seal_with`]).
 use std::path::{Path, PathBuf};
 
 use chacha20poly1305::{
-    aead::{Aead, AeadCore, KeyInit, OsRng},
+    aead::{Aead, AeadCore, KeyInit, OsRng, Payload},
     XChaCha20Poly1305, XNonce,
 };
 
@@ -60,7 +61,10 @@ impl SecretBox {
             source,
         };
         match std::fs::read_to_string(&path) {
-            Ok(text) => Self::from_hex(&text),
+            Ok(text) => {
+                warn_if_shared(&path);
+                Self::from_hex(&text)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && key_file.is_none() => {
                 let key = XChaCha20Poly1305::generate_key(&mut OsRng);
                 write_private(&path, &hex::encode(key)).map_err(io)?;
@@ -72,33 +76,120 @@ impl SecretBox {
         }
     }
 
-    /// Encrypts; returns (nonce, ciphertext).
+    /// Encrypts with no associated data; returns (nonce, ciphertext).
     pub fn seal(&self, plaintext: &[u8]) -> Result<(Vec<u8>, Vec<u8>), SecretError> {
+        self.seal_with(plaintext, &[])
+    }
+
+    /// Encrypts, authenticating `aad` too: the result opens only with the same
+    /// `aad` ([`SecretBox::open_with`]). Returns (nonce, ciphertext).
+    pub fn seal_with(
+        &self,
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>), SecretError> {
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
         let ct = self
             .cipher
-            .encrypt(&nonce, plaintext)
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
             .map_err(|_| SecretError::Seal)?;
         Ok((nonce.to_vec(), ct))
     }
 
     /// Decrypts a (nonce, ciphertext) pair made by [`SecretBox::seal`].
     pub fn open(&self, nonce: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, SecretError> {
-        if nonce.len() != 24 {
+        self.open_with(nonce, ciphertext, &[])
+    }
+
+    /// Decrypts a (nonce, ciphertext) pair made by [`SecretBox::seal_with`]
+    /// with the same `aad`; a different `aad`, key or byte fails alike.
+    pub fn open_with(
+        &self,
+        nonce: &[u8],
+        ciphertext: &[u8],
+        aad: &[u8],
+    ) -> Result<Vec<u8>, SecretError> {
+        if nonce.len() != NONCE_BYTES {
             return Err(SecretError::Open);
         }
         self.cipher
-            .decrypt(XNonce::from_slice(nonce), ciphertext)
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad,
+                },
+            )
             .map_err(|_| SecretError::Open)
     }
+}
+
+/// Length of an XChaCha20-Poly1305 nonce, bytes.
+pub const NONCE_BYTES: usize = 24;
+
+/// Creates `dir` (and missing parents) readable by the owner only (0700); an
+/// existing directory is left as it is, with a warning if others may enter it.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        match std::fs::metadata(dir) {
+            Ok(meta) => {
+                let mode = meta.permissions().mode();
+                if mode & 0o077 != 0 {
+                    tracing::warn!(
+                        "{} is open to other users (mode {:o}); termroom keeps its database and secret key there, consider `chmod 700`",
+                        dir.display(),
+                        mode & 0o777
+                    );
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir),
+            Err(e) => Err(e),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
+    }
+}
+
+/// Logs a warning if users other than the owner may read the key file.
+fn warn_if_shared(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode();
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    "secret key {} is readable by other users (mode {:o}); `chmod 600` it",
+                    path.display(),
+                    mode & 0o777
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        create_private_dir(dir)?;
     }
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
@@ -132,6 +223,30 @@ mod tests {
         let mut bad = c1.clone();
         bad[0] ^= 1;
         assert!(b.open(&n1, &bad).is_err());
+    }
+
+    #[test]
+    fn associated_data_must_match() {
+        let b = SecretBox::from_hex(&"22".repeat(32)).unwrap();
+        let (n, c) = b.seal_with(b"hunter2", b"host 1 at 10.0.0.1").unwrap();
+        assert_eq!(
+            b.open_with(&n, &c, b"host 1 at 10.0.0.1").unwrap(),
+            b"hunter2"
+        );
+        assert!(b.open_with(&n, &c, b"host 1 at 10.6.6.6").is_err());
+        assert!(b.open(&n, &c).is_err(), "no aad is a different aad");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn generated_key_and_its_directory_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("fresh").join("data");
+        SecretBox::load(None, &data).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(&data.join("secret.key")), 0o600);
     }
 
     #[test]

@@ -52,7 +52,8 @@ impl Runtime {
         store: &StoreArgs,
         leptos_options: LeptosOptions,
     ) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&store.data_dir)
+        serve.check()?;
+        db::create_data_dir(&store.data_dir)
             .with_context(|| format!("creating data dir {}", store.data_dir.display()))?;
         let db = db::open(store.database_url.as_deref(), &store.data_dir)
             .await
@@ -68,6 +69,15 @@ impl Runtime {
             );
         }
         let secrets = SecretBox::load(store.secret_key_file.as_deref(), &store.data_dir)?;
+        let upgraded = db::hosts::reseal_legacy(&db, &secrets)
+            .await
+            .context("binding host secrets to their rows")?;
+        if upgraded > 0 {
+            info!(
+                upgraded,
+                "bound host secrets of an older version to their rows"
+            );
+        }
         let config = Config {
             data_dir: store.data_dir.clone(),
             allowed_origins: serve.allowed_origins.clone(),

@@ -176,3 +176,570 @@ fn host_add<'a>(
     args.extend_from_slice(auth);
     args
 }
+
+/// A `termroom serve` child process on a free loopback port; killed on drop.
+struct Served {
+    child: std::process::Child,
+    addr: String,
+    /// The first admin's password, printed once on the first start.
+    admin_password: Option<String>,
+}
+
+/// How long a `termroom serve` child may take to start listening (generous: a
+/// busy machine, the first database migration).
+const START_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl Served {
+    /// Starts `termroom serve` on `data` with `extra` arguments and waits until it listens.
+    fn start(data: &Path, extra: &[&str]) -> Self {
+        Self::start_env(data, extra, &[])
+    }
+
+    /// [`Served::start`] with extra environment variables.
+    fn start_env(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_termroom"))
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--leptos-config",
+                "/nonexistent",
+            ])
+            .args(extra)
+            .arg("--data-dir")
+            .arg(data)
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("run termroom serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::sync_channel::<String>(64);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + START_LIMIT;
+        let mut admin_password = None;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = match rx.recv_timeout(left) {
+                Ok(line) => line,
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("termroom serve did not start listening: {e}");
+                }
+            };
+            if let Some(pw) = line.split("password: ").nth(1) {
+                admin_password = Some(pw.trim().to_string());
+            }
+            if let Some(url) = line.split("listening on http://").nth(1) {
+                return Self {
+                    child,
+                    addr: url.trim().to_string(),
+                    admin_password,
+                };
+            }
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// A client that keeps cookies and sends the server's own Origin.
+    fn client(&self) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::ORIGIN,
+            format!("http://{}", self.addr).parse().expect("origin"),
+        );
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .default_headers(headers)
+            .build()
+            .expect("client")
+    }
+
+    /// Logs `name` in; returns the client holding the login cookie.
+    async fn login(&self, name: &str, password: &str) -> reqwest::Client {
+        let client = self.client();
+        let resp = client
+            .post(self.url("/login"))
+            .json(&serde_json::json!({"username": name, "password": password}))
+            .send()
+            .await
+            .expect("login request");
+        assert_eq!(resp.status(), 200, "login of {name}");
+        client
+    }
+
+    /// Status of `POST /api/chat_ticket` (200 while the login cookie is valid) and the ticket.
+    async fn chat_ticket(&self, client: &reqwest::Client) -> (u16, Option<String>) {
+        let resp = client
+            .post(self.url("/api/chat_ticket"))
+            .send()
+            .await
+            .expect("chat_ticket request");
+        let status = resp.status().as_u16();
+        (status, resp.json::<String>().await.ok())
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The permission bits of `path`.
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[test]
+fn data_directory_database_and_key_are_private_after_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("new").join("data");
+    let served = Served::start(&data, &[]);
+    assert!(
+        served.admin_password.is_some(),
+        "first start creates the admin"
+    );
+    assert_eq!(mode(&data), 0o700, "data directory");
+    assert_eq!(mode(&data.join("secret.key")), 0o600, "secret key");
+    for file in ["termroom.db", "termroom.db-wal", "termroom.db-shm"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+    drop(served);
+    // An older database left open to others is narrowed on the next start.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        data.join("termroom.db"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    ok(termroom(&data, &["user", "list"], None));
+    assert_eq!(mode(&data.join("termroom.db")), 0o600);
+}
+
+#[test]
+fn local_shells_for_everyone_need_an_explicit_acknowledgement() {
+    let help = ok(termroom(Path::new("."), &["serve", "--help"], None));
+    assert!(help.contains("--i-understand-local-shells"), "{help}");
+    assert!(help.contains("secret key"), "--help says why: {help}");
+
+    let data = tempfile::tempdir().unwrap();
+    let refused = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_termroom"))
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--leptos-config",
+                "/nonexistent",
+            ])
+            .args(extra)
+            .arg("--data-dir")
+            .arg(data.path())
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run termroom serve");
+        let deadline = std::time::Instant::now() + START_LIMIT;
+        while child.try_wait().expect("wait").is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("termroom serve {extra:?} {env:?} started instead of refusing");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        err(child.wait_with_output().expect("output"))
+    };
+    for msg in [
+        refused(&["--local-target", "all"], &[]),
+        refused(&[], &[("TERMROOM_LOCAL_TARGET", "all")]),
+    ] {
+        assert!(msg.contains("--i-understand-local-shells"), "{msg}");
+        assert!(msg.contains("secret key and the database"), "{msg}");
+    }
+    // Acknowledged (flag or variable): it starts.
+    drop(Served::start(
+        data.path(),
+        &["--local-target", "all", "--i-understand-local-shells"],
+    ));
+    drop(Served::start_env(
+        data.path(),
+        &["--local-target", "all"],
+        &[("TERMROOM_I_UNDERSTAND_LOCAL_SHELLS", "1")],
+    ));
+}
+
+#[tokio::test]
+async fn passwd_and_disable_end_the_users_login_sessions() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    let served = Served::start(d, &[]);
+    let admin_pw = served.admin_password.clone().expect("admin password");
+    ok(termroom(
+        d,
+        &["user", "add", "bob"],
+        Some("bob-password-1\n"),
+    ));
+    ok(termroom(
+        d,
+        &["user", "add", "carol"],
+        Some("carol-password\n"),
+    ));
+    let bob = served.login("bob", "bob-password-1").await;
+    let (status, ticket) = served.chat_ticket(&bob).await;
+    assert_eq!(status, 200);
+    let ticket = ticket.expect("ticket");
+
+    ok(termroom(
+        d,
+        &["user", "passwd", "bob"],
+        Some("bob-password-2\n"),
+    ));
+    let (status, _) = served.chat_ticket(&bob).await;
+    assert_eq!(status, 401, "the old cookie no longer authenticates");
+    // Nor does a ticket the old session asked for.
+    let ws = common::connect(
+        &format!("ws://{}/ws?otp={ticket}", served.addr),
+        Some(&format!("http://{}", served.addr)),
+    )
+    .await;
+    assert_eq!(ws.err(), Some(401), "the old session's ticket is gone");
+    let db = server::db::open(None, d).await.unwrap();
+    let bob_id = server::db::users::by_name(&db, "bob")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    assert_eq!(
+        server::db::users::count_login_sessions(&db, bob_id)
+            .await
+            .unwrap(),
+        0
+    );
+    // The new password works; disabling from the command line ends that session too.
+    let bob = served.login("bob", "bob-password-2").await;
+    assert_eq!(served.chat_ticket(&bob).await.0, 200);
+    ok(termroom(d, &["user", "disable", "bob"], None));
+    assert_eq!(served.chat_ticket(&bob).await.0, 401);
+    assert_eq!(
+        server::db::users::count_login_sessions(&db, bob_id)
+            .await
+            .unwrap(),
+        0
+    );
+
+    // The admin server function does the same.
+    let carol = served.login("carol", "carol-password").await;
+    assert_eq!(served.chat_ticket(&carol).await.0, 200);
+    let admin = served.login("admin", &admin_pw).await;
+    let resp = admin
+        .post(served.url("/api/user_disable"))
+        .form(&[("name", "carol")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(served.chat_ticket(&carol).await.0, 401);
+    let carol_id = server::db::users::by_name(&db, "carol")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    assert_eq!(
+        server::db::users::count_login_sessions(&db, carol_id)
+            .await
+            .unwrap(),
+        0
+    );
+    // The admin's own session is untouched.
+    assert_eq!(served.chat_ticket(&admin).await.0, 200);
+    db.close().await;
+}
+
+/// Adds namespace `ops` and a password host `web` at 127.0.0.1:2222 through the CLI.
+fn add_password_host(d: &Path, password: &str) {
+    ok(termroom(d, &["namespace", "add", "ops"], None));
+    let web = host_add(
+        "web",
+        "ops",
+        "127.0.0.1",
+        Some("2222"),
+        "deploy",
+        &["--password-stdin"],
+    );
+    ok(termroom(d, &web, Some(&format!("{password}\n"))));
+}
+
+#[tokio::test]
+async fn a_host_secret_opens_only_for_the_row_it_was_stored_for() {
+    use server::db::hosts;
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    add_password_host(d, "s3cret-deploy-pw");
+    let db = server::db::open(None, d).await.unwrap();
+    let secrets = server::secrets::SecretBox::load(None, d).unwrap();
+    let web = hosts::by_name(&db, "web").await.unwrap().unwrap();
+    assert_eq!(web.open_secret(&secrets).unwrap(), b"s3cret-deploy-pw");
+    // Any of id, address, port or user edited in place: the secret does not open.
+    for edit in [
+        "UPDATE hosts SET address = '10.6.6.6' WHERE name = 'web'",
+        "UPDATE hosts SET port = 22 WHERE name = 'web'",
+        "UPDATE hosts SET ssh_user = 'root' WHERE name = 'web'",
+        "UPDATE hosts SET id = id + 100 WHERE name = 'web'",
+    ] {
+        let before = hosts::by_name(&db, "web").await.unwrap().unwrap();
+        sqlx::query(edit).execute(&db).await.unwrap();
+        let edited = hosts::by_name(&db, "web").await.unwrap().unwrap();
+        let e = edited.open_secret(&secrets).expect_err(edit);
+        assert!(
+            matches!(e, hosts::HostSecretError::Mismatch { .. }),
+            "{edit}: {e:?}"
+        );
+        assert!(e.to_string().contains("host web"), "{e}");
+        assert!(e.to_string().contains("does not open"), "{e}");
+        // put it back: opens again
+        sqlx::query(
+            "UPDATE hosts SET id = ?, address = ?, port = ?, ssh_user = ? WHERE name = 'web'",
+        )
+        .bind(before.id)
+        .bind(&before.address)
+        .bind(i64::from(before.port))
+        .bind(&before.user)
+        .execute(&db)
+        .await
+        .unwrap();
+        let back = hosts::by_name(&db, "web").await.unwrap().unwrap();
+        assert_eq!(back.open_secret(&secrets).unwrap(), b"s3cret-deploy-pw");
+    }
+
+    // Through the server: opening a terminal to the edited host fails with that message.
+    sqlx::query(
+        "UPDATE hosts SET address = '10.6.6.6', host_key_fingerprint = 'SHA256:x' WHERE name = 'web'",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let served = Served::start(d, &[]);
+    let admin = served
+        .login("admin", served.admin_password.as_deref().expect("admin"))
+        .await;
+    let resp = admin
+        .post(served.url("/api/term_open"))
+        .form(&[("target", "web"), ("cols", "80"), ("rows", "24")])
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.text().await.unwrap();
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("stored secret of host web does not open"),
+        "{body}"
+    );
+    db.close().await;
+}
+
+#[tokio::test]
+async fn secrets_of_an_older_version_are_bound_to_their_rows_at_start() {
+    use server::db::hosts;
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    ok(termroom(d, &["namespace", "add", "ops"], None));
+    let db = server::db::open(None, d).await.unwrap();
+    let secrets = server::secrets::SecretBox::load(None, d).unwrap();
+    let ns = server::db::namespaces::id_by_name(&db, "ops")
+        .await
+        .unwrap()
+        .unwrap();
+    // What an older termroom stored: a bare nonce, no associated data.
+    let (nonce, ct) = secrets.seal(b"old-pw").unwrap();
+    hosts::create(
+        &db,
+        hosts::NewHostRow {
+            name: "old",
+            namespace_id: ns,
+            address: "127.0.0.1",
+            port: 22,
+            user: "deploy",
+            auth_kind: "password",
+            secret_nonce: &nonce,
+            secret_ciphertext: &ct,
+            fingerprint: None,
+        },
+    )
+    .await
+    .unwrap();
+    let old = hosts::by_name(&db, "old").await.unwrap().unwrap();
+    assert!(matches!(
+        old.open_secret(&secrets),
+        Err(hosts::HostSecretError::Legacy { .. })
+    ));
+    db.close().await;
+    drop(Served::start(d, &[]));
+    let db = server::db::open(None, d).await.unwrap();
+    let old = hosts::by_name(&db, "old").await.unwrap().unwrap();
+    assert_eq!(old.secret_nonce[0], hosts::BOUND_V1);
+    assert_eq!(old.open_secret(&secrets).unwrap(), b"old-pw");
+    assert_eq!(hosts::reseal_legacy(&db, &secrets).await.unwrap(), 0);
+    sqlx::query("UPDATE hosts SET address = '10.6.6.6'")
+        .execute(&db)
+        .await
+        .unwrap();
+    let moved = hosts::by_name(&db, "old").await.unwrap().unwrap();
+    assert!(moved.open_secret(&secrets).is_err(), "now bound");
+    db.close().await;
+}
+
+#[test]
+fn new_host_debug_output_leaves_secrets_out() {
+    let host = app::model::NewHost {
+        name: "web".into(),
+        namespace: "ops".into(),
+        address: "10.0.0.1".into(),
+        port: 22,
+        user: "deploy".into(),
+        password: Some("hunter2-password".into()),
+        private_key: Some("-----BEGIN OPENSSH PRIVATE KEY-----".into()),
+        fingerprint: String::new(),
+    };
+    let shown = format!("{host:?}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(!shown.contains("PRIVATE KEY"), "{shown}");
+    assert!(
+        shown.contains("web") && shown.contains("10.0.0.1"),
+        "{shown}"
+    );
+}
+
+/// Runs `termroom ARGS --data-dir DATA` on a pseudo-terminal, answering
+/// `answer` once the question is shown; returns its exit success and output.
+async fn termroom_on_tty(data: &Path, args: &[&str], answer: &str) -> (bool, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut pty, pts) = pty_process::open().expect("pty");
+    let mut child = pty_process::Command::new(env!("CARGO_BIN_EXE_termroom"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env("RUST_LOG", "warn")
+        .spawn(pts)
+        .expect("run termroom on a pty");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut answered = false;
+    let deadline = tokio::time::Instant::now() + START_LIMIT;
+    loop {
+        match tokio::time::timeout_at(deadline, pty.read(&mut buf)).await {
+            Err(_) => panic!(
+                "termroom {args:?} on a tty: no end; output so far: {}",
+                String::from_utf8_lossy(&out)
+            ),
+            // EIO once the child has closed the terminal.
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+        if !answered && String::from_utf8_lossy(&out).contains("[y/N]") {
+            pty.write_all(answer.as_bytes()).await.expect("answer");
+            answered = true;
+        }
+    }
+    let status = tokio::time::timeout_at(deadline, child.wait())
+        .await
+        .expect("termroom exits")
+        .expect("wait");
+    (status.success(), String::from_utf8_lossy(&out).into_owned())
+}
+
+#[tokio::test]
+async fn a_different_pinned_key_is_replaced_only_when_confirmed() {
+    let sshd = Sshd::start();
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    ok(termroom(d, &["namespace", "add", "ops"], None));
+    let port = sshd.port.to_string();
+    let key = sshd.client_key.path.to_string_lossy().into_owned();
+    let web = host_add(
+        "web",
+        "ops",
+        "127.0.0.1",
+        Some(&port),
+        TEST_USER,
+        &["--key-file", &key],
+    );
+    ok(termroom(d, &web, None));
+    // First pin: no question. The same key again: nothing to replace.
+    assert_eq!(
+        ok(termroom(d, &["host", "trust", "web"], None)).trim(),
+        sshd.host_fingerprint
+    );
+    assert_eq!(
+        ok(termroom(d, &["host", "trust", "web"], None)).trim(),
+        sshd.host_fingerprint
+    );
+    let db = server::db::open(None, d).await.unwrap();
+    let pin = |db: server::db::Db| async move {
+        server::db::hosts::by_name(&db, "web")
+            .await
+            .unwrap()
+            .unwrap()
+            .fingerprint
+            .unwrap_or_default()
+    };
+    let stale = "SHA256:stale-pin-of-the-old-key";
+    server::db::hosts::set_fingerprint(&db, "web", stale)
+        .await
+        .unwrap();
+
+    // Not a terminal and no --yes: shown, refused, unchanged (even with "y" piped in).
+    let msg = err(termroom(d, &["host", "trust", "web"], Some("y\n")));
+    assert!(msg.contains(stale), "shows the old pin: {msg}");
+    assert!(
+        msg.contains(&sshd.host_fingerprint),
+        "and the new key: {msg}"
+    );
+    assert!(msg.contains("--yes"), "{msg}");
+    assert_eq!(pin(db.clone()).await, stale);
+
+    // On a terminal: "n" (or just Enter) keeps the pin, "y" replaces it.
+    let (success, out) = termroom_on_tty(d, &["host", "trust", "web"], "\r").await;
+    assert!(!success, "{out}");
+    assert!(
+        out.contains(stale) && out.contains(&sshd.host_fingerprint),
+        "{out}"
+    );
+    assert_eq!(pin(db.clone()).await, stale);
+    let (success, out) = termroom_on_tty(d, &["host", "trust", "web"], "y\r").await;
+    assert!(success, "{out}");
+    assert_eq!(pin(db.clone()).await, sshd.host_fingerprint);
+
+    // --yes replaces without asking.
+    server::db::hosts::set_fingerprint(&db, "web", stale)
+        .await
+        .unwrap();
+    let printed = ok(termroom(d, &["host", "trust", "web", "--yes"], None));
+    assert_eq!(printed.trim(), sshd.host_fingerprint);
+    assert_eq!(pin(db.clone()).await, sshd.host_fingerprint);
+    db.close().await;
+}

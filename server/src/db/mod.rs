@@ -22,6 +22,66 @@ pub enum DbError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database url {0:?} (this build supports sqlite:)")]
     Unsupported(String),
+    /// Sealing a host secret for its row failed.
+    #[error("{0}")]
+    Secret(#[from] crate::secrets::SecretError),
+    /// Creating the database file or fixing its permissions failed.
+    #[error("database file {path}: {source}")]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+}
+
+/// Creates the data directory if missing, readable by the server's user only
+/// (0700); it holds the database and the secret key.
+pub fn create_data_dir(data_dir: &Path) -> std::io::Result<()> {
+    crate::secrets::create_private_dir(data_dir)
+}
+
+/// Makes the database file private before SQLite opens it: created with mode
+/// 0600 if missing (SQLite gives its `-wal` and `-shm` files the database
+/// file's mode), and an existing database, `-wal` or `-shm` open to other
+/// users is narrowed to 0600.
+fn make_private(db_file: &Path) -> Result<(), DbError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| DbError::File { path, source }
+        };
+        if let Some(dir) = db_file
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+        {
+            create_data_dir(dir).map_err(err(dir))?;
+        }
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(db_file)
+            .map_err(err(db_file))?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = db_file.as_os_str().to_owned();
+            name.push(suffix);
+            let path = std::path::PathBuf::from(name);
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            if meta.permissions().mode() & 0o077 != 0 {
+                tracing::warn!("{} was open to other users; now 0600", path.display());
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    .map_err(err(&path))?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = db_file;
+    Ok(())
 }
 
 /// Current time as RFC 3339 (UTC, millisecond precision).
@@ -44,7 +104,13 @@ pub async fn open(url: Option<&str>, data_dir: &Path) -> Result<Db, DbError> {
     if !url.starts_with("sqlite:") {
         return Err(DbError::Unsupported(url));
     }
-    let opts = SqliteConnectOptions::from_str(&url)?
+    let opts = SqliteConnectOptions::from_str(&url)?;
+    let file = opts.get_filename();
+    let in_memory = file.as_os_str().is_empty() || file.to_string_lossy().contains(":memory:");
+    if !in_memory {
+        make_private(file)?;
+    }
+    let opts = opts
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)

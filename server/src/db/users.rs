@@ -109,30 +109,71 @@ pub async fn list(db: &Db) -> Result<Vec<UserSummary>, DbError> {
         .collect())
 }
 
-/// Replaces a user's password hash; false if no such user.
+/// Replaces a user's password hash and ends every login session of that user
+/// (and the tickets they asked for), in one transaction; false if no such user.
 pub async fn set_password(db: &Db, name: &str, password_hash: &str) -> Result<bool, DbError> {
-    let r = sqlx::query("UPDATE users SET password_hash = ? WHERE name = ?")
-        .bind(password_hash)
-        .bind(name)
-        .execute(db)
-        .await?;
-    Ok(r.rows_affected() > 0)
+    let mut tx = db.begin().await?;
+    let id: Option<(i64,)> =
+        sqlx::query_as("UPDATE users SET password_hash = ? WHERE name = ? RETURNING id")
+            .bind(password_hash)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if let Some((id,)) = id {
+        delete_sessions_in(&mut tx, id).await?;
+    }
+    tx.commit().await?;
+    Ok(id.is_some())
 }
 
-/// Disables a user and deletes their login sessions; returns the id if found.
+/// Disables a user and deletes their login sessions and tickets, in one
+/// transaction; returns the id if found.
 pub async fn disable(db: &Db, name: &str) -> Result<Option<i64>, DbError> {
+    let mut tx = db.begin().await?;
     let id: Option<(i64,)> =
         sqlx::query_as("UPDATE users SET disabled = 1 WHERE name = ? RETURNING id")
             .bind(name)
-            .fetch_optional(db)
+            .fetch_optional(&mut *tx)
             .await?;
     if let Some((id,)) = id {
-        sqlx::query("DELETE FROM login_sessions WHERE user_id = ?")
-            .bind(id)
-            .execute(db)
-            .await?;
+        delete_sessions_in(&mut tx, id).await?;
     }
+    tx.commit().await?;
     Ok(id.map(|r| r.0))
+}
+
+/// Ends every login session of `user_id` and deletes the tickets issued to
+/// them (a ticket must not outlive the session that asked for it); returns
+/// the number of login sessions deleted.
+pub async fn delete_login_sessions_for_user(db: &Db, user_id: i64) -> Result<u64, DbError> {
+    let mut tx = db.begin().await?;
+    let n = delete_sessions_in(&mut tx, user_id).await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+async fn delete_sessions_in(
+    conn: &mut sqlx::SqliteConnection,
+    user_id: i64,
+) -> Result<u64, DbError> {
+    sqlx::query("DELETE FROM tickets WHERE user_id = ?")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    let r = sqlx::query("DELETE FROM login_sessions WHERE user_id = ?")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(r.rows_affected())
+}
+
+/// Number of login sessions of `user_id` (expired ones included).
+pub async fn count_login_sessions(db: &Db, user_id: i64) -> Result<i64, DbError> {
+    let n: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM login_sessions WHERE user_id = ?")
+        .bind(user_id)
+        .fetch_one(db)
+        .await?;
+    Ok(n.0)
 }
 
 /// Stores a new login session (by token hash).

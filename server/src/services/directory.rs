@@ -91,19 +91,17 @@ pub async fn insert_host(
         .await
         .map_err(internal)?
         .ok_or_else(|| ApiError::NotFound(format!("namespace {}", host.namespace)))?;
-    let (nonce, ct) = secrets.seal(secret).map_err(internal)?;
-    let row = hosts::NewHostRow {
+    let row = hosts::NewSealedHost {
         name: &host.name,
         namespace_id: ns,
         address: host.address.trim(),
         port: host.port,
         user: host.user.trim(),
         auth_kind: kind,
-        secret_nonce: &nonce,
-        secret_ciphertext: &ct,
+        secret,
         fingerprint,
     };
-    match hosts::create(db, row).await {
+    match hosts::create_sealed(db, secrets, row).await {
         Ok(_) => {
             audit(db, actor, "host.add", Some(&host.name), fingerprint).await;
             Ok(())

@@ -118,10 +118,10 @@ pub async fn resolve_target(
         .fingerprint
         .clone()
         .ok_or_else(|| ApiError::Invalid(format!("the host key of {target} is not trusted yet: an admin must confirm it (termroom host trust {target})")))?;
-    let secret = core
-        .secrets
-        .open(&host.secret_nonce, &host.secret_ciphertext)
-        .map_err(internal)?;
+    let secret = host.open_secret(&core.secrets).map_err(|e| {
+        tracing::error!("{e}");
+        ApiError::Internal(e.to_string())
+    })?;
     let secret = String::from_utf8(secret).map_err(internal)?;
     let auth = if host.auth_kind == "key" {
         SshAuth::Key(secret)

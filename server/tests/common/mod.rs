@@ -91,6 +91,8 @@ impl TestServer {
             addr,
             allowed_origins: opts.allowed_origins.clone(),
             local_target: opts.local_target,
+            // A test that asks for `all` means it.
+            i_understand_local_shells: opts.local_target == LocalTarget::All,
             local_shell: PathBuf::from("/bin/bash"),
             term_grace_secs: opts.term_grace_secs,
             leptos_config: PathBuf::from("/nonexistent"),
