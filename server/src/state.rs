@@ -5,7 +5,8 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
 use crate::{
-    auth::ratelimit::LoginLimiter, chat::ChatHub, config::Config, db::Db, secrets::SecretBox,
+    auth::{password::HashPool, ratelimit::LoginLimiter},
+    chat::ChatHub, config::Config, db::Db, secrets::SecretBox,
     term::TermManager, ws::registry::SocketRegistry,
 };
 
@@ -23,6 +24,8 @@ pub struct Core {
     pub secrets: SecretBox,
     /// Failed-login slow-down.
     pub login_limiter: LoginLimiter,
+    /// Password hashing workers (bounded; shared by login and user creation).
+    pub hasher: HashPool,
     /// Open terminal sockets by login session (closed on logout).
     pub sockets: SocketRegistry,
 }

@@ -35,6 +35,9 @@ pub struct Options {
     pub chat_idle_secs: u64,
     pub term_grace_secs: u64,
     pub allowed_origins: Vec<String>,
+    pub hash_workers: Option<usize>,
+    pub hash_queue: Option<usize>,
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for Options {
@@ -46,6 +49,9 @@ impl Default for Options {
             chat_idle_secs: 60,
             term_grace_secs: 300,
             allowed_origins: vec!["https://ops.example.com".into()],
+            hash_workers: None,
+            hash_queue: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -86,6 +92,14 @@ impl TestServer {
             leptos_config: PathBuf::from("/nonexistent"),
             chat_rate: opts.chat_rate,
             chat_idle_secs: opts.chat_idle_secs,
+            hash_workers: opts.hash_workers,
+            hash_queue: opts.hash_queue,
+            hash_fresh_memory: false,
+            trusted_proxies: opts
+                .trusted_proxies
+                .iter()
+                .map(|p| p.parse().expect("proxy range"))
+                .collect(),
         };
         let store = StoreArgs {
             data_dir: data_dir.clone(),
