@@ -6,8 +6,12 @@ use leptos::config::LeptosOptions;
 
 use crate::{
     auth::{password::HashPool, ratelimit::LoginLimiter},
-    chat::ChatHub, config::Config, db::Db, secrets::SecretBox,
-    term::TermManager, ws::registry::SocketRegistry,
+    chat::ChatHub,
+    config::Config,
+    db::Db,
+    secrets::SecretBox,
+    term::TermManager,
+    ws::registry::SocketRegistry,
 };
 
 /// The core services, shared behind one `Arc`.

@@ -151,7 +151,7 @@ pub async fn ensure_first_admin(core: &Core) -> anyhow::Result<Option<String>> {
         app::model::Role::Admin,
     )
     .await
-        .map_err(|e| anyhow::anyhow!("creating the first admin: {e}"))?;
+    .map_err(|e| anyhow::anyhow!("creating the first admin: {e}"))?;
     Ok(Some(password))
 }
 

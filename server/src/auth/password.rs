@@ -260,15 +260,13 @@ fn hash_with(password: &[u8], blocks: &mut Vec<Block>) -> Result<String, Passwor
     let params = Params::default();
     let salt = SaltString::generate(&mut OsRng);
     let mut salt_buf = [0u8; MAX_SALT_BYTES];
-    let salt_bytes = salt.as_salt().decode_b64(&mut salt_buf).map_err(|e| err(&e))?;
+    let salt_bytes = salt
+        .as_salt()
+        .decode_b64(&mut salt_buf)
+        .map_err(|e| err(&e))?;
     let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
-        .hash_password_into_with_memory(
-            password,
-            salt_bytes,
-            &mut out,
-            memory_for(&params, blocks),
-        )
+        .hash_password_into_with_memory(password, salt_bytes, &mut out, memory_for(&params, blocks))
         .map_err(|e| err(&e))?;
     let phc = PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
@@ -372,7 +370,10 @@ mod tests {
             .iter()
             .filter(|r| matches!(r, Ok(Err(PasswordError::Busy))))
             .count();
-        let done = results.iter().filter(|r| matches!(r, Ok(Ok(false)))).count();
+        let done = results
+            .iter()
+            .filter(|r| matches!(r, Ok(Ok(false))))
+            .count();
         assert!(busy >= 1, "some requests are refused");
         assert!(done >= 1, "some are served");
         assert_eq!(busy + done, 12);

@@ -410,15 +410,27 @@ mod tests {
         let peer = ip("10.0.0.1");
         // The client may put anything on the left; only the right is ours.
         let xff = ["6.6.6.6, 198.51.100.1, 10.1.1.1"];
-        assert_eq!(client_ip(peer, xff.into_iter(), &trusted), ip("198.51.100.1"));
+        assert_eq!(
+            client_ip(peer, xff.into_iter(), &trusted),
+            ip("198.51.100.1")
+        );
         // Several headers are one list, in order.
         let xff = ["6.6.6.6", "198.51.100.2 ,10.2.2.2"];
-        assert_eq!(client_ip(peer, xff.into_iter(), &trusted), ip("198.51.100.2"));
+        assert_eq!(
+            client_ip(peer, xff.into_iter(), &trusted),
+            ip("198.51.100.2")
+        );
         // Ports and IPv6 brackets.
         let xff = ["[2001:db9::5]:4711, 198.51.100.3:80"];
-        assert_eq!(client_ip(peer, xff.into_iter(), &trusted), ip("198.51.100.3"));
+        assert_eq!(
+            client_ip(peer, xff.into_iter(), &trusted),
+            ip("198.51.100.3")
+        );
         let xff = ["2001:db9::5, 2001:db8::1"];
-        assert_eq!(client_ip(peer, xff.into_iter(), &trusted), ip("2001:db9::5"));
+        assert_eq!(
+            client_ip(peer, xff.into_iter(), &trusted),
+            ip("2001:db9::5")
+        );
         // No header: the proxy itself.
         assert_eq!(client_ip(peer, std::iter::empty(), &trusted), peer);
         // Only trusted hops: the left-most of them.

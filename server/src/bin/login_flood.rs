@@ -214,8 +214,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .map(|i| {
                 let http = http.clone();
                 let base = base.clone();
-                let xff = (!args.one_address)
-                    .then(|| format!("10.{}.{}.{}", round, i / 256, i % 256));
+                let xff =
+                    (!args.one_address).then(|| format!("10.{}.{}.{}", round, i / 256, i % 256));
                 tokio::spawn(async move {
                     login(
                         &http,
@@ -253,7 +253,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let (good_time, good_attempts) = good?;
         worst_peak = worst_peak.max(peak);
         worst_good = worst_good.max(good_time);
-        println!("  round {}: flood answered in {:.2} s", round + 1, flood_time.as_secs_f64());
+        println!(
+            "  round {}: flood answered in {:.2} s",
+            round + 1,
+            flood_time.as_secs_f64()
+        );
         println!("    bad logins by status: {answers:?} ({refused_with_retry_after} refused with Retry-After)");
         println!(
             "    good login during the flood: {:.0} ms ({good_attempts} attempt(s))",
@@ -270,16 +274,28 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "  peak RSS {:.1} MiB (target < 200 MB): {}",
         mib(worst_peak),
-        if worst_peak * 1024 < 200_000_000 { "ok" } else { "MISSED" }
+        if worst_peak * 1024 < 200_000_000 {
+            "ok"
+        } else {
+            "MISSED"
+        }
     );
     println!(
         "  RSS after - before: {grown:+.1} MiB (target within 20 MB): {}",
-        if (after.abs_diff(before) * 1024) <= 20_000_000 { "ok" } else { "MISSED" }
+        if (after.abs_diff(before) * 1024) <= 20_000_000 {
+            "ok"
+        } else {
+            "MISSED"
+        }
     );
     println!(
         "  slowest good login: {:.0} ms (target < 2 s): {}",
         worst_good.as_secs_f64() * 1e3,
-        if worst_good < Duration::from_secs(2) { "ok" } else { "MISSED" }
+        if worst_good < Duration::from_secs(2) {
+            "ok"
+        } else {
+            "MISSED"
+        }
     );
     server.kill().await.ok();
     Ok(())
