@@ -5,13 +5,8 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
 use crate::{
-    auth::{password::HashPool, ratelimit::LoginLimiter},
-    chat::ChatHub,
-    config::Config,
-    db::Db,
-    secrets::SecretBox,
-    term::TermManager,
-    ws::registry::SocketRegistry,
+    auth::ratelimit::LoginLimiter, chat::ChatHub, config::Config, db::Db, secrets::SecretBox,
+    term::TermManager, ws::registry::SocketRegistry,
 };
 
 /// The core services, shared behind one `Arc`.
@@ -29,7 +24,7 @@ pub struct Core {
     /// Failed-login slow-down.
     pub login_limiter: LoginLimiter,
     /// Password hashing workers (bounded; shared by login and user creation).
-    pub hasher: HashPool,
+    pub hasher: crate::auth::password::HashPool,
     /// Open terminal sockets by login session (closed on logout).
     pub sockets: SocketRegistry,
 }

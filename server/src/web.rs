@@ -6,7 +6,7 @@ use std::{future::Future, net::SocketAddr, path::Path, sync::Arc, time::Duration
 use anyhow::Context;
 use app::{api::ssr::ClientAddr, shell, App};
 use axum::{
-    extract::{ConnectInfo, Request, State},
+    extract::{ConnectInfo, Request},
     middleware::{self, Next},
     response::Response,
     routing::get,
@@ -20,11 +20,7 @@ use tower_http::trace::TraceLayer;
 use tracing::{info, info_span};
 
 use crate::{
-    auth::{
-        password::{HashPool, MemoryMode},
-        ratelimit::{self, LoginLimiter},
-        tokens,
-    },
+    auth::{ratelimit::LoginLimiter, tokens},
     chat::ChatHub,
     cli::{ServeArgs, StoreArgs},
     config::Config,
@@ -87,15 +83,15 @@ impl Runtime {
         let hash_workers = serve.hash_workers.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         });
-        let hasher = HashPool::new(
+        let hasher = crate::auth::password::HashPool::new(
             hash_workers,
             serve
                 .hash_queue
                 .unwrap_or(hash_workers.saturating_mul(HASH_QUEUE_PER_WORKER)),
             if serve.hash_fresh_memory {
-                MemoryMode::Fresh
+                crate::auth::password::MemoryMode::Fresh
             } else {
-                MemoryMode::Reuse
+                crate::auth::password::MemoryMode::Reuse
             },
         )
         .context("starting the password hashers")?;
@@ -158,7 +154,7 @@ pub async fn ensure_first_admin(core: &Core) -> anyhow::Result<Option<String>> {
 /// Puts the client's address where server functions can read it: the TCP
 /// peer, or behind a `--trusted-proxy` the address it forwarded for.
 async fn client_addr(
-    State(core): State<Arc<Core>>,
+    axum::extract::State(core): axum::extract::State<Arc<Core>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     mut req: Request,
     next: Next,
@@ -168,7 +164,8 @@ async fn client_addr(
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok());
-    let client = ratelimit::client_ip(addr.ip(), forwarded, &core.config.trusted_proxies);
+    let client =
+        crate::auth::ratelimit::client_ip(addr.ip(), forwarded, &core.config.trusted_proxies);
     req.extensions_mut().insert(ClientAddr(client));
     next.run(req).await
 }
