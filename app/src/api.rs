@@ -20,11 +20,15 @@ pub mod ssr {
     #[derive(Debug, Clone, Copy)]
     pub struct ClientAddr(pub IpAddr);
 
-    /// Sets the HTTP status for `err` and returns it.
+    /// Sets the HTTP status (and `Retry-After` where the error says when)
+    /// for `err` and returns it.
     pub fn fail(err: ApiError) -> ApiError {
         if let Some(opts) = use_context::<leptos_axum::ResponseOptions>() {
             if let Ok(code) = http::StatusCode::from_u16(err.status()) {
                 opts.set_status(code);
+            }
+            if let Some(secs) = err.retry_after() {
+                opts.insert_header(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
             }
         }
         err
@@ -120,7 +124,9 @@ pub mod ssr {
 }
 
 /// `POST /login` with JSON `{"username","password"}` → `{"otp"}` and the login
-/// cookie; 401 with no detail on bad credentials; 429 when rate limited.
+/// cookie; 401 with no detail on bad credentials; 400 for a name that cannot
+/// exist; 429 when rate limited and 503 when every password hasher is busy
+/// (both with `Retry-After`).
 #[server(prefix = "", endpoint = "login", input = Json, output = Json)]
 pub async fn login(username: String, password: String) -> Result<LoginReply, ApiError> {
     use ssr::*;

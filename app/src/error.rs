@@ -19,6 +19,10 @@ pub enum ApiError {
     /// Too many attempts; retry after this many seconds.
     #[error("too many attempts, try again in {0} s")]
     RateLimited(u64),
+    /// The server is too busy to take this request (e.g. every password
+    /// hasher is occupied); retry after this many seconds.
+    #[error("the server is busy, try again in {0} s")]
+    Busy(u64),
     /// The server failed; details are in its log.
     #[error("server error: {0}")]
     Internal(String),
@@ -44,7 +48,16 @@ impl ApiError {
             ApiError::NotFound(_) => 404,
             ApiError::Invalid(_) => 400,
             ApiError::RateLimited(_) => 429,
+            ApiError::Busy(_) => 503,
             ApiError::Internal(_) | ApiError::Transport(_) => 500,
+        }
+    }
+
+    /// Seconds for a `Retry-After` header, for errors that say when to retry.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::RateLimited(secs) | ApiError::Busy(secs) => Some((*secs).max(1)),
+            _ => None,
         }
     }
 }

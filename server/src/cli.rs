@@ -2,6 +2,7 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
 
 /// termroom: chat rooms and live SSH terminals in one browser page.
 #[derive(Debug, Parser)]
@@ -186,6 +187,39 @@ pub struct ServeArgs {
         hide = true
     )]
     pub purge_interval_secs: u64,
+    /// Password hashes computed at the same time (each holds ~19 MiB while
+    /// it runs and keeps it for the next). Default: the number of CPUs.
+    #[arg(long, env = "TERMROOM_HASH_WORKERS")]
+    pub hash_workers: Option<usize>,
+    /// Logins that may wait for a free password hasher; past this they are
+    /// answered 503 with Retry-After. Default: 8 per hash worker.
+    #[arg(long, env = "TERMROOM_HASH_QUEUE")]
+    pub hash_queue: Option<usize>,
+    /// Allocate argon2 memory afresh for every hash instead of keeping it
+    /// per worker (only to compare memory use with `login-flood`).
+    #[arg(long, hide = true)]
+    pub hash_fresh_memory: bool,
+    /// Address range (CIDR, or one address) of a reverse proxy in front of
+    /// termroom. Only requests from these peers have `X-Forwarded-For` read,
+    /// and the right-most address in it that is not such a proxy is the
+    /// client (for login rate limits and logs). Repeat the flag, or separate
+    /// with commas in the variable.
+    #[arg(
+        long = "trusted-proxy",
+        env = "TERMROOM_TRUSTED_PROXY",
+        value_delimiter = ',',
+        value_parser = parse_proxy_range
+    )]
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// A `--trusted-proxy` value: `10.0.0.0/8`, `2001:db8::/32` or a bare address.
+fn parse_proxy_range(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .map(|n| n.trunc())
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{s:?} is not an address range like 10.0.0.0/8 or an address"))
 }
 
 /// `termroom user ...`

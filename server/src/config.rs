@@ -31,6 +31,8 @@ pub struct Config {
     pub revocation_poll: Duration,
     /// How often expired login sessions and tickets are deleted.
     pub purge_interval: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Config {
@@ -69,6 +71,7 @@ mod tests {
             max_sessions_per_user: 32,
             revocation_poll: Duration::from_secs(2),
             purge_interval: Duration::from_secs(60),
+            trusted_proxies: Vec::new(),
         }
     }
 

@@ -23,6 +23,8 @@ pub struct Core {
     pub secrets: SecretBox,
     /// Failed-login slow-down.
     pub login_limiter: LoginLimiter,
+    /// Password hashing workers (bounded; shared by login and user creation).
+    pub hasher: crate::auth::password::HashPool,
     /// Open terminal sockets by login session (closed on logout).
     pub sockets: SocketRegistry,
 }

@@ -32,6 +32,10 @@ use crate::{
     ws,
 };
 
+/// Logins queued per password hash worker by default: at ~40 ms a hash,
+/// a full queue drains in about a third of a second.
+const HASH_QUEUE_PER_WORKER: usize = 8;
+
 /// How long an SSH connection attempt may take.
 const SSH_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -91,7 +95,23 @@ impl Runtime {
             max_sessions_per_user: serve.max_sessions_per_user,
             revocation_poll: Duration::from_millis(serve.revocation_poll_ms.max(50)),
             purge_interval: Duration::from_secs(serve.purge_interval_secs.max(1)),
+            trusted_proxies: serve.trusted_proxies.clone(),
         };
+        let hash_workers = serve.hash_workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
+        let hasher = crate::auth::password::HashPool::new(
+            hash_workers,
+            serve
+                .hash_queue
+                .unwrap_or(hash_workers.saturating_mul(HASH_QUEUE_PER_WORKER)),
+            if serve.hash_fresh_memory {
+                crate::auth::password::MemoryMode::Fresh
+            } else {
+                crate::auth::password::MemoryMode::Reuse
+            },
+        )
+        .context("starting the password hashers")?;
         let (hub, hub_task) = ChatHub::spawn(db.clone(), config.chat_rate);
         let terms = TermManager::new(
             TermConfig {
@@ -110,6 +130,7 @@ impl Runtime {
             terms,
             secrets,
             login_limiter: LoginLimiter::default(),
+            hasher,
             sockets: Default::default(),
         });
         let watcher_task = crate::revocation::spawn(core.clone());
@@ -141,19 +162,34 @@ pub async fn ensure_first_admin(core: &Core) -> anyhow::Result<Option<String>> {
         return Ok(None);
     }
     let password = tokens::random_token();
-    services::accounts::create_user(&core.db, "admin", &password, app::model::Role::Admin)
-        .await
-        .map_err(|e| anyhow::anyhow!("creating the first admin: {e}"))?;
+    services::accounts::create_user_with(
+        &core.hasher,
+        &core.db,
+        "admin",
+        &password,
+        app::model::Role::Admin,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("creating the first admin: {e}"))?;
     Ok(Some(password))
 }
 
-/// Puts the peer address where server functions can read it.
+/// Puts the client's address where server functions can read it: the TCP
+/// peer, or behind a `--trusted-proxy` the address it forwarded for.
 async fn client_addr(
+    axum::extract::State(core): axum::extract::State<Arc<Core>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     mut req: Request,
     next: Next,
 ) -> Response {
-    req.extensions_mut().insert(ClientAddr(addr.ip()));
+    let forwarded = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    let client =
+        crate::auth::ratelimit::client_ip(addr.ip(), forwarded, &core.config.trusted_proxies);
+    req.extensions_mut().insert(ClientAddr(client));
     next.run(req).await
 }
 
@@ -178,7 +214,10 @@ pub fn router(state: AppState) -> Router {
         >(
             move || provide_context(fallback_services.clone()), shell
         ))
-        .layer(middleware::from_fn(client_addr))
+        .layer(middleware::from_fn_with_state(
+            state.core.clone(),
+            client_addr,
+        ))
         // Spans carry the path only: tickets travel in query strings and must never be logged.
         .layer(TraceLayer::new_for_http().make_span_with(
             |req: &Request| info_span!("http", method = %req.method(), path = %req.uri().path()),

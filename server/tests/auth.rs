@@ -266,3 +266,231 @@ async fn admins_manage_users_through_server_functions_and_the_audit_log_names_th
     s.assert_audited("user.add", "carol", "root1").await;
     s.assert_audited("user.disable", "carol", "root1").await;
 }
+
+/// Posts `/login`, optionally with an `X-Forwarded-For` header.
+async fn try_login(
+    s: &TestServer,
+    client: &reqwest::Client,
+    name: &str,
+    password: &str,
+    forwarded_for: Option<&str>,
+) -> reqwest::Response {
+    let mut req = client
+        .post(s.url("/login"))
+        .json(&json!({"username": name, "password": password}));
+    if let Some(xff) = forwarded_for {
+        req = req.header("x-forwarded-for", xff);
+    }
+    req.send().await.expect("login request")
+}
+
+/// Free failures per address; the tests below drive the limiter past them.
+const ADDR_FREE: u32 = server::auth::ratelimit::FREE_FAILURES_PER_ADDR;
+/// Free failures per account name.
+const NAME_FREE: u32 = server::auth::ratelimit::FREE_FAILURES_PER_NAME;
+
+#[tokio::test]
+async fn logging_into_ones_own_account_does_not_reset_guesses_at_another() {
+    let s = TestServer::start().await;
+    s.add_user("alice", Role::Member).await;
+    s.add_user("mallory", Role::Member).await;
+    let c = reqwest::Client::new();
+    let mut statuses = vec![];
+    for _ in 0..NAME_FREE {
+        statuses.push(
+            try_login(&s, &c, "alice", "guess-guess", None)
+                .await
+                .status(),
+        );
+        // Before the fix a success cleared the address's failures.
+        let ok = try_login(&s, &c, "mallory", PASSWORD, None).await;
+        assert_eq!(ok.status(), 200, "mallory's own logins always work");
+    }
+    assert!(statuses.iter().all(|c| *c == 401), "{statuses:?}");
+    let r = try_login(&s, &c, "alice", "guess-guess", None).await;
+    assert_eq!(r.status(), 429, "alice's guesses are limited");
+    assert!(r.headers().get("retry-after").is_some());
+    let r = try_login(&s, &c, "alice", PASSWORD, None).await;
+    assert_eq!(r.status(), 429, "even the right password waits");
+}
+
+#[tokio::test]
+async fn parallel_guesses_cannot_all_pass_the_check() {
+    let s = TestServer::start().await;
+    s.add_user("alice", Role::Member).await;
+    let c = reqwest::Client::new();
+    let guesses = (0..30).map(|i| {
+        let c = c.clone();
+        let s = &s;
+        async move {
+            try_login(s, &c, "alice", &format!("guess-{i}"), None)
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(guesses).await;
+    let tried = statuses.iter().filter(|&&c| c == 401).count();
+    assert!(
+        tried <= NAME_FREE as usize,
+        "at most {NAME_FREE} guesses are checked: {statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|&c| c == 401 || c == 429),
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn invalid_names_are_refused_before_hashing_still_counted_and_audit_is_capped() {
+    let s = TestServer::start().await;
+    s.add_user("alice", Role::Member).await;
+    let c = reqwest::Client::new();
+    let long = "x".repeat(10_000);
+    let bad_names = ["", "a b", "../etc/passwd", long.as_str(), "é"];
+    for i in 0..ADDR_FREE as usize {
+        let r = try_login(&s, &c, bad_names[i % bad_names.len()], "pw", None).await;
+        assert_eq!(r.status(), 400, "attempt {i}");
+        let body = r.text().await.unwrap();
+        assert!(body.contains("name"), "says what is wrong: {body}");
+    }
+    assert_eq!(
+        s.core().hasher.peak_concurrency(),
+        0,
+        "no password was hashed for a name that cannot exist"
+    );
+    let audit = server::db::audit::recent(&s.core().db, 100).await.unwrap();
+    let failed: Vec<_> = audit
+        .iter()
+        .filter(|e| e.action == "login.failed")
+        .collect();
+    assert_eq!(failed.len(), ADDR_FREE as usize, "every attempt is audited");
+    assert!(failed
+        .iter()
+        .all(|e| e.target.as_deref().unwrap_or("").chars().count() <= 64));
+    // They counted against the address.
+    let r = try_login(&s, &c, "alice", PASSWORD, None).await;
+    assert_eq!(r.status(), 429);
+}
+
+#[tokio::test]
+async fn a_full_hash_queue_answers_503_with_retry_after_and_bounds_concurrency() {
+    let s = TestServer::start_with(Options {
+        hash_workers: Some(1),
+        hash_queue: Some(1),
+        // Each request comes "from" its own address, so that only the hash
+        // queue (not the address limit) refuses them.
+        trusted_proxies: vec!["127.0.0.1/32".into()],
+        ..Options::default()
+    })
+    .await;
+    s.add_user("alice", Role::Member).await;
+    let c = reqwest::Client::new();
+    let burst = (0..40).map(|i| {
+        let c = c.clone();
+        let s = &s;
+        async move {
+            let r = try_login(
+                s,
+                &c,
+                &format!("ghost{i}"),
+                "guess-guess",
+                Some(&format!("198.51.100.{i}")),
+            )
+            .await;
+            let retry = r
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            (r.status().as_u16(), retry)
+        }
+    });
+    let results = futures::future::join_all(burst).await;
+    let busy: Vec<_> = results.iter().filter(|(c, _)| *c == 503).collect();
+    assert!(!busy.is_empty(), "a full queue refuses: {results:?}");
+    assert!(
+        busy.iter().all(|(_, retry)| retry.is_some_and(|r| r >= 1)),
+        "503 carries Retry-After: {results:?}"
+    );
+    assert!(
+        results.iter().all(|(c, _)| *c == 401 || *c == 503),
+        "{results:?}"
+    );
+    assert!(results.iter().any(|(c, _)| *c == 401), "some are served");
+    assert_eq!(s.core().hasher.peak_concurrency(), 1, "one hash at a time");
+    // A refused attempt was not counted: the queue is free again and the
+    // right password works.
+    let r = try_login(&s, &c, "alice", PASSWORD, Some("198.51.100.250")).await;
+    assert_eq!(r.status(), 200);
+}
+
+/// Fails `n` logins on distinct unknown names, each with `xff(i)` as X-Forwarded-For.
+async fn fail_many(s: &TestServer, n: u32, xff: impl Fn(u32) -> String) {
+    let c = reqwest::Client::new();
+    for i in 0..n {
+        let r = try_login(s, &c, &format!("ghost{i}"), "guess-guess", Some(&xff(i))).await;
+        assert_eq!(r.status(), 401, "failure {i}");
+    }
+}
+
+#[tokio::test]
+async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
+    let s = TestServer::start().await;
+    s.add_user("alice", Role::Member).await;
+    // Claiming a new address each time does not escape the address limit.
+    fail_many(&s, ADDR_FREE, |i| format!("203.0.113.{i}")).await;
+    let c = reqwest::Client::new();
+    let r = try_login(&s, &c, "alice", PASSWORD, Some("203.0.113.200")).await;
+    assert_eq!(r.status(), 429);
+}
+
+#[tokio::test]
+async fn forwarded_for_from_a_trusted_proxy_names_the_client() {
+    let s = TestServer::start_with(Options {
+        trusted_proxies: vec!["127.0.0.0/8".into()],
+        ..Options::default()
+    })
+    .await;
+    s.add_user("alice", Role::Member).await;
+    s.add_user("mallory", Role::Member).await;
+    // The attacker's failures, forwarded by the proxy (the left-most entry
+    // is whatever the attacker wrote and is not believed).
+    fail_many(&s, ADDR_FREE - 1, |i| format!("10.{i}.0.1, 203.0.113.66")).await;
+    let c = reqwest::Client::new();
+    // A success on their own account does not clear the address's failures.
+    let r = try_login(&s, &c, "mallory", PASSWORD, Some("203.0.113.66")).await;
+    assert_eq!(r.status(), 200);
+    let r = try_login(&s, &c, "ghost-last", "guess-guess", Some("203.0.113.66")).await;
+    assert_eq!(r.status(), 401);
+    let r = try_login(&s, &c, "alice", PASSWORD, Some("203.0.113.66")).await;
+    assert_eq!(r.status(), 429, "the attacker's address waits");
+    // Everyone else behind the same proxy is unaffected.
+    let r = try_login(&s, &c, "alice", PASSWORD, Some("203.0.113.7")).await;
+    assert_eq!(r.status(), 200, "another client behind the proxy logs in");
+    let audit = server::db::audit::recent(&s.core().db, 100).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "login.failed" && e.detail.as_deref() == Some("203.0.113.66")),
+        "the audit log names the forwarded client"
+    );
+}
+
+#[tokio::test]
+async fn one_account_guessed_from_many_addresses_is_limited() {
+    let s = TestServer::start_with(Options {
+        trusted_proxies: vec!["127.0.0.1/32".into()],
+        ..Options::default()
+    })
+    .await;
+    s.add_user("alice", Role::Member).await;
+    let c = reqwest::Client::new();
+    for i in 0..NAME_FREE {
+        let xff = format!("198.51.100.{i}");
+        let r = try_login(&s, &c, "alice", "guess-guess", Some(&xff)).await;
+        assert_eq!(r.status(), 401);
+    }
+    let r = try_login(&s, &c, "alice", "guess-guess", Some("192.0.2.1")).await;
+    assert_eq!(r.status(), 429, "counted per account name");
+}

@@ -1,80 +1,382 @@
-//! Password hashing with argon2id (the `argon2` crate, RustCrypto), run off the
-//! async threads because each hash takes tens of milliseconds by design.
-use argon2::{
-    password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
-    Argon2,
+//! Password hashing with argon2id (the `argon2` crate, RustCrypto) on a fixed
+//! set of worker threads that keep their argon2 memory between hashes.
+//!
+//! Each hash needs ~19 MiB of working memory. Run on tokio's blocking pool
+//! (up to 512 threads), a burst of logins allocated that much per thread at
+//! once, and glibc kept most of it in its per-thread arenas afterwards (1000
+//! logins, 100 at a time, left the server at 14 GB). Here a [`HashPool`] runs
+//! at most `workers` hashes at once, each worker reusing one buffer, and
+//! queues at most `queue` more: past that a request is refused at once with
+//! [`PasswordError::Busy`] (the caller answers 503 with `Retry-After`).
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        mpsc, Arc, Mutex, OnceLock,
+    },
+    thread,
 };
+
+use argon2::{
+    password_hash::{rand_core::OsRng, Output, ParamsString, SaltString},
+    Algorithm, Argon2, Block, Params, PasswordHash, Version,
+};
+use tokio::sync::oneshot;
 
 /// Password hashing failures.
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
+    /// The argon2 computation itself failed (bad parameters).
     #[error("password hashing failed: {0}")]
     Hash(String),
-    #[error("password hashing task failed")]
+    /// The worker went away before answering (pool shut down).
+    #[error("password hashing worker stopped")]
     Join,
+    /// Every worker is busy and the wait queue is full: try again later.
+    #[error("password hashing is busy")]
+    Busy,
 }
 
 /// Shortest password accepted for a new account.
 pub const MIN_PASSWORD_CHARS: usize = 8;
 /// Longest password accepted (bounds hashing work per request).
 pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// Largest argon2 memory cost (KiB) a stored hash may ask for: a row edited
+/// to demand more could otherwise make one login allocate gigabytes.
+const MAX_M_COST_KIB: u32 = 256 * 1024;
+/// Longest salt accepted in a stored hash (bytes; PHC allows 48 in base64).
+const MAX_SALT_BYTES: usize = 64;
 
-/// Hashes a password into a PHC string (argon2id, default parameters).
-pub async fn hash(password: &str) -> Result<String, PasswordError> {
-    let password = password.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| PasswordError::Hash(e.to_string()))
-    })
-    .await
-    .map_err(|_| PasswordError::Join)?
+/// How the workers get their argon2 memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryMode {
+    /// Each worker keeps one buffer for its whole life (the default).
+    Reuse,
+    /// A fresh buffer per hash, freed afterwards (what `argon2` does by
+    /// itself; kept to measure the difference with `login-flood`).
+    Fresh,
 }
 
-/// Checks a password against a PHC string; a malformed hash never matches.
-pub async fn verify(password: &str, phc: &str) -> Result<bool, PasswordError> {
-    if password.len() > MAX_PASSWORD_BYTES {
-        return Ok(false);
+/// What a worker is asked to do.
+enum Work {
+    /// Hash a new password (default parameters, random salt) into a PHC string.
+    Hash(String),
+    /// Check a password against a PHC string.
+    Verify { password: String, phc: String },
+    /// Do the work of a verification for an unknown user; never matches.
+    Dummy(String),
+}
+
+/// A worker's answer: a PHC string for `Hash`, a match flag otherwise.
+enum Answer {
+    Phc(String),
+    Matches(bool),
+}
+
+struct Job {
+    work: Work,
+    reply: oneshot::Sender<Result<Answer, PasswordError>>,
+}
+
+/// Fixed hashing workers fed through a bounded queue. Dropping the pool
+/// stops the workers (and frees their memory) once the queue is drained.
+pub struct HashPool {
+    queue: mpsc::SyncSender<Job>,
+    workers: usize,
+    stats: Arc<Stats>,
+}
+
+#[derive(Default)]
+struct Stats {
+    /// Hashes running right now.
+    busy: AtomicUsize,
+    /// The most hashes that ever ran at once.
+    peak: AtomicUsize,
+}
+
+impl std::fmt::Debug for HashPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HashPool")
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
     }
-    let password = password.to_owned();
-    let phc = phc.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let Ok(parsed) = PasswordHash::new(&phc) else {
-            return false;
-        };
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-    })
-    .await
-    .map_err(|_| PasswordError::Join)
 }
 
-/// A hash of a random password, verified against when the user does not exist
-/// so that unknown and known names take the same time.
-pub async fn dummy_hash() -> &'static str {
-    static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
-    DUMMY
-        .get_or_init(|| async {
-            hash(&crate::auth::tokens::random_token())
-                .await
-                .unwrap_or_default()
+impl HashPool {
+    /// Starts `workers` hashing threads (at least one) with room for `queue`
+    /// waiting requests. Buffers are allocated at a worker's first hash.
+    pub fn new(workers: usize, queue: usize, memory: MemoryMode) -> Result<Self, PasswordError> {
+        let workers = workers.max(1);
+        let (tx, rx) = mpsc::sync_channel::<Job>(queue);
+        let rx = Arc::new(Mutex::new(rx));
+        let stats = Arc::new(Stats::default());
+        for i in 0..workers {
+            let rx = rx.clone();
+            let stats = stats.clone();
+            thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || worker(&rx, &stats, memory))
+                .map_err(|e| PasswordError::Hash(format!("starting a hashing thread: {e}")))?;
+        }
+        Ok(Self {
+            queue: tx,
+            workers,
+            stats,
+        })
+    }
+
+    /// Hashing threads in this pool.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// The most hashes that ran at the same time since the pool started.
+    pub fn peak_concurrency(&self) -> usize {
+        self.stats.peak.load(Ordering::Relaxed)
+    }
+
+    async fn submit(&self, work: Work) -> Result<Answer, PasswordError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .try_send(Job { work, reply })
+            .map_err(|e| match e {
+                mpsc::TrySendError::Full(_) => PasswordError::Busy,
+                mpsc::TrySendError::Disconnected(_) => PasswordError::Join,
+            })?;
+        answer.await.map_err(|_| PasswordError::Join)?
+    }
+
+    /// Hashes a password into a PHC string (argon2id, default parameters).
+    pub async fn hash(&self, password: &str) -> Result<String, PasswordError> {
+        match self.submit(Work::Hash(password.to_owned())).await? {
+            Answer::Phc(s) => Ok(s),
+            Answer::Matches(_) => Err(PasswordError::Hash("unexpected answer".into())),
+        }
+    }
+
+    /// Checks a password against a PHC string; a malformed hash never matches.
+    pub async fn verify(&self, password: &str, phc: &str) -> Result<bool, PasswordError> {
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Ok(false);
+        }
+        self.matches(Work::Verify {
+            password: password.to_owned(),
+            phc: phc.to_owned(),
         })
         .await
+    }
+
+    /// The same work as [`HashPool::verify`] for a user that does not exist,
+    /// so that unknown and known names take the same time. Never matches.
+    pub async fn verify_unknown(&self, password: &str) -> Result<bool, PasswordError> {
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Ok(false);
+        }
+        self.matches(Work::Dummy(password.to_owned())).await
+    }
+
+    async fn matches(&self, work: Work) -> Result<bool, PasswordError> {
+        match self.submit(work).await? {
+            Answer::Matches(m) => Ok(m),
+            Answer::Phc(_) => Err(PasswordError::Hash("unexpected answer".into())),
+        }
+    }
+}
+
+/// The pool the command line (and code without a server core) uses: one
+/// worker, started on first use.
+pub fn default_pool() -> Result<&'static HashPool, PasswordError> {
+    static POOL: OnceLock<Result<HashPool, String>> = OnceLock::new();
+    /// Requests the default pool queues before answering busy.
+    const DEFAULT_POOL_QUEUE: usize = 64;
+    POOL.get_or_init(|| {
+        HashPool::new(1, DEFAULT_POOL_QUEUE, MemoryMode::Reuse).map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(|e| PasswordError::Hash(e.clone()))
+}
+
+/// Hashes a password on the process-wide default pool (command line use).
+pub async fn hash(password: &str) -> Result<String, PasswordError> {
+    default_pool()?.hash(password).await
+}
+
+/// Checks a password on the process-wide default pool (command line use).
+pub async fn verify(password: &str, phc: &str) -> Result<bool, PasswordError> {
+    default_pool()?.verify(password, phc).await
+}
+
+/// A hashing thread: takes jobs until the pool is dropped.
+fn worker(rx: &Mutex<mpsc::Receiver<Job>>, stats: &Stats, memory: MemoryMode) {
+    let mut blocks: Vec<Block> = Vec::new();
+    loop {
+        // Only the receive happens under the lock; the hash runs after it.
+        let job = {
+            let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
+            rx.recv()
+        };
+        let Ok(job) = job else {
+            return;
+        };
+        if job.reply.is_closed() {
+            continue; // the request was abandoned while queued
+        }
+        let now = stats.busy.fetch_add(1, Ordering::SeqCst) + 1;
+        stats.peak.fetch_max(now, Ordering::SeqCst);
+        let answer = match memory {
+            MemoryMode::Reuse => run(job.work, &mut blocks),
+            MemoryMode::Fresh => run(job.work, &mut Vec::new()),
+        };
+        stats.busy.fetch_sub(1, Ordering::SeqCst);
+        let _ = job.reply.send(answer);
+    }
+}
+
+fn run(work: Work, blocks: &mut Vec<Block>) -> Result<Answer, PasswordError> {
+    match work {
+        Work::Hash(password) => hash_with(password.as_bytes(), blocks).map(Answer::Phc),
+        Work::Verify { password, phc } => Ok(Answer::Matches(verify_with(
+            password.as_bytes(),
+            &phc,
+            blocks,
+        ))),
+        Work::Dummy(password) => {
+            let _ = hash_with(password.as_bytes(), blocks)?;
+            Ok(Answer::Matches(false))
+        }
+    }
+}
+
+/// `blocks` resized to what `params` need, growing the buffer only.
+fn memory_for<'b>(params: &Params, blocks: &'b mut Vec<Block>) -> &'b mut [Block] {
+    let needed = params.block_count();
+    if blocks.len() < needed {
+        blocks.resize(needed, Block::default());
+    }
+    &mut blocks[..needed]
+}
+
+fn hash_with(password: &[u8], blocks: &mut Vec<Block>) -> Result<String, PasswordError> {
+    let err = |e: &dyn std::fmt::Display| PasswordError::Hash(e.to_string());
+    let params = Params::default();
+    let salt = SaltString::generate(&mut OsRng);
+    let mut salt_buf = [0u8; MAX_SALT_BYTES];
+    let salt_bytes = salt
+        .as_salt()
+        .decode_b64(&mut salt_buf)
+        .map_err(|e| err(&e))?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+        .hash_password_into_with_memory(password, salt_bytes, &mut out, memory_for(&params, blocks))
+        .map_err(|e| err(&e))?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(u32::from(Version::V0x13)),
+        params: ParamsString::try_from(&params).map_err(|e| err(&e))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(|e| err(&e))?),
+    };
+    Ok(phc.to_string())
+}
+
+fn verify_with(password: &[u8], phc: &str, blocks: &mut Vec<Block>) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm) else {
+        return false;
+    };
+    let Ok(version) = parsed.version.map(Version::try_from).transpose() else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    if params.m_cost() > MAX_M_COST_KIB {
+        return false;
+    }
+    let mut salt_buf = [0u8; MAX_SALT_BYTES];
+    let Ok(salt_bytes) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    let argon = Argon2::new(algorithm, version.unwrap_or_default(), params.clone());
+    if argon
+        .hash_password_into_with_memory(password, salt_bytes, &mut out, memory_for(&params, blocks))
+        .is_err()
+    {
+        return false;
+    }
+    // `Output` compares in constant time.
+    Output::new(&out).is_ok_and(|o| o == *expected)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::{PasswordHasher, PasswordVerifier};
 
     #[tokio::test]
     async fn hash_then_verify() {
         let h = hash("correct horse").await.unwrap();
-        assert!(h.starts_with("$argon2id$"));
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
         assert!(verify("correct horse", &h).await.unwrap());
         assert!(!verify("wrong horse", &h).await.unwrap());
         assert!(!verify("x", "not a phc string").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn hashes_are_compatible_with_the_argon2_crate() {
+        let pool = HashPool::new(1, 4, MemoryMode::Reuse).unwrap();
+        let ours = pool.hash("correct horse").await.unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(Argon2::default()
+            .verify_password(b"correct horse", &parsed)
+            .is_ok());
+        // A hash the crate made, with other parameters, through the reused buffer.
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8 * 1024, 1, 1, None).unwrap(),
+        )
+        .hash_password(b"battery staple", &salt)
+        .unwrap()
+        .to_string();
+        assert!(pool.verify("battery staple", &theirs).await.unwrap());
+        assert!(!pool.verify("battery stapler", &theirs).await.unwrap());
+        assert!(!pool.verify_unknown("battery staple").await.unwrap());
+        assert!(pool.verify("correct horse", &ours).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn huge_memory_costs_in_stored_hashes_never_match() {
+        let pool = HashPool::new(1, 4, MemoryMode::Reuse).unwrap();
+        let huge = "$argon2id$v=19$m=4194304,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        assert!(!pool.verify("x", huge).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_busy_and_workers_stay_bounded() {
+        let pool = Arc::new(HashPool::new(1, 1, MemoryMode::Reuse).unwrap());
+        let tries = (0..12).map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.verify_unknown("guess-guess").await })
+        });
+        let results = futures::future::join_all(tries).await;
+        let busy = results
+            .iter()
+            .filter(|r| matches!(r, Ok(Err(PasswordError::Busy))))
+            .count();
+        let done = results
+            .iter()
+            .filter(|r| matches!(r, Ok(Ok(false))))
+            .count();
+        assert!(busy >= 1, "some requests are refused");
+        assert!(done >= 1, "some are served");
+        assert_eq!(busy + done, 12);
+        assert_eq!(pool.peak_concurrency(), 1);
     }
 }

@@ -16,11 +16,44 @@ use crate::{
     state::Core,
 };
 
+/// Seconds a login refused because every password hasher is busy is told
+/// to wait (`Retry-After`): a queue drains in well under a second.
+const HASH_BUSY_RETRY_SECS: u64 = 1;
+/// Characters of a failed login's user name kept in the audit log (valid
+/// names are at most 64; anything longer is an attacker's payload).
+const AUDIT_NAME_CHARS: usize = 64;
+
+/// Records a failed login, storing at most [`AUDIT_NAME_CHARS`] of the name.
+async fn audit_failed_login(core: &Core, name: &str, remote: IpAddr) {
+    let name: String = name.chars().take(AUDIT_NAME_CHARS).collect();
+    audit(
+        &core.db,
+        None,
+        "login.failed",
+        Some(&name),
+        Some(&remote.to_string()),
+    )
+    .await;
+}
+
 /// [`Accounts`] backed by the database.
 pub struct AccountService(pub Arc<Core>);
 
-/// Creates a user after validating the name and password (shared with the CLI).
+/// Creates a user after validating the name and password (shared with the
+/// CLI), hashing on the process-wide default pool.
 pub async fn create_user(
+    core_db: &db::Db,
+    name: &str,
+    password_text: &str,
+    role: Role,
+) -> Result<i64, ApiError> {
+    let hasher = password::default_pool().map_err(internal)?;
+    create_user_with(hasher, core_db, name, password_text, role).await
+}
+
+/// Creates a user, hashing the password on `hasher` (the server's workers).
+pub async fn create_user_with(
+    hasher: &password::HashPool,
     core_db: &db::Db,
     name: &str,
     password_text: &str,
@@ -36,7 +69,11 @@ pub async fn create_user(
     if password_text.len() > password::MAX_PASSWORD_BYTES {
         return Err(ApiError::Invalid("password too long".into()));
     }
-    let hash = password::hash(password_text).await.map_err(internal)?;
+    let hash = match hasher.hash(password_text).await {
+        Ok(h) => h,
+        Err(password::PasswordError::Busy) => return Err(ApiError::Busy(HASH_BUSY_RETRY_SECS)),
+        Err(e) => return Err(internal(e)),
+    };
     match users::create(core_db, name, &hash, role).await {
         Ok(id) => Ok(id),
         Err(e) if users::is_unique_violation(&e) => {
@@ -55,33 +92,37 @@ impl Accounts for AccountService {
         remote: IpAddr,
     ) -> Result<LoginGrant, ApiError> {
         let core = &self.0;
-        core.login_limiter
-            .check(remote)
+        let valid_name = check_name("user", name);
+        // Counted before any lookup or hashing, so parallel guesses cannot
+        // all pass the check; a name that cannot exist counts against the
+        // address only.
+        let attempt = core
+            .login_limiter
+            .begin(remote, valid_name.is_ok().then_some(name))
             .map_err(ApiError::RateLimited)?;
+        if let Err(e) = valid_name {
+            audit_failed_login(core, name, remote).await;
+            return Err(e);
+        }
         let user = users::by_name(&core.db, name).await.map_err(internal)?;
-        let ok = match &user {
-            Some(u) if !u.disabled => password::verify(password_text, &u.password_hash)
-                .await
-                .map_err(internal)?,
-            _ => {
-                // Same work for unknown names, so timing does not reveal them.
-                let _ = password::verify(password_text, password::dummy_hash().await).await;
-                false
+        let checked = match &user {
+            Some(u) if !u.disabled => core.hasher.verify(password_text, &u.password_hash).await,
+            // Same work for unknown names, so timing does not reveal them.
+            _ => core.hasher.verify_unknown(password_text).await,
+        };
+        let ok = match checked {
+            Ok(ok) => ok,
+            Err(password::PasswordError::Busy) => {
+                core.login_limiter.not_tried(attempt);
+                return Err(ApiError::Busy(HASH_BUSY_RETRY_SECS));
             }
+            Err(e) => return Err(internal(e)),
         };
         let Some(user) = user.filter(|_| ok) else {
-            core.login_limiter.failed(remote);
-            audit(
-                &core.db,
-                None,
-                "login.failed",
-                Some(name),
-                Some(&remote.to_string()),
-            )
-            .await;
+            audit_failed_login(core, name, remote).await;
             return Err(ApiError::Unauthorized);
         };
-        core.login_limiter.succeeded(remote);
+        core.login_limiter.succeeded(attempt);
         let session_token = tokens::random_session_token();
         let session_hash = tokens::token_hash(&session_token);
         users::create_login_session(&core.db, &session_hash, user.id)
@@ -146,7 +187,7 @@ impl Accounts for AccountService {
         password_text: &str,
         role: Role,
     ) -> Result<(), ApiError> {
-        create_user(&self.0.db, name, password_text, role).await?;
+        create_user_with(&self.0.hasher, &self.0.db, name, password_text, role).await?;
         audit(
             &self.0.db,
             Some(&actor.user.name),

@@ -40,6 +40,9 @@ pub struct Options {
     pub max_sessions_per_user: usize,
     pub revocation_poll_ms: u64,
     pub purge_interval_secs: u64,
+    pub hash_workers: Option<usize>,
+    pub hash_queue: Option<usize>,
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for Options {
@@ -56,6 +59,9 @@ impl Default for Options {
             max_sessions_per_user: 32,
             revocation_poll_ms: 2000,
             purge_interval_secs: 60,
+            hash_workers: None,
+            hash_queue: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -103,6 +109,14 @@ impl TestServer {
             max_sessions_per_user: opts.max_sessions_per_user,
             revocation_poll_ms: opts.revocation_poll_ms,
             purge_interval_secs: opts.purge_interval_secs,
+            hash_workers: opts.hash_workers,
+            hash_queue: opts.hash_queue,
+            hash_fresh_memory: false,
+            trusted_proxies: opts
+                .trusted_proxies
+                .iter()
+                .map(|p| p.parse().expect("proxy range"))
+                .collect(),
         };
         let store = StoreArgs {
             data_dir: data_dir.clone(),

@@ -1,0 +1,302 @@
+//! Login flood benchmark: starts a real `termroom serve` child process and
+//! fires N bad logins at once (each from its own address through a trusted
+//! proxy header, the worst case: no address limit applies), with one good
+//! login in the middle. Prints the server's RSS before, at its peak during
+//! and after each flood, how the bad logins were answered, and how long the
+//! good login took (retrying after `Retry-After` when refused as busy).
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    process::Stdio,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use tokio::process::Command;
+
+/// Benchmark settings.
+#[derive(Debug, Parser)]
+#[command(about = "termroom login flood benchmark")]
+struct Args {
+    /// The termroom binary to benchmark.
+    #[arg(long, default_value = "target/release/termroom")]
+    server_bin: PathBuf,
+    /// Bad logins sent at the same time per flood.
+    #[arg(long, default_value_t = 1000)]
+    bad: usize,
+    /// Floods in a row (memory must not grow from one to the next).
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    /// Send every bad login from the benchmark's own address (no
+    /// X-Forwarded-For): then the address limit answers most of them.
+    #[arg(long)]
+    one_address: bool,
+    /// Extra argument for `termroom serve` (repeatable), e.g. `--server-arg=--hash-workers=2`.
+    #[arg(long = "server-arg", allow_hyphen_values = true)]
+    server_args: Vec<String>,
+    /// Port for the server.
+    #[arg(long, default_value_t = 39124)]
+    port: u16,
+}
+
+/// How often the server's RSS is sampled during a flood.
+const RSS_SAMPLE_EVERY: Duration = Duration::from_millis(5);
+/// How long the server may take to answer its first login.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the good login keeps retrying when refused as busy.
+const GOOD_LOGIN_GIVE_UP: Duration = Duration::from_secs(30);
+/// Good logins run in parallel before measuring, so that every hashing
+/// worker has allocated its buffer (part of the server's steady state).
+const WARMUP_LOGINS: usize = 16;
+/// Time for the server to settle after a flood before "after" is measured.
+const SETTLE: Duration = Duration::from_secs(2);
+
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("VmRSS not found")
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// One login; returns the status and the `Retry-After` seconds if any.
+async fn login(
+    http: &reqwest::Client,
+    base: &str,
+    name: &str,
+    password: &str,
+    forwarded_for: Option<&str>,
+) -> anyhow::Result<(u16, Option<u64>)> {
+    let mut req = http
+        .post(format!("{base}/login"))
+        .json(&serde_json::json!({"username": name, "password": password}));
+    if let Some(xff) = forwarded_for {
+        req = req.header("x-forwarded-for", xff);
+    }
+    let r = req.send().await?;
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    Ok((r.status().as_u16(), retry))
+}
+
+/// A good login, retrying after `Retry-After` while refused with 503/429;
+/// returns the total time and the number of attempts.
+async fn good_login(
+    http: &reqwest::Client,
+    base: &str,
+    password: &str,
+    xff: &str,
+) -> anyhow::Result<(Duration, u32)> {
+    let start = Instant::now();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let (status, retry) = login(http, base, "bench", password, Some(xff)).await?;
+        match status {
+            200 => return Ok((start.elapsed(), attempts)),
+            429 | 503 if start.elapsed() < GOOD_LOGIN_GIVE_UP => {
+                tokio::time::sleep(Duration::from_secs(retry.unwrap_or(1))).await;
+            }
+            other => bail!("good login answered {other}"),
+        }
+    }
+}
+
+/// Samples the server's RSS until `stop`; returns the highest value seen.
+fn sample_peak(pid: u32, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
+    let peak = Arc::new(AtomicU64::new(0));
+    tokio::spawn(async move {
+        while !stop.load(Ordering::Relaxed) {
+            if let Ok(kib) = rss_kib(pid) {
+                peak.fetch_max(kib, Ordering::Relaxed);
+            }
+            tokio::time::sleep(RSS_SAMPLE_EVERY).await;
+        }
+        peak.load(Ordering::Relaxed)
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let bin = &args.server_bin;
+    let password = "bench-password-123";
+    let mut add = Command::new(bin)
+        .args(["user", "add", "bench", "--role", "member", "--data-dir"])
+        .arg(data.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("running {}", bin.display()))?;
+    if let Some(mut stdin) = add.stdin.take() {
+        use tokio::io::AsyncWriteExt;
+        stdin.write_all(format!("{password}\n").as_bytes()).await?;
+    }
+    if !add.wait().await?.success() {
+        bail!("creating the bench user failed");
+    }
+    let addr = format!("127.0.0.1:{}", args.port);
+    let mut server = Command::new(bin)
+        .args(["serve", "--addr", &addr, "--trusted-proxy", "127.0.0.1/32"])
+        .args(&args.server_args)
+        .arg("--data-dir")
+        .arg(data.path())
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = server.id().context("server pid")?;
+    let base = format!("http://{addr}");
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()?;
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    while !matches!(
+        login(&http, &base, "bench", password, Some("192.0.2.1")).await,
+        Ok((200, _))
+    ) {
+        if Instant::now() > deadline {
+            bail!("server did not come up");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let warm = (0..WARMUP_LOGINS).map(|i| {
+        let http = http.clone();
+        let base = base.clone();
+        async move { good_login(&http, &base, password, &format!("192.0.2.{}", 10 + i)).await }
+    });
+    for r in futures::future::join_all(warm).await {
+        r.context("warm-up login")?;
+    }
+    tokio::time::sleep(SETTLE).await;
+    let before = rss_kib(pid)?;
+    println!(
+        "login flood: {} bad logins at once, {} round(s), {}; server args: {:?}",
+        args.bad,
+        args.rounds,
+        if args.one_address {
+            "all from one address"
+        } else {
+            "each from its own address (X-Forwarded-For via a trusted proxy)"
+        },
+        args.server_args
+    );
+    println!("  RSS before: {:.1} MiB", mib(before));
+    let mut worst_peak = 0;
+    let mut worst_good = Duration::ZERO;
+    let mut after = before;
+    for round in 0..args.rounds {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = sample_peak(pid, stop.clone());
+        let start = Instant::now();
+        let bad: Vec<_> = (0..args.bad)
+            .map(|i| {
+                let http = http.clone();
+                let base = base.clone();
+                let xff =
+                    (!args.one_address).then(|| format!("10.{}.{}.{}", round, i / 256, i % 256));
+                tokio::spawn(async move {
+                    login(
+                        &http,
+                        &base,
+                        &format!("nobody{i}"),
+                        "wrong-password",
+                        xff.as_deref(),
+                    )
+                    .await
+                })
+            })
+            .collect();
+        // The good login starts while the flood is arriving.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let good = good_login(&http, &base, password, &format!("192.0.2.{}", 100 + round)).await;
+        let mut answers: BTreeMap<String, usize> = BTreeMap::new();
+        let mut refused_with_retry_after = 0;
+        for task in bad {
+            let key = match task.await? {
+                Ok((status, retry)) => {
+                    if matches!(status, 429 | 503) && retry.is_some() {
+                        refused_with_retry_after += 1;
+                    }
+                    status.to_string()
+                }
+                Err(e) => format!("error: {e}"),
+            };
+            *answers.entry(key).or_default() += 1;
+        }
+        let flood_time = start.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        let peak = sampler.await?;
+        tokio::time::sleep(SETTLE).await;
+        after = rss_kib(pid)?;
+        let (good_time, good_attempts) = good?;
+        worst_peak = worst_peak.max(peak);
+        worst_good = worst_good.max(good_time);
+        println!(
+            "  round {}: flood answered in {:.2} s",
+            round + 1,
+            flood_time.as_secs_f64()
+        );
+        println!("    bad logins by status: {answers:?} ({refused_with_retry_after} refused with Retry-After)");
+        println!(
+            "    good login during the flood: {:.0} ms ({good_attempts} attempt(s))",
+            good_time.as_secs_f64() * 1e3
+        );
+        println!(
+            "    RSS peak {:.1} MiB, after {:.1} MiB",
+            mib(peak),
+            mib(after)
+        );
+    }
+    let grown = mib(after) - mib(before);
+    println!("summary:");
+    println!(
+        "  peak RSS {:.1} MiB (target < 200 MB): {}",
+        mib(worst_peak),
+        if worst_peak * 1024 < 200_000_000 {
+            "ok"
+        } else {
+            "MISSED"
+        }
+    );
+    println!(
+        "  RSS after - before: {grown:+.1} MiB (target within 20 MB): {}",
+        if (after.abs_diff(before) * 1024) <= 20_000_000 {
+            "ok"
+        } else {
+            "MISSED"
+        }
+    );
+    println!(
+        "  slowest good login: {:.0} ms (target < 2 s): {}",
+        worst_good.as_secs_f64() * 1e3,
+        if worst_good < Duration::from_secs(2) {
+            "ok"
+        } else {
+            "MISSED"
+        }
+    );
+    server.kill().await.ok();
+    Ok(())
+}
