@@ -113,6 +113,10 @@ pub struct ServeArgs {
         hide = true
     )]
     pub chat_idle_secs: u64,
+    /// Serve diagnostic endpoints (`/ws/echo`, an echo WebSocket for protocol
+    /// conformance runs); off in production.
+    #[arg(long, env = "TERMROOM_DIAGNOSTICS")]
+    pub diagnostics: bool,
 }
 
 /// `termroom user ...`

@@ -21,6 +21,8 @@ pub struct Config {
     pub chat_rate: u32,
     /// A chat socket silent this long is closed.
     pub chat_idle: Duration,
+    /// Serve the diagnostic endpoints (`/ws/echo` for protocol conformance runs).
+    pub diagnostics: bool,
 }
 
 impl Config {
@@ -54,6 +56,7 @@ mod tests {
             term_grace: Duration::from_secs(1),
             chat_rate: 5,
             chat_idle: Duration::from_secs(60),
+            diagnostics: false,
         }
     }
 

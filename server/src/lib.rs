@@ -22,6 +22,7 @@ pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod http;
 pub mod secrets;
 pub mod services;
 pub mod state;

@@ -35,6 +35,8 @@ pub struct Options {
     pub chat_idle_secs: u64,
     pub term_grace_secs: u64,
     pub allowed_origins: Vec<String>,
+    /// Serve `/ws/echo` (`--diagnostics`).
+    pub diagnostics: bool,
 }
 
 impl Default for Options {
@@ -46,6 +48,7 @@ impl Default for Options {
             chat_idle_secs: 60,
             term_grace_secs: 300,
             allowed_origins: vec!["https://ops.example.com".into()],
+            diagnostics: false,
         }
     }
 }
@@ -86,6 +89,7 @@ impl TestServer {
             leptos_config: PathBuf::from("/nonexistent"),
             chat_rate: opts.chat_rate,
             chat_idle_secs: opts.chat_idle_secs,
+            diagnostics: opts.diagnostics,
         };
         let store = StoreArgs {
             data_dir: data_dir.clone(),
@@ -143,6 +147,22 @@ impl TestServer {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// The server's own origin (`http://ADDR`).
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// An `Origin: <own origin>` header, as a browser sends on every POST from
+    /// the app's pages; cookie-carrying POSTs without it are refused.
+    pub fn same_origin(&self) -> reqwest::header::HeaderMap {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(
+            reqwest::header::ORIGIN,
+            self.origin().parse().expect("origin header"),
+        );
+        h
+    }
+
     pub fn ws_url(&self, path: &str) -> String {
         format!("ws://{}{}", self.addr, path)
     }
@@ -163,6 +183,7 @@ impl TestServer {
     pub async fn login(&self, name: &str) -> (reqwest::Client, String) {
         let client = reqwest::Client::builder()
             .cookie_store(true)
+            .default_headers(self.same_origin())
             .build()
             .expect("client");
         let resp = client
