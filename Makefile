@@ -32,7 +32,7 @@ watch: tools vendor
 	cargo leptos watch
 
 ## test: every test (format, lint, unit, integration, wasm check, end-to-end)
-test: tools-test vendor lint unit e2e
+test: tools-test vendor lint unit e2e conformance
 
 tools:
 	@scripts/install-tools.sh build
@@ -58,6 +58,10 @@ build-debug: tools vendor
 
 e2e: build-debug
 	node end2end/run.mjs
+
+## conformance: Autobahn WebSocket cases against /ws/echo, diffed with server/tests/autobahn/expected.txt
+conformance: tools-test
+	scripts/conformance.sh
 
 ## bench: chat fan-out and terminal benchmarks (print numbers; see BENCHMARKS.md)
 bench: build tools-test

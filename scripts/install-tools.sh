@@ -2,7 +2,9 @@
 # Installs the build tools termroom needs, skipping what is already there.
 # Usage: scripts/install-tools.sh [build|test]
 #   build: wasm32 target, cargo-leptos, wasm-bindgen-cli, npm packages
-#   test:  everything for build, plus chromium, openssh-server (apt)
+#   test:  everything for build, plus chromium, openssh-server (apt) and the
+#          Autobahn conformance runner kosoku (PyPI) in a venv under
+#          ${TERMROOM_TOOLS_DIR:-~/.cache/termroom} (outside the clone: it survives fresh clones)
 set -euo pipefail
 
 MODE="${1:-build}"
@@ -45,5 +47,23 @@ if [ "$MODE" = "test" ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
     apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+fi
+
+if [ "$MODE" = "test" ]; then
+  KOSOKU_VERSION="0.1.0"
+  VENV="${TERMROOM_TOOLS_DIR:-$HOME/.cache/termroom}/conformance-venv"
+  if ! "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('kosoku') != '$KOSOKU_VERSION')" 2>/dev/null; then
+    # kosoku needs Python >= 3.10 and the venv module.
+    if ! python3 -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+      log "installing python3 and python3-venv from apt"
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -q
+      apt-get install -y -q --no-install-recommends python3 python3-venv
+    fi
+    log "installing kosoku $KOSOKU_VERSION (Autobahn conformance runner) into $VENV"
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check "kosoku==$KOSOKU_VERSION"
   fi
 fi

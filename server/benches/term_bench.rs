@@ -456,7 +456,13 @@ async fn main() -> anyhow::Result<()> {
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()?;
-    let http = reqwest::Client::builder().cookie_store(true).build()?;
+    // A cookie-carrying POST must name its origin (as browsers do).
+    let mut same_origin = reqwest::header::HeaderMap::new();
+    same_origin.insert(reqwest::header::ORIGIN, format!("http://{addr}").parse()?);
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .default_headers(same_origin)
+        .build()?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let r = http

@@ -211,6 +211,10 @@ pub struct ServeArgs {
         value_parser = parse_proxy_range
     )]
     pub trusted_proxies: Vec<IpNet>,
+    /// Serve diagnostic endpoints (`/ws/echo`, an echo WebSocket for protocol
+    /// conformance runs); off in production.
+    #[arg(long, env = "TERMROOM_DIAGNOSTICS")]
+    pub diagnostics: bool,
 }
 
 /// A `--trusted-proxy` value: `10.0.0.0/8`, `2001:db8::/32` or a bare address.

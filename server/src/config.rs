@@ -33,6 +33,8 @@ pub struct Config {
     pub purge_interval: Duration,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Serve the diagnostic endpoints (`/ws/echo` for protocol conformance runs).
+    pub diagnostics: bool,
 }
 
 impl Config {
@@ -72,6 +74,7 @@ mod tests {
             revocation_poll: Duration::from_secs(2),
             purge_interval: Duration::from_secs(60),
             trusted_proxies: Vec::new(),
+            diagnostics: false,
         }
     }
 

@@ -25,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod revocation;
+pub mod http;
 pub mod secrets;
 pub mod services;
 pub mod state;

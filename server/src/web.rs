@@ -1,7 +1,14 @@
 //! The HTTP server: builds the core, the router (Leptos pages, server
 //! functions, WebSockets, static site) and serves it on an injected listener
 //! until a shutdown future resolves.
-use std::{future::Future, net::SocketAddr, path::Path, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    future::Future,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use anyhow::Context;
 use app::{api::ssr::ClientAddr, shell, App};
@@ -16,15 +23,15 @@ use axum::{
 use leptos::{config::LeptosOptions, prelude::provide_context};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tokio::net::TcpListener;
-use tower_http::trace::TraceLayer;
-use tracing::{info, info_span};
+use tower_http::{services::ServeDir, trace::TraceLayer};
+use tracing::{debug, info, info_span, warn};
 
 use crate::{
     auth::{ratelimit::LoginLimiter, tokens},
     chat::ChatHub,
     cli::{ServeArgs, StoreArgs},
     config::Config,
-    db,
+    db, http,
     secrets::SecretBox,
     services,
     state::{AppState, Core},
@@ -96,7 +103,9 @@ impl Runtime {
             revocation_poll: Duration::from_millis(serve.revocation_poll_ms.max(50)),
             purge_interval: Duration::from_secs(serve.purge_interval_secs.max(1)),
             trusted_proxies: serve.trusted_proxies.clone(),
+            diagnostics: serve.diagnostics,
         };
+        spawn_precompression(&leptos_options);
         let hash_workers = serve.hash_workers.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         });
@@ -155,6 +164,31 @@ impl Runtime {
     }
 }
 
+/// Compresses the static site into `.br`/`.gz` siblings in the background
+/// (brotli at its best level takes seconds for a Wasm file; until it is done,
+/// the compression layer compresses those files per request). Under
+/// `cargo leptos watch` (`LEPTOS_WATCH`), the site changes under the running
+/// server, so siblings are removed instead of written: a stale one would be
+/// served in place of the new file.
+fn spawn_precompression(options: &LeptosOptions) {
+    let root = PathBuf::from(options.site_root.as_ref());
+    let watching = std::env::var_os("LEPTOS_WATCH").is_some();
+    tokio::task::spawn_blocking(
+        move || match http::compress::precompress_site(&root, watching) {
+            Ok(s) => info!(
+                site = %root.display(),
+                compressed = s.compressed,
+                fresh = s.fresh,
+                removed = s.removed,
+                "static files precompressed"
+            ),
+            Err(e) => warn!(
+                "precompressing the static site failed (files are compressed per request): {e}"
+            ),
+        },
+    );
+}
+
 /// Creates the first admin with a random password if there are no users;
 /// returns the password to print once.
 pub async fn ensure_first_admin(core: &Core) -> anyhow::Result<Option<String>> {
@@ -199,25 +233,46 @@ pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let services = services::services(state.core.clone());
     let fallback_services = services.clone();
-    Router::new()
+    // Static site files, sent precompressed (`.br`/`.gz` siblings) when the
+    // client accepts it; an unknown path renders the app's "not found" page
+    // with status 404 (the page needs the services: it asks who is logged in).
+    let render_not_found = leptos_axum::render_app_to_stream_with_context(
+        move || provide_context(fallback_services.clone()),
+        {
+            let options = leptos_options.clone();
+            move || shell(options.clone())
+        },
+    );
+    let static_files = ServeDir::new(leptos_options.site_root.as_ref())
+        .precompressed_br()
+        .precompressed_gzip()
+        // Any method on an unknown path gets the 404 page, not a 405.
+        .call_fallback_on_method_not_allowed(true)
+        .not_found_service(tower::service_fn(move |req: Request| {
+            let render = render_not_found.clone();
+            async move { Ok::<_, Infallible>(render(req).await) }
+        }));
+    let mut router = Router::new()
         .route("/ws", get(ws::chat::upgrade))
-        .route("/ws/term/{id}", get(ws::term::upgrade))
+        .route("/ws/term/{id}", get(ws::term::upgrade));
+    if state.core.config.diagnostics {
+        router = router.route("/ws/echo", get(ws::echo::upgrade));
+    }
+    router
         .leptos_routes_with_context(&state, routes, move || provide_context(services.clone()), {
             let options = leptos_options.clone();
             move || shell(options.clone())
         })
-        // Static files; unknown paths render the app's "not found" page, which
-        // needs the services (it asks who is logged in).
-        .fallback(leptos_axum::file_and_error_handler_with_context::<
-            AppState,
-            _,
-        >(
-            move || provide_context(fallback_services.clone()), shell
-        ))
+        .fallback_service(static_files)
         .layer(middleware::from_fn_with_state(
             state.core.clone(),
             client_addr,
         ))
+        .layer(middleware::from_fn_with_state(
+            state.core.clone(),
+            http::csrf::guard,
+        ))
+        .layer(http::compress::layer())
         // Spans carry the path only: tickets travel in query strings and must never be logged.
         .layer(TraceLayer::new_for_http().make_span_with(
             |req: &Request| info_span!("http", method = %req.method(), path = %req.uri().path()),
@@ -225,8 +280,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `router(state)` on `listener` (TCP_NODELAY on every accepted
-/// socket) until `shutdown` resolves.
+/// Serves `router(state)` on `listener` (TCP_NODELAY and keepalive on every
+/// accepted socket) until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -234,7 +289,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let app = router(state);
     let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
+        if let Err(e) = http::tcp::configure(tcp) {
+            debug!("setting socket options: {e}");
+        }
     });
     axum::serve(
         listener,

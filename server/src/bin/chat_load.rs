@@ -272,7 +272,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     pin_server(pid, &args.server_cpus)?;
     let base = format!("http://{addr}");
     let ws_base = format!("ws://{addr}");
-    let http = reqwest::Client::builder().cookie_store(true).build()?;
+    // A cookie-carrying POST must name its origin (as browsers do).
+    let mut same_origin = reqwest::header::HeaderMap::new();
+    same_origin.insert(reqwest::header::ORIGIN, base.parse()?);
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .default_headers(same_origin)
+        .build()?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let r = http

@@ -1,6 +1,7 @@
 //! WebSocket endpoints: thin adapters that check Origin and ticket before the
 //! upgrade, then decode frames into typed messages for the core.
 pub mod chat;
+pub mod echo;
 pub mod outlet;
 pub mod registry;
 pub mod term;

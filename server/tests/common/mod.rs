@@ -43,6 +43,8 @@ pub struct Options {
     pub hash_workers: Option<usize>,
     pub hash_queue: Option<usize>,
     pub trusted_proxies: Vec<String>,
+    /// Serve `/ws/echo` (`--diagnostics`).
+    pub diagnostics: bool,
 }
 
 impl Default for Options {
@@ -62,6 +64,7 @@ impl Default for Options {
             hash_workers: None,
             hash_queue: None,
             trusted_proxies: Vec::new(),
+            diagnostics: false,
         }
     }
 }
@@ -117,6 +120,7 @@ impl TestServer {
                 .iter()
                 .map(|p| p.parse().expect("proxy range"))
                 .collect(),
+            diagnostics: opts.diagnostics,
         };
         let store = StoreArgs {
             data_dir: data_dir.clone(),
@@ -174,6 +178,22 @@ impl TestServer {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// The server's own origin (`http://ADDR`).
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// An `Origin: <own origin>` header, as a browser sends on every POST from
+    /// the app's pages; cookie-carrying POSTs without it are refused.
+    pub fn same_origin(&self) -> reqwest::header::HeaderMap {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(
+            reqwest::header::ORIGIN,
+            self.origin().parse().expect("origin header"),
+        );
+        h
+    }
+
     pub fn ws_url(&self, path: &str) -> String {
         format!("ws://{}{}", self.addr, path)
     }
@@ -194,6 +214,7 @@ impl TestServer {
     pub async fn login(&self, name: &str) -> (reqwest::Client, String) {
         let client = reqwest::Client::builder()
             .cookie_store(true)
+            .default_headers(self.same_origin())
             .build()
             .expect("client");
         let resp = client

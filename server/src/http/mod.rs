@@ -1,0 +1,4 @@
+//! HTTP plumbing around the router: cross-site request checks, response compression and static files, TCP socket options.
+pub mod compress;
+pub mod csrf;
+pub mod tcp;
