@@ -21,6 +21,10 @@ pub struct Config {
     pub chat_rate: u32,
     /// A chat socket silent this long is closed.
     pub chat_idle: Duration,
+    /// Most chat rooms that may exist; joining a new room past it is refused.
+    pub max_rooms: usize,
+    /// Most chat sockets one user may have open at once.
+    pub max_chat_sockets_per_user: usize,
 }
 
 impl Config {
@@ -54,6 +58,8 @@ mod tests {
             term_grace: Duration::from_secs(1),
             chat_rate: 5,
             chat_idle: Duration::from_secs(60),
+            max_rooms: 1000,
+            max_chat_sockets_per_user: 16,
         }
     }
 

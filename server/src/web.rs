@@ -74,8 +74,10 @@ impl Runtime {
             term_grace: Duration::from_secs(serve.term_grace_secs),
             chat_rate: serve.chat_rate,
             chat_idle: Duration::from_secs(serve.chat_idle_secs.max(2)),
+            max_rooms: serve.max_rooms,
+            max_chat_sockets_per_user: serve.max_chat_sockets_per_user,
         };
-        let (hub, hub_task) = ChatHub::spawn(db.clone(), config.chat_rate);
+        let (hub, hub_task) = ChatHub::spawn(db.clone(), &config);
         let terms = TermManager::new(
             TermConfig {
                 grace: config.term_grace,

@@ -35,6 +35,8 @@ pub struct Options {
     pub chat_idle_secs: u64,
     pub term_grace_secs: u64,
     pub allowed_origins: Vec<String>,
+    pub max_rooms: usize,
+    pub max_chat_sockets_per_user: usize,
 }
 
 impl Default for Options {
@@ -46,6 +48,8 @@ impl Default for Options {
             chat_idle_secs: 60,
             term_grace_secs: 300,
             allowed_origins: vec!["https://ops.example.com".into()],
+            max_rooms: 1000,
+            max_chat_sockets_per_user: 16,
         }
     }
 }
@@ -86,6 +90,8 @@ impl TestServer {
             leptos_config: PathBuf::from("/nonexistent"),
             chat_rate: opts.chat_rate,
             chat_idle_secs: opts.chat_idle_secs,
+            max_rooms: opts.max_rooms,
+            max_chat_sockets_per_user: opts.max_chat_sockets_per_user,
         };
         let store = StoreArgs {
             data_dir: data_dir.clone(),
