@@ -215,6 +215,13 @@ pub struct ServeArgs {
     /// conformance runs); off in production.
     #[arg(long, env = "TERMROOM_DIAGNOSTICS")]
     pub diagnostics: bool,
+    /// Most chat rooms that may exist; joining a new room beyond it is refused
+    /// (existing rooms stay open).
+    #[arg(long, env = "TERMROOM_MAX_ROOMS", default_value_t = 1000)]
+    pub max_rooms: usize,
+    /// Most chat sockets (browser tabs) one user may have open at once; more are refused with 429.
+    #[arg(long, env = "TERMROOM_MAX_CHAT_SOCKETS_PER_USER", default_value_t = 16)]
+    pub max_chat_sockets_per_user: usize,
 }
 
 /// A `--trusted-proxy` value: `10.0.0.0/8`, `2001:db8::/32` or a bare address.

@@ -35,6 +35,10 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Serve the diagnostic endpoints (`/ws/echo` for protocol conformance runs).
     pub diagnostics: bool,
+    /// Most chat rooms that may exist; joining a new room past it is refused.
+    pub max_rooms: usize,
+    /// Most chat sockets one user may have open at once.
+    pub max_chat_sockets_per_user: usize,
 }
 
 impl Config {
@@ -75,6 +79,8 @@ mod tests {
             purge_interval: Duration::from_secs(60),
             trusted_proxies: Vec::new(),
             diagnostics: false,
+            max_rooms: 1000,
+            max_chat_sockets_per_user: 16,
         }
     }
 

@@ -104,6 +104,8 @@ impl Runtime {
             purge_interval: Duration::from_secs(serve.purge_interval_secs.max(1)),
             trusted_proxies: serve.trusted_proxies.clone(),
             diagnostics: serve.diagnostics,
+            max_rooms: serve.max_rooms,
+            max_chat_sockets_per_user: serve.max_chat_sockets_per_user,
         };
         spawn_precompression(&leptos_options);
         let hash_workers = serve.hash_workers.unwrap_or_else(|| {
@@ -121,7 +123,7 @@ impl Runtime {
             },
         )
         .context("starting the password hashers")?;
-        let (hub, hub_task) = ChatHub::spawn(db.clone(), config.chat_rate);
+        let (hub, hub_task) = ChatHub::spawn(db.clone(), &config);
         let terms = TermManager::new(
             TermConfig {
                 grace: config.term_grace,

@@ -3,7 +3,9 @@
 //! backfill on rejoin (`change_room { since: last_id }`) so missed messages
 //! arrive and none is shown twice. [`use_chat_client`] starts it in an effect
 //! (browser only) and closes the socket when the component goes away.
-use std::collections::HashMap;
+//! The composer's draft stays until the server's echo confirms the message
+//! ([`Outbox`]); a refused message keeps its text and shows why.
+use std::collections::{HashMap, VecDeque};
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -55,6 +57,119 @@ impl ConnState {
     }
 }
 
+/// Requests sent and not answered yet; kept at most this many (a socket that
+/// never answers would otherwise grow it without bound).
+const MAX_AWAITING: usize = 64;
+
+/// A request whose answer is awaited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// `send_message` with this text.
+    Send(String),
+    /// `change_room`.
+    Join,
+}
+
+/// What a frame from the server settled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// The message with this text was stored (the draft may go).
+    Sent(String),
+    /// The message with this text was refused (the draft stays).
+    Refused(String),
+    /// Nothing about a message.
+    Nothing,
+}
+
+/// Requests in the order sent. The server answers each in that order:
+/// `send_message` with the sender's own `new_message` or an `error`,
+/// `change_room` with `joined` or an `error`; the first `joined` of a
+/// connection is the automatic join, no answer.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Outbox {
+    awaiting: VecDeque<Request>,
+    /// The automatic first `joined` of this connection has not arrived yet.
+    initial_join: bool,
+}
+
+impl Outbox {
+    /// A new socket opened: earlier requests will never be answered; returns
+    /// the texts of messages that were not confirmed.
+    pub fn connected(&mut self) -> Vec<String> {
+        self.initial_join = true;
+        self.forget()
+    }
+
+    /// The socket closed: returns the texts of messages not confirmed.
+    pub fn forget(&mut self) -> Vec<String> {
+        self.awaiting
+            .drain(..)
+            .filter_map(|r| match r {
+                Request::Send(t) => Some(t),
+                Request::Join => None,
+            })
+            .collect()
+    }
+
+    /// A request was sent.
+    pub fn sent(&mut self, request: Request) {
+        if self.awaiting.len() >= MAX_AWAITING {
+            self.awaiting.pop_front();
+        }
+        self.awaiting.push_back(request);
+    }
+
+    /// Whether a message with this text is on its way.
+    pub fn is_sending(&self, text: &str) -> bool {
+        self.awaiting
+            .iter()
+            .any(|r| matches!(r, Request::Send(t) if t == text))
+    }
+
+    /// Messages on their way.
+    pub fn sending(&self) -> usize {
+        self.awaiting
+            .iter()
+            .filter(|r| matches!(r, Request::Send(_)))
+            .count()
+    }
+
+    /// A message of ours arrived (also one sent from another tab).
+    pub fn echoed(&mut self, text: &str) -> Settled {
+        match self.awaiting.front() {
+            Some(Request::Send(t)) if t == text => {
+                self.awaiting.pop_front();
+                Settled::Sent(text.to_string())
+            }
+            _ => Settled::Nothing,
+        }
+    }
+
+    /// A `joined` arrived. Messages sent before the join were accepted (their
+    /// echo is dropped when the room changes before it is written).
+    pub fn joined(&mut self) -> Vec<String> {
+        if std::mem::take(&mut self.initial_join) {
+            return Vec::new();
+        }
+        let mut sent = Vec::new();
+        while let Some(r) = self.awaiting.pop_front() {
+            match r {
+                Request::Send(t) => sent.push(t),
+                Request::Join => break,
+            }
+        }
+        sent
+    }
+
+    /// An `error` arrived: it answers the oldest request.
+    pub fn refused(&mut self) -> Settled {
+        match self.awaiting.pop_front() {
+            Some(Request::Send(t)) => Settled::Refused(t),
+            _ => Settled::Nothing,
+        }
+    }
+}
+
 /// The socket's event handlers; kept alive as long as the socket may call them.
 struct Handlers {
     _open: Closure<dyn FnMut(Event)>,
@@ -78,6 +193,8 @@ struct Inner {
     desired: String,
     /// The component went away: never reconnect.
     stopped: bool,
+    /// Requests awaiting their answer (the draft's fate).
+    outbox: Outbox,
 }
 
 impl Default for Inner {
@@ -90,6 +207,7 @@ impl Default for Inner {
             logs: HashMap::new(),
             desired: DEFAULT_ROOM.to_string(),
             stopped: false,
+            outbox: Outbox::default(),
         }
     }
 }
@@ -105,6 +223,10 @@ pub struct ChatClient {
     gap: RwSignal<bool>,
     online: RwSignal<Vec<String>>,
     error: RwSignal<Option<String>>,
+    /// The composer's text; cleared when the server confirms it.
+    draft: RwSignal<String>,
+    /// Messages sent and not confirmed yet.
+    sending: RwSignal<usize>,
     /// Browser-only state, created by the effect that connects. The server
     /// renders on worker threads, where a thread-bound value must never exist.
     inner: StoredValue<Option<StoredValue<Inner, LocalStorage>>>,
@@ -122,6 +244,8 @@ pub fn use_chat_client() -> ChatClient {
         gap: RwSignal::new(false),
         online: RwSignal::new(Vec::new()),
         error: RwSignal::new(None),
+        draft: RwSignal::new(String::new()),
+        sending: RwSignal::new(0),
         inner: StoredValue::new(None),
     };
     // Effects run only in the browser: the server renders the empty page.
@@ -182,9 +306,68 @@ impl ChatClient {
         self.error.read_only()
     }
 
+    /// The composer's text (bind it to the input): it stays until the
+    /// server confirms the message, so a refused one is not lost.
+    pub fn draft(&self) -> RwSignal<String> {
+        self.draft
+    }
+    /// Messages sent and not confirmed yet.
+    pub fn sending(&self) -> ReadSignal<usize> {
+        self.sending.read_only()
+    }
+
     /// Hides the inline error.
     pub fn dismiss_error(&self) {
         self.error.set(None);
+    }
+
+    /// Posts the draft to the current room; the draft stays until the
+    /// server's echo confirms it.
+    pub fn send_draft(&self) -> Result<(), String> {
+        let text = self.draft.get_untracked();
+        if self
+            .with_inner(|i| i.outbox.is_sending(&text))
+            .unwrap_or(false)
+        {
+            // Already on its way (a double click): never post it twice.
+            return Ok(());
+        }
+        self.send(&text)?;
+        self.update_inner(|i| i.outbox.sent(Request::Send(text)));
+        self.update_sending();
+        Ok(())
+    }
+
+    fn update_sending(&self) {
+        if let Some(n) = self.with_inner(|i| i.outbox.sending()) {
+            self.sending.set(n);
+        }
+    }
+
+    /// Applies what a server frame settled to the draft.
+    fn settle(&self, settled: Settled, error: Option<String>) {
+        match settled {
+            Settled::Sent(text) => {
+                if self.draft.get_untracked() == text {
+                    self.draft.set(String::new());
+                }
+            }
+            Settled::Refused(text) => {
+                // Keep the text (give it back if the field was emptied meanwhile).
+                if self.draft.get_untracked().is_empty() {
+                    self.draft.set(text);
+                }
+                if let Some(e) = error {
+                    self.error.set(Some(format!("not sent: {e}")));
+                }
+            }
+            Settled::Nothing => {
+                if let Some(e) = error {
+                    self.error.set(Some(e));
+                }
+            }
+        }
+        self.update_sending();
     }
 
     /// Posts `text` to the current room.
@@ -228,10 +411,12 @@ impl ChatClient {
         self.online.set(Vec::new());
         self.error.set(None);
         // Not connected: the reconnect rejoins `desired`.
-        self.send_msg(&ClientMsg::ChangeRoom {
+        if self.send_msg(&ClientMsg::ChangeRoom {
             name: name.to_string(),
             since,
-        });
+        }) {
+            self.update_inner(|i| i.outbox.sent(Request::Join));
+        }
         Ok(())
     }
 
@@ -327,6 +512,7 @@ impl ChatClient {
         }
         let Some((desired, since)) = self.update_inner(|i| {
             i.attempt = 0;
+            i.outbox.connected();
             let since = i.logs.get(&i.desired).and_then(RoomLog::last_id);
             (i.desired.clone(), since)
         }) else {
@@ -335,11 +521,13 @@ impl ChatClient {
         self.state.set(ConnState::Online);
         // The server puts every new socket in `general` with recent history;
         // rejoin the wanted room and ask only for what we missed.
-        if desired != DEFAULT_ROOM || since.is_some() {
-            self.send_msg(&ClientMsg::ChangeRoom {
+        if (desired != DEFAULT_ROOM || since.is_some())
+            && self.send_msg(&ClientMsg::ChangeRoom {
                 name: desired,
                 since,
-            });
+            })
+        {
+            self.update_inner(|i| i.outbox.sent(Request::Join));
         }
     }
 
@@ -357,17 +545,32 @@ impl ChatClient {
         match msg {
             ServerMsg::Welcome { user } => self.me.set(Some(user)),
             ServerMsg::Rooms { rooms } => self.rooms.set(rooms),
+            ServerMsg::RoomAdded { room } => self.rooms.update(|rooms| {
+                if !rooms.contains(&room) {
+                    rooms.push(room);
+                    rooms.sort();
+                }
+            }),
             ServerMsg::Presence { room, users } => {
                 if self.with_inner(|i| i.desired == room).unwrap_or(false) {
                     self.online.set(users);
                 }
             }
-            ServerMsg::Error { message, .. } => self.error.set(Some(message)),
+            ServerMsg::Error { message, .. } => {
+                let settled = self
+                    .update_inner(|i| i.outbox.refused())
+                    .unwrap_or(Settled::Nothing);
+                self.settle(settled, Some(message));
+            }
             ServerMsg::Joined {
                 room,
                 messages,
                 complete,
             } => {
+                let sent = self.update_inner(|i| i.outbox.joined()).unwrap_or_default();
+                for text in sent {
+                    self.settle(Settled::Sent(text), None);
+                }
                 let shown = self.update_inner(|i| {
                     let log = i.logs.entry(room.clone()).or_default();
                     for m in messages {
@@ -392,6 +595,15 @@ impl ChatClient {
                 room,
             } => {
                 let room = room.unwrap_or_else(|| self.room.get_untracked());
+                if self
+                    .me
+                    .with_untracked(|me| me.as_deref() == Some(from.as_str()))
+                {
+                    let settled = self
+                        .update_inner(|i| i.outbox.echoed(&message))
+                        .unwrap_or(Settled::Nothing);
+                    self.settle(settled, None);
+                }
                 let shown = self.update_inner(|i| {
                     let log = i.logs.entry(room.clone()).or_default();
                     let added = log.insert(id, from, message, sent);
@@ -406,6 +618,14 @@ impl ChatClient {
 
     fn on_close(&self, generation: u64) {
         if self.is_current(generation) {
+            let lost = self.update_inner(|i| i.outbox.forget()).unwrap_or_default();
+            if !lost.is_empty() {
+                self.error.set(Some(
+                    "connection lost before the server confirmed your message; its text is kept"
+                        .into(),
+                ));
+            }
+            self.update_sending();
             self.retry_later(generation);
         }
     }
@@ -447,5 +667,63 @@ impl ChatClient {
             }
             drop(handlers);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_echo_confirms_the_oldest_message() {
+        let mut o = Outbox::default();
+        assert!(o.connected().is_empty());
+        assert!(o.joined().is_empty(), "the automatic join answers nothing");
+        o.sent(Request::Send("a".into()));
+        o.sent(Request::Send("b".into()));
+        assert!(o.is_sending("a") && o.sending() == 2);
+        assert_eq!(o.echoed("b"), Settled::Nothing, "answers come in order");
+        assert_eq!(o.echoed("a"), Settled::Sent("a".into()));
+        assert_eq!(o.echoed("b"), Settled::Sent("b".into()));
+        assert_eq!(o.sending(), 0);
+    }
+
+    #[test]
+    fn an_error_answers_the_oldest_request_and_keeps_the_text() {
+        let mut o = Outbox::default();
+        o.connected();
+        o.joined();
+        o.sent(Request::Send("too fast".into()));
+        o.sent(Request::Join);
+        o.sent(Request::Send("later".into()));
+        assert_eq!(o.refused(), Settled::Refused("too fast".into()));
+        // The join's refusal is not a message's.
+        assert_eq!(o.refused(), Settled::Nothing);
+        assert_eq!(o.echoed("later"), Settled::Sent("later".into()));
+    }
+
+    #[test]
+    fn a_join_confirms_messages_whose_echo_the_room_change_dropped() {
+        let mut o = Outbox::default();
+        o.connected();
+        o.sent(Request::Send("x".into()));
+        o.sent(Request::Join);
+        assert!(o.joined().is_empty(), "first joined is the automatic one");
+        assert_eq!(o.joined(), vec!["x".to_string()]);
+        assert_eq!(o.sending(), 0);
+    }
+
+    #[test]
+    fn a_lost_connection_returns_unconfirmed_texts_and_stays_bounded() {
+        let mut o = Outbox::default();
+        o.connected();
+        for i in 0..MAX_AWAITING + 5 {
+            o.sent(Request::Send(format!("m{i}")));
+        }
+        assert_eq!(o.sending(), MAX_AWAITING);
+        let lost = o.forget();
+        assert_eq!(lost.len(), MAX_AWAITING);
+        assert_eq!(lost[0], "m5");
+        assert_eq!(o.sending(), 0);
     }
 }

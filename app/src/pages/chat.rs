@@ -116,7 +116,8 @@ fn RoomList(chat: ChatClient) -> impl IntoView {
 /// The current room: header with connection state, messages, composer.
 #[component]
 fn Conversation(chat: ChatClient) -> impl IntoView {
-    let draft = RwSignal::new(String::new());
+    // Owned by the client: kept until the server confirms the message.
+    let draft = chat.draft();
     let local_error = RwSignal::new(None::<String>);
     let list = NodeRef::<Div>::new();
     let input = NodeRef::<Input>::new();
@@ -157,9 +158,8 @@ fn Conversation(chat: ChatClient) -> impl IntoView {
     };
     let send = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        match chat.send(&draft.get_untracked()) {
+        match chat.send_draft() {
             Ok(()) => {
-                draft.set(String::new());
                 local_error.set(None);
                 at_bottom.set_value(true);
             }
@@ -235,7 +235,9 @@ fn Conversation(chat: ChatClient) -> impl IntoView {
                     data-testid="message-input"
                     bind:value=draft
                 />
-                <button type="submit" class="primary" data-testid="send-button">"Send"</button>
+                <button type="submit" class="primary" data-testid="send-button">
+                    {move || if chat.sending().get() > 0 { "Sending…" } else { "Send" }}
+                </button>
             </form>
         </section>
     }

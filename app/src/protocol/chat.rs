@@ -76,8 +76,10 @@ pub enum ServerMsg {
         messages: Vec<ChatLine>,
         complete: bool,
     },
-    /// Rich only: every room that exists.
+    /// Rich only: every room that exists (sent once, after connecting).
     Rooms { rooms: Vec<String> },
+    /// Rich only: a room was created since the `rooms` list was sent.
+    RoomAdded { room: String },
     /// Rich only: users connected to `room`.
     Presence { room: String, users: Vec<String> },
     /// Rich only: a request was refused; the socket stays open.
@@ -102,6 +104,8 @@ pub enum ErrorCode {
     Unsupported,
     /// The server could not store the message; it was not delivered.
     Internal,
+    /// The room does not exist and the server's limit of rooms is reached.
+    TooManyRooms,
 }
 
 impl ServerMsg {
@@ -207,6 +211,8 @@ mod tests {
             ServerMsg::Rooms {
                 rooms: vec!["general".into()],
             },
+            ServerMsg::RoomAdded { room: "ops".into() },
+            ServerMsg::error(ErrorCode::TooManyRooms, "full"),
             ServerMsg::Presence {
                 room: "general".into(),
                 users: vec!["a".into()],

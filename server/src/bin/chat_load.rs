@@ -2,6 +2,9 @@
 //! N chat clients in one room and one sender at a fixed rate, and prints
 //! deliveries per second, fan-out latency p50/p99/max (against the intended
 //! send time) and the server's memory per idle connection (RSS slope over N).
+//! Listeners are a mix of classic and rich (`v=1`) clients; each checks that
+//! the messages (numbered in their text, rich ones also carrying ids) arrive
+//! in order, without gaps or duplicates.
 use std::{
     path::PathBuf,
     process::Stdio,
@@ -37,6 +40,9 @@ struct Args {
     /// Port for the server.
     #[arg(long, default_value_t = 39123)]
     port: u16,
+    /// Percentage of listeners that speak the rich protocol (`v=1`); the rest are classic.
+    #[arg(long, default_value_t = 50)]
+    rich_percent: u32,
 }
 
 /// Pins the server process (all its threads) to `cpus` (a taskset list).
@@ -130,11 +136,13 @@ async fn open_listener(
     http: &reqwest::Client,
     base: &str,
     addr: &str,
+    rich: bool,
 ) -> anyhow::Result<TcpStream> {
     let otp = ticket(http, base).await?;
     let mut tcp = TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
-    let request = format!("ws://{addr}/ws?otp={otp}").into_client_request()?;
+    let v = if rich { "&v=1" } else { "" };
+    let request = format!("ws://{addr}/ws?otp={otp}{v}").into_client_request()?;
     // The handshake borrows the stream; dropping the WebSocket afterwards
     // leaves the connection open (frames it had buffered are not needed).
     let (ws, _) = tokio_tungstenite::client_async(request, &mut tcp).await?;
@@ -144,10 +152,69 @@ async fn open_listener(
 
 /// Where `"message":"` (the start of a message number) occurs in chat frames.
 const NUMBER_MARK: &[u8] = b"\"message\":\"";
+/// Where a rich frame's message id starts (after the text, sender and time).
+const ID_MARK: &[u8] = b"\"id\":";
 
-/// Finds the message numbers in `pending` (raw bytes from the socket),
-/// calling `found` for each and dropping the bytes already scanned.
-fn take_numbers(pending: &mut Vec<u8>, mut found: impl FnMut(u32)) {
+/// The id that follows a message number in a rich frame: `Some(None)` when
+/// the bytes for it have not all arrived yet.
+fn id_after(rest: &[u8]) -> Option<Option<i64>> {
+    let Some(at) = rest.windows(ID_MARK.len()).position(|w| w == ID_MARK) else {
+        return Some(None);
+    };
+    let digits = rest.get(at + ID_MARK.len()..)?;
+    let len = digits.iter().position(|b| !b.is_ascii_digit());
+    match len {
+        None => Some(None),
+        Some(len) => Some(
+            std::str::from_utf8(digits.get(..len)?)
+                .ok()
+                .and_then(|d| d.parse().ok()),
+        ),
+    }
+}
+
+/// Per-listener check that messages arrive in order, without gaps or duplicates.
+#[derive(Debug, Default, Clone, Copy)]
+struct OrderCheck {
+    /// The message number expected next.
+    next: u32,
+    /// Message numbers skipped.
+    gaps: u64,
+    /// Message numbers seen again or late.
+    duplicates: u64,
+    /// Last message id seen (rich clients).
+    last_id: Option<i64>,
+    /// Ids that did not follow the previous one by exactly one.
+    id_breaks: u64,
+}
+
+impl OrderCheck {
+    fn see(&mut self, n: u32, id: Option<i64>) {
+        if n == self.next {
+            self.next += 1;
+        } else if n > self.next {
+            self.gaps += u64::from(n - self.next);
+            self.next = n + 1;
+        } else {
+            self.duplicates += 1;
+        }
+        if let Some(id) = id {
+            if self.last_id.is_some_and(|last| id != last + 1) {
+                self.id_breaks += 1;
+            }
+            self.last_id = Some(id);
+        }
+    }
+
+    fn clean(&self, total: usize) -> bool {
+        self.gaps == 0 && self.duplicates == 0 && self.id_breaks == 0 && self.next as usize == total
+    }
+}
+
+/// Finds the message numbers in `pending` (raw bytes from the socket), and
+/// for rich frames (`rich`) their ids, calling `found` for each and dropping
+/// the bytes already scanned.
+fn take_messages(pending: &mut Vec<u8>, rich: bool, mut found: impl FnMut(u32, Option<i64>)) {
     let mut from = 0;
     loop {
         let Some(at) = pending.get(from..).and_then(|rest| {
@@ -169,12 +236,22 @@ fn take_numbers(pending: &mut Vec<u8>, mut found: impl FnMut(u32)) {
             from += at; // the number is not complete yet
             break;
         };
+        let mut id = None;
+        if rich {
+            match pending.get(digits_at + len..).and_then(id_after) {
+                Some(Some(i)) => id = Some(i),
+                _ => {
+                    from += at; // the id is not complete yet
+                    break;
+                }
+            }
+        }
         if let Some(n) = pending
             .get(digits_at..digits_at + len)
             .and_then(|d| std::str::from_utf8(d).ok())
             .and_then(|d| d.parse().ok())
         {
-            found(n);
+            found(n, id);
         }
         from = digits_at + len;
     }
@@ -260,6 +337,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             // The listeners never answer pings: keep them through the run.
             "--chat-idle-secs",
             "3600",
+            // Every listener is the same bench user.
+            "--max-chat-sockets-per-user",
+            "1000000",
             "--data-dir",
         ])
         .arg(data.path())
@@ -296,16 +376,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
 
     // Idle memory: RSS at several client counts.
-    let mut clients: Vec<TcpStream> = Vec::new();
+    let mut clients: Vec<(TcpStream, bool)> = Vec::new();
+    // `rich_percent` of the listeners are rich, spread evenly over the run.
+    let pct = args.rich_percent.min(100) as usize;
+    let rich_at = move |i: usize| (i * pct) / 100 != ((i + 1) * pct) / 100;
     // Warm up allocator and runtime with a few connections first.
     for _ in 0..20 {
-        clients.push(open_listener(&http, &base, &addr).await?);
+        let rich = rich_at(clients.len());
+        clients.push((open_listener(&http, &base, &addr, rich).await?, rich));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut samples = vec![(clients.len(), rss_kib(pid)?)];
     for &n in &args.clients {
         while clients.len() < n {
-            clients.push(open_listener(&http, &base, &addr).await?);
+            let rich = rich_at(clients.len());
+            clients.push((open_listener(&http, &base, &addr, rich).await?, rich));
         }
         tokio::time::sleep(Duration::from_millis(1000)).await;
         samples.push((clients.len(), rss_kib(pid)?));
@@ -328,11 +413,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let interval = Duration::from_secs_f64(1.0 / f64::from(args.rate));
     let start = Instant::now() + Duration::from_millis(500);
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(n * total)));
+    let rich_count = clients.iter().filter(|(_, rich)| *rich).count();
     let mut readers = Vec::new();
-    for mut tcp in clients {
+    for (mut tcp, rich) in clients {
         let latencies = latencies.clone();
         readers.push(tokio::spawn(async move {
             let mut local = Vec::with_capacity(total);
+            let mut check = OrderCheck::default();
             let mut buf = vec![0u8; 4096];
             let mut pending = Vec::with_capacity(512);
             while local.len() < total {
@@ -340,7 +427,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     Ok(Ok(n)) if n > 0 => {
                         let now = Instant::now();
                         pending.extend_from_slice(buf.get(..n).unwrap_or_default());
-                        take_numbers(&mut pending, |i| {
+                        take_messages(&mut pending, rich, |i, id| {
+                            check.see(i, id);
                             local.push(now.saturating_duration_since(start + interval * i));
                         });
                     }
@@ -349,7 +437,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
             let got = local.len();
             latencies.lock().await.extend(local);
-            got
+            (got, rich, check)
         }));
     }
     let sender_url = format!("{ws_base}/ws?otp={}", ticket(&http, &base).await?);
@@ -358,8 +446,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let sender =
         std::thread::spawn(move || send_at_fixed_rate(&sender_url, start, interval, total));
     let mut delivered = 0usize;
+    let mut checks = Vec::with_capacity(n);
     for r in readers {
-        delivered += r.await?;
+        let (got, rich, check) = r.await?;
+        delivered += got;
+        checks.push((rich, check));
     }
     let elapsed = start.elapsed();
     let server_cpu = cpu_secs(pid)? - cpu_before;
@@ -385,6 +476,28 @@ async fn run(args: Args) -> anyhow::Result<()> {
         percentile(&lat, 0.99).as_secs_f64() * 1e3,
         lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3
     );
+    let bad: Vec<&(bool, OrderCheck)> = checks.iter().filter(|(_, c)| !c.clean(total)).collect();
+    let sum = |f: fn(&OrderCheck) -> u64| checks.iter().map(|(_, c)| f(c)).sum::<u64>();
+    println!(
+        "  order check ({rich_count} rich, {} classic listeners): {}",
+        n - rich_count,
+        if bad.is_empty() {
+            "every listener got every message once, in order (rich: consecutive ids)".to_string()
+        } else {
+            format!(
+                "{} listeners FAILED ({} rich): gaps {}, duplicates/late {}, id breaks {}, short {}",
+                bad.len(),
+                bad.iter().filter(|(rich, _)| *rich).count(),
+                sum(|c| c.gaps),
+                sum(|c| c.duplicates),
+                sum(|c| c.id_breaks),
+                checks
+                    .iter()
+                    .filter(|(_, c)| (c.next as usize) < total)
+                    .count()
+            )
+        }
+    );
     println!(
         "  server CPU during fan-out: {:.0}% of one core",
         server_cpu / elapsed.as_secs_f64() * 100.0
@@ -409,7 +522,7 @@ mod tests {
             let mut found = Vec::new();
             for part in [&stream[..split], &stream[split..]] {
                 pending.extend_from_slice(part);
-                take_numbers(&mut pending, |n| found.push(n));
+                take_messages(&mut pending, false, |n, _| found.push(n));
             }
             assert_eq!(found, vec![17, 18], "split at {split}");
             assert!(
@@ -417,5 +530,43 @@ mod tests {
                 "scanned bytes are dropped"
             );
         }
+    }
+
+    #[test]
+    fn rich_frames_yield_numbers_with_ids_across_reads() {
+        let stream = b"\x81\x7e\x00\x60{\"type\":\"new_message\",\"payload\":{\"message\":\"3\",\"from\":\"b\",\"sent\":\"t\",\"id\":41,\"room\":\"general\"}}\x81\x7e\x00\x60{\"type\":\"new_message\",\"payload\":{\"message\":\"4\",\"from\":\"b\",\"sent\":\"t\",\"id\":42,\"room\":\"general\"}}";
+        for split in 0..stream.len() {
+            let mut pending = Vec::new();
+            let mut found = Vec::new();
+            for part in [&stream[..split], &stream[split..]] {
+                pending.extend_from_slice(part);
+                take_messages(&mut pending, true, |n, id| found.push((n, id)));
+            }
+            assert_eq!(
+                found,
+                vec![(3, Some(41)), (4, Some(42))],
+                "split at {split}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_order_check_counts_gaps_duplicates_and_id_breaks() {
+        let mut c = OrderCheck::default();
+        for (n, id) in [(0, 10), (1, 11), (2, 12)] {
+            c.see(n, Some(id));
+        }
+        assert!(c.clean(3));
+        assert!(!c.clean(4), "a missing last message is short");
+        let mut c = OrderCheck::default();
+        c.see(0, None);
+        c.see(2, None);
+        c.see(2, None);
+        assert_eq!((c.gaps, c.duplicates), (1, 1));
+        let mut c = OrderCheck::default();
+        c.see(0, Some(5));
+        c.see(1, Some(7));
+        assert_eq!(c.id_breaks, 1);
+        assert!(!c.clean(2));
     }
 }

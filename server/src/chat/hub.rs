@@ -4,7 +4,7 @@
 //! member that cannot keep up is disconnected instead of slowing the room.
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
-    sync::Arc,
+    sync::{Arc, Mutex, PoisonError},
 };
 
 use app::protocol::chat::{ErrorCode, ServerMsg};
@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn, Instrument};
 
 use crate::auth::ratelimit::TokenBucket;
+use crate::config::Config;
 use crate::db::{self, Db};
 
 /// Commands queued to the hub; senders wait when it is full (backpressure on
@@ -120,6 +121,8 @@ enum Cmd {
     Join {
         client: ClientId,
         room: String,
+        /// Counts against the user's join rate (every join but the automatic first one).
+        limited: bool,
         reply: oneshot::Sender<Result<JoinedRoom, ErrorCode>>,
     },
     Send {
@@ -145,6 +148,28 @@ enum Cmd {
 #[derive(Clone)]
 pub struct ChatHub {
     tx: mpsc::Sender<Cmd>,
+    /// Open chat sockets per user id (see [`ChatHub::reserve_socket`]).
+    sockets: Arc<Mutex<HashMap<i64, usize>>>,
+    /// Most chat sockets one user may hold.
+    max_sockets_per_user: usize,
+}
+
+/// One of a user's chat socket places; given back when dropped.
+pub struct SocketSlot {
+    sockets: Arc<Mutex<HashMap<i64, usize>>>,
+    user_id: i64,
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        let mut map = self.sockets.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = map.get_mut(&self.user_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.user_id);
+            }
+        }
+    }
 }
 
 /// The hub has stopped (server shutting down).
@@ -153,19 +178,42 @@ pub struct ChatHub {
 pub struct HubGone;
 
 impl ChatHub {
-    /// Starts the hub task; it runs until [`ChatHub::shutdown`].
-    pub fn spawn(db: Db, rate_per_sec: u32) -> (Self, tokio::task::JoinHandle<()>) {
+    /// Starts the hub task (rate and limits from `config`); it runs until [`ChatHub::shutdown`].
+    pub fn spawn(db: Db, config: &Config) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(HUB_QUEUE);
         let state = Hub {
             db,
-            rate: rate_per_sec,
+            rate: config.chat_rate,
+            max_rooms: config.max_rooms,
             clients: HashMap::new(),
             rooms: HashMap::new(),
+            room_names: None,
             buckets: HashMap::new(),
+            join_buckets: HashMap::new(),
             next_id: 1,
         };
         let task = tokio::spawn(state.run(rx).instrument(tracing::info_span!("chat_hub")));
-        (Self { tx }, task)
+        let hub = Self {
+            tx,
+            sockets: Arc::default(),
+            max_sockets_per_user: config.max_chat_sockets_per_user,
+        };
+        (hub, task)
+    }
+
+    /// Takes one of `user_id`'s chat socket places, `None` when all are in
+    /// use; the place is free again when the slot is dropped.
+    pub fn reserve_socket(&self, user_id: i64) -> Option<SocketSlot> {
+        let mut map = self.sockets.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = map.entry(user_id).or_insert(0);
+        if *n >= self.max_sockets_per_user {
+            return None;
+        }
+        *n += 1;
+        Some(SocketSlot {
+            sockets: self.sockets.clone(),
+            user_id,
+        })
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Cmd) -> Result<T, HubGone> {
@@ -189,15 +237,18 @@ impl ChatHub {
         .await
     }
 
-    /// Moves a client to `room` (created on first join).
+    /// Moves a client to `room` (created on first join, unless the room
+    /// limit is reached). `limited`: the join counts against the user's rate.
     pub async fn join(
         &self,
         client: ClientId,
         room: &str,
+        limited: bool,
     ) -> Result<Result<JoinedRoom, ErrorCode>, HubGone> {
         self.ask(|reply| Cmd::Join {
             client,
             room: room.to_string(),
+            limited,
             reply,
         })
         .await
@@ -258,9 +309,17 @@ struct Room {
 struct Hub {
     db: Db,
     rate: u32,
+    max_rooms: usize,
     clients: HashMap<ClientId, Client>,
+    /// Rooms with members since the start (loaded on first join).
     rooms: HashMap<String, Room>,
+    /// Every room that exists, loaded from the database on first use.
+    room_names: Option<BTreeSet<String>>,
+    /// Message rate per user.
     buckets: HashMap<i64, TokenBucket>,
+    /// Join rate per user (same rate and burst as messages, counted apart so
+    /// that chatting never blocks switching rooms).
+    join_buckets: HashMap<i64, TokenBucket>,
     next_id: ClientId,
 }
 
@@ -288,9 +347,10 @@ impl Hub {
                 Cmd::Join {
                     client,
                     room,
+                    limited,
                     reply,
                 } => {
-                    let r = self.join(client, &room).await;
+                    let r = self.join(client, &room, limited).await;
                     let _ = reply.send(r);
                 }
                 Cmd::Send {
@@ -387,12 +447,24 @@ impl Hub {
         }
     }
 
+    /// Every room that exists (from memory after the first call).
+    async fn room_names(&mut self) -> Result<&mut BTreeSet<String>, db::DbError> {
+        if self.room_names.is_none() {
+            let names = db::messages::rooms(&self.db).await?;
+            self.room_names = Some(names.into_iter().collect());
+        }
+        Ok(self.room_names.get_or_insert_with(BTreeSet::new))
+    }
+
     async fn send_rooms_to(&mut self, id: ClientId) {
         if !self.clients.get(&id).is_some_and(|c| c.member.rich) {
             return;
         }
-        match db::messages::rooms(&self.db).await {
-            Ok(rooms) => self.offer(id, Outbound::Frame(encode(&ServerMsg::Rooms { rooms }))),
+        match self.room_names().await {
+            Ok(names) => {
+                let rooms = names.iter().cloned().collect();
+                self.offer(id, Outbound::Frame(encode(&ServerMsg::Rooms { rooms })));
+            }
             Err(e) => warn!("listing rooms: {e}"),
         }
     }
@@ -422,11 +494,34 @@ impl Hub {
         }
     }
 
-    async fn join(&mut self, id: ClientId, room: &str) -> Result<JoinedRoom, ErrorCode> {
-        if !self.clients.contains_key(&id) {
+    async fn join(
+        &mut self,
+        id: ClientId,
+        room: &str,
+        limited: bool,
+    ) -> Result<JoinedRoom, ErrorCode> {
+        let Some(user_id) = self.clients.get(&id).map(|c| c.member.user_id) else {
             return Err(ErrorCode::Internal);
+        };
+        if limited {
+            let rate = self.rate;
+            let bucket = self
+                .join_buckets
+                .entry(user_id)
+                .or_insert_with(|| TokenBucket::new(rate, rate.saturating_mul(BURST_FACTOR)));
+            if !bucket.try_take() {
+                return Err(ErrorCode::RateLimited);
+            }
         }
         if !self.rooms.contains_key(room) {
+            let max_rooms = self.max_rooms;
+            let names = self.room_names().await.map_err(|e| {
+                warn!("listing rooms: {e}");
+                ErrorCode::Internal
+            })?;
+            if !names.contains(room) && names.len() >= max_rooms {
+                return Err(ErrorCode::TooManyRooms);
+            }
             let (room_id, created) =
                 db::messages::ensure_room(&self.db, room)
                     .await
@@ -443,7 +538,14 @@ impl Hub {
             );
             if created {
                 info!(room, "room created");
-                self.broadcast_rooms().await;
+            }
+            // Created now, or by another process since the names were loaded.
+            let added = self
+                .room_names
+                .as_mut()
+                .is_some_and(|n| n.insert(room.to_string()));
+            if added {
+                self.broadcast_room_added(room);
             }
         }
         let room_id = self
@@ -479,12 +581,12 @@ impl Hub {
         Ok(JoinedRoom { room_id, upto })
     }
 
-    async fn broadcast_rooms(&mut self) {
-        let rooms = match db::messages::rooms(&self.db).await {
-            Ok(r) => r,
-            Err(e) => return warn!("listing rooms: {e}"),
-        };
-        let frame = encode(&ServerMsg::Rooms { rooms });
+    /// Tells every rich client that `room` now exists (only the change: the
+    /// full list goes to each socket once, on connect).
+    fn broadcast_room_added(&mut self, room: &str) {
+        let frame = encode(&ServerMsg::RoomAdded {
+            room: room.to_string(),
+        });
         let rich: Vec<ClientId> = self
             .clients
             .iter()

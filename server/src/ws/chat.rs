@@ -12,8 +12,8 @@ use axum::{
         ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
         Query, State,
     },
-    http::{header, HeaderMap},
-    response::Response,
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
 };
 use futures::{stream::SplitStream, StreamExt};
 use tokio::{sync::watch, time::Instant};
@@ -48,6 +48,17 @@ pub async fn upgrade(
         Ok(w) => w,
         Err(resp) => return resp,
     };
+    let Some(slot) = core.hub.reserve_socket(who.user.id) else {
+        warn!(user = %who.user.name, "chat socket refused: too many open");
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "too many chat sockets open for this user (at most {})",
+                core.config.max_chat_sockets_per_user
+            ),
+        )
+            .into_response();
+    };
     let offered = headers
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
         .iter()
@@ -67,7 +78,14 @@ pub async fn upgrade(
         .max_frame_size(MAX_FRAME_BYTES)
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
-        .on_upgrade(move |socket| run(socket, core, member).instrument(span))
+        .on_upgrade(move |socket| {
+            async move {
+                // The user's socket place is held as long as the connection runs.
+                let _slot = slot;
+                run(socket, core, member).await
+            }
+            .instrument(span)
+        })
 }
 
 struct Conn {
@@ -130,7 +148,7 @@ impl Conn {
                 return end;
             }
         }
-        if let Err(end) = self.join(DEFAULT_ROOM, None).await {
+        if let Err(end) = self.join(DEFAULT_ROOM, None, false).await {
             return end;
         }
         let idle = self.core.config.chat_idle;
@@ -209,9 +227,12 @@ impl Conn {
         self.send(Message::Text(Utf8Bytes::from(text))).await
     }
 
-    /// Answers bad input: a typed error for rich clients, a logged drop for old ones.
+    /// Answers bad input: a typed error for rich clients, a logged drop for
+    /// old ones. What the hub queued is written first, so answers arrive in
+    /// the order of the requests (a message's echo before a later refusal).
     async fn refuse(&mut self, code: ErrorCode, message: &str) -> Result<(), End> {
         if self.rich {
+            self.drain().await?;
             self.send_msg(&ServerMsg::error(code, message)).await
         } else {
             warn!(?code, "dropping frame from classic client: {message}");
@@ -254,15 +275,33 @@ impl Conn {
                         )
                         .await;
                 }
-                self.join(&name, since).await
+                self.join(&name, since, true).await
             }
         }
     }
 
-    /// Moves to `room`; rich clients get the history (or what they missed after `since`).
-    async fn join(&mut self, room: &str, since: Option<i64>) -> Result<(), End> {
-        let joined = match self.hub.join(self.client, room).await {
+    /// Moves to `room`; rich clients get the history (or what they missed
+    /// after `since`). `limited`: counts against the join rate.
+    async fn join(&mut self, room: &str, since: Option<i64>, limited: bool) -> Result<(), End> {
+        let joined = match self.hub.join(self.client, room, limited).await {
             Err(_) => return Err(End::Close(1001, "server shutting down".into())),
+            Ok(Err(ErrorCode::RateLimited)) => {
+                return self
+                    .refuse(
+                        ErrorCode::RateLimited,
+                        "you are switching rooms too fast; wait a moment",
+                    )
+                    .await
+            }
+            Ok(Err(ErrorCode::TooManyRooms)) => {
+                let max = self.core.config.max_rooms;
+                return self
+                    .refuse(
+                        ErrorCode::TooManyRooms,
+                        &format!("the server has its limit of {max} rooms: join an existing room"),
+                    )
+                    .await;
+            }
             Ok(Err(code)) => return self.refuse(code, "could not join the room").await,
             Ok(Ok(j)) => j,
         };

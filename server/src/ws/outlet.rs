@@ -6,6 +6,13 @@
 //! frame waits in a bounded queue that the connection task writes out, and
 //! direct writes resume once it is empty. A full queue means the client cannot
 //! keep up: the hub disconnects it instead of slowing the room.
+//!
+//! The socket keeps a single writer waker, so the hub (which polls with a
+//! no-op waker) must never touch the sink while the connection task is parked
+//! in a write of its own: that would replace the task's waker and leave it
+//! asleep until its queue overflowed. [`State::writing`] marks those spans
+//! (cleared by a guard, so a cancelled write cannot leave it set); the hub
+//! queues instead, and the task drains what it finds after its write.
 use std::{
     collections::VecDeque,
     future::poll_fn,
@@ -14,7 +21,7 @@ use std::{
 };
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
-use futures::{stream::SplitSink, SinkExt};
+use futures::{stream::SplitSink, Sink, SinkExt};
 use tokio::sync::{futures::Notified, Notify};
 
 use crate::chat::{Offered, Outbound, Outlet};
@@ -25,16 +32,17 @@ pub const CLIENT_QUEUE: usize = 256;
 /// The socket's write half.
 pub type FrameSink = SplitSink<WebSocket, Message>;
 
-/// The write side of a chat socket (see the module documentation).
-pub struct SocketOutlet {
-    state: Mutex<State>,
+/// The write side of a chat socket (see the module documentation). `S` is
+/// the socket's write half; tests use a fake one.
+pub struct SocketOutlet<S = FrameSink> {
+    state: Mutex<State<S>>,
     /// Wakes the connection task when frames are queued or a direct write
     /// could not be flushed at once.
     wake: Notify,
 }
 
-struct State {
-    sink: FrameSink,
+struct State<S> {
+    sink: S,
     /// Room and highest message id sent there; `None` before the first join.
     position: Option<Position>,
     /// A join is in progress: live messages wait until its history is sent.
@@ -43,6 +51,10 @@ struct State {
     unflushed: bool,
     /// The socket failed.
     broken: bool,
+    /// Nesting depth of the connection task's own writes (`write`, `drain`)
+    /// in progress, possibly parked with the task's waker in the socket:
+    /// while it is not zero the hub only queues.
+    writing: u32,
     queue: VecDeque<Outbound>,
 }
 
@@ -52,7 +64,7 @@ struct Position {
     floor: i64,
 }
 
-impl State {
+impl<S> State<S> {
     /// Keeps only messages of the current room that were not sent yet.
     fn accept(&mut self, out: Outbound) -> Option<Utf8Bytes> {
         match out {
@@ -69,13 +81,46 @@ impl State {
     }
 
     fn may_write_directly(&self) -> bool {
-        self.queue.is_empty() && !self.holding && !self.unflushed && !self.broken
+        self.queue.is_empty()
+            && !self.holding
+            && !self.unflushed
+            && !self.broken
+            && self.writing == 0
     }
 }
 
-impl SocketOutlet {
+/// Marks a write of the connection task in progress; dropping it (also when
+/// the write future is cancelled) clears the mark and wakes the task if the
+/// hub queued frames meanwhile (Notify keeps the permit until it looks).
+struct Writing<'a, S> {
+    outlet: &'a SocketOutlet<S>,
+}
+
+impl<S> SocketOutlet<S> {
+    fn lock(&self) -> MutexGuard<'_, State<S>> {
+        // Every critical section leaves the state consistent: recover from a panic.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl<S> Drop for Writing<'_, S> {
+    fn drop(&mut self) {
+        let mut st = self.outlet.lock();
+        st.writing = st.writing.saturating_sub(1);
+        if st.writing == 0 && !st.queue.is_empty() {
+            self.outlet.wake.notify_one();
+        }
+    }
+}
+
+impl<S> SocketOutlet<S>
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+{
     /// An outlet writing into `sink`.
-    pub fn new(sink: FrameSink) -> Self {
+    pub fn new(sink: S) -> Self {
         Self {
             state: Mutex::new(State {
                 sink,
@@ -83,17 +128,17 @@ impl SocketOutlet {
                 holding: false,
                 unflushed: false,
                 broken: false,
+                writing: 0,
                 queue: VecDeque::new(),
             }),
             wake: Notify::new(),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // Every critical section leaves the state consistent: recover from a panic.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Marks a write of the connection task until the guard is dropped.
+    fn writing(&self) -> Writing<'_, S> {
+        self.lock().writing += 1;
+        Writing { outlet: self }
     }
 
     /// Resolves when the connection task has queued frames to write.
@@ -113,6 +158,11 @@ impl SocketOutlet {
     /// Writes one frame of the connection's own (welcome, history, errors,
     /// pings, close), after whatever an earlier direct write left unflushed.
     pub async fn write(&self, msg: Message) -> Result<(), axum::Error> {
+        let _writing = self.writing();
+        self.write_inner(msg).await
+    }
+
+    async fn write_inner(&self, msg: Message) -> Result<(), axum::Error> {
         let mut msg = Some(msg);
         poll_fn(|cx| {
             let mut st = self.lock();
@@ -153,6 +203,7 @@ impl SocketOutlet {
     /// Writes out everything queued (and what a direct write left unflushed);
     /// direct writes resume when this returns `Ok`.
     pub async fn drain(&self) -> Result<(), axum::Error> {
+        let _writing = self.writing();
         loop {
             let next = {
                 let mut st = self.lock();
@@ -168,7 +219,7 @@ impl SocketOutlet {
                 }
             };
             match next {
-                Some(frame) => self.write(Message::Text(frame)).await?,
+                Some(frame) => self.write_inner(Message::Text(frame)).await?,
                 None => return self.flush().await,
             }
         }
@@ -176,7 +227,7 @@ impl SocketOutlet {
 
     /// Tries to write `frame` now without waiting: `false` if it must be
     /// queued instead (the frame is then untouched).
-    fn write_directly(st: &mut State, frame: &Utf8Bytes) -> bool {
+    fn write_directly(st: &mut State<S>, frame: &Utf8Bytes) -> bool {
         let mut cx = Context::from_waker(Waker::noop());
         match st.sink.poll_ready_unpin(&mut cx) {
             Poll::Ready(Ok(())) => {}
@@ -205,7 +256,10 @@ impl SocketOutlet {
     }
 }
 
-impl Outlet for SocketOutlet {
+impl<S> Outlet for SocketOutlet<S>
+where
+    S: Sink<Message, Error = axum::Error> + Unpin + Send,
+{
     fn offer(&self, out: Outbound) -> Offered {
         let mut st = self.lock();
         if st.broken {
@@ -241,5 +295,149 @@ impl Outlet for SocketOutlet {
             floor: upto,
         });
         st.holding = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        future::Future,
+        pin::{pin, Pin},
+        sync::{
+            atomic::{AtomicBool, Ordering},
+            Arc,
+        },
+        task::Wake,
+    };
+
+    use super::*;
+
+    /// A socket that takes `cap` frames until its peer reads, and keeps one
+    /// writer waker (as the real one does).
+    #[derive(Default)]
+    struct Peer {
+        cap: usize,
+        buffered: Vec<String>,
+        read: Vec<String>,
+        waker: Option<Waker>,
+    }
+
+    struct FakeSink(Arc<Mutex<Peer>>);
+
+    impl Sink<Message> for FakeSink {
+        type Error = axum::Error;
+
+        fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            let mut p = self.0.lock().unwrap();
+            if p.buffered.len() < p.cap {
+                Poll::Ready(Ok(()))
+            } else {
+                p.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+
+        fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
+            if let Message::Text(t) = item {
+                self.0.lock().unwrap().buffered.push(t.to_string());
+            }
+            Ok(())
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// The peer reads everything buffered and wakes the writer, like the kernel.
+    fn peer_reads(peer: &Mutex<Peer>) {
+        let mut p = peer.lock().unwrap();
+        let got = std::mem::take(&mut p.buffered);
+        p.read.extend(got);
+        if let Some(w) = p.waker.take() {
+            w.wake();
+        }
+    }
+
+    #[derive(Default)]
+    struct Flag(AtomicBool);
+
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn msg(id: i64) -> Outbound {
+        Outbound::Message {
+            room_id: 1,
+            id,
+            frame: Utf8Bytes::from(format!("m{id}")),
+        }
+    }
+
+    #[test]
+    fn the_hub_queues_while_the_task_writes_and_never_takes_its_waker() {
+        let peer = Arc::new(Mutex::new(Peer {
+            cap: 2,
+            ..Peer::default()
+        }));
+        let outlet = SocketOutlet::new(FakeSink(peer.clone()));
+        outlet.enter_room(1, 0);
+        outlet.release();
+        // Two frames fit: written by the hub directly; the third is queued.
+        for id in 1..=3 {
+            assert_eq!(outlet.offer(msg(id)), Offered::Delivered);
+        }
+        assert_eq!(outlet.lock().queue.len(), 1);
+
+        // The task drains and parks inside the write of frame 3 with its waker.
+        let flag = Arc::new(Flag::default());
+        let waker = Waker::from(flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut drain = pin!(outlet.drain());
+        assert!(drain.as_mut().poll(&mut cx).is_pending());
+        assert!(outlet.lock().queue.is_empty());
+        assert_eq!(outlet.lock().writing, 1);
+
+        // The hub offers meanwhile: it must queue, not poll the socket.
+        assert_eq!(outlet.offer(msg(4)), Offered::Delivered);
+        assert_eq!(outlet.lock().queue.len(), 1);
+
+        // The peer reads: the task (not a no-op waker) is woken.
+        peer_reads(&peer);
+        assert!(flag.0.load(Ordering::SeqCst), "the task's waker was lost");
+        let mut polls = 0;
+        while drain.as_mut().poll(&mut cx).is_pending() {
+            peer_reads(&peer);
+            polls += 1;
+            assert!(polls < 10, "drain does not finish");
+        }
+        peer_reads(&peer);
+        assert_eq!(peer.lock().unwrap().read, ["m1", "m2", "m3", "m4"]);
+        let st = outlet.lock();
+        assert_eq!(st.writing, 0, "the guard cleared the mark");
+        assert!(st.may_write_directly());
+    }
+
+    #[test]
+    fn a_cancelled_write_clears_the_mark() {
+        let peer = Arc::new(Mutex::new(Peer {
+            cap: 0,
+            ..Peer::default()
+        }));
+        let outlet = SocketOutlet::new(FakeSink(peer));
+        let waker = Waker::from(Arc::new(Flag::default()));
+        let mut cx = Context::from_waker(&waker);
+        {
+            let mut write = pin!(outlet.write(Message::Text("ping".into())));
+            assert!(write.as_mut().poll(&mut cx).is_pending());
+            assert_eq!(outlet.lock().writing, 1);
+        }
+        assert_eq!(outlet.lock().writing, 0);
     }
 }

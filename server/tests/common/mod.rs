@@ -45,6 +45,8 @@ pub struct Options {
     pub trusted_proxies: Vec<String>,
     /// Serve `/ws/echo` (`--diagnostics`).
     pub diagnostics: bool,
+    pub max_rooms: usize,
+    pub max_chat_sockets_per_user: usize,
 }
 
 impl Default for Options {
@@ -65,6 +67,8 @@ impl Default for Options {
             hash_queue: None,
             trusted_proxies: Vec::new(),
             diagnostics: false,
+            max_rooms: 1000,
+            max_chat_sockets_per_user: 16,
         }
     }
 }
@@ -121,6 +125,8 @@ impl TestServer {
                 .map(|p| p.parse().expect("proxy range"))
                 .collect(),
             diagnostics: opts.diagnostics,
+            max_rooms: opts.max_rooms,
+            max_chat_sockets_per_user: opts.max_chat_sockets_per_user,
         };
         let store = StoreArgs {
             data_dir: data_dir.clone(),
