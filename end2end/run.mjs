@@ -297,6 +297,45 @@ async function waitLine(page, key, text, timeout = TERM_WAIT_MS) {
   }, timeout);
 }
 
+/** Waits until the shell in the tab asked for bracketed paste (bash does at each prompt). */
+async function waitBracketedPaste(page, key) {
+  await until(`bracketed paste mode in tab ${key}`, () => page.evaluate((k) => {
+    const el = document.querySelector(`[data-testid=term-pane][data-key="${k}"]`);
+    return el?.xterm?.modes?.bracketedPasteMode === true;
+  }, key), TERM_WAIT_MS);
+}
+
+/** Pastes `text` into the tab as the browser does for Ctrl+V: a `paste` event on xterm's textarea. */
+async function pasteEvent(page, key, text) {
+  await page.evaluate(({ k, t }) => {
+    const pane = document.querySelector(`[data-testid=term-pane][data-key="${k}"]`);
+    const textarea = pane.querySelector('.xterm-helper-textarea');
+    textarea.focus();
+    const data = new DataTransfer();
+    data.setData('text/plain', t);
+    textarea.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }));
+  }, { k: key, t: text });
+}
+
+/** Records the page's terminal sockets (`window.__termSockets`) so a test can drop one. */
+async function recordTermSockets(page) {
+  await page.addInitScript(() => {
+    const Native = window.WebSocket;
+    window.__termSockets = [];
+    window.WebSocket = class extends Native {
+      constructor(...args) {
+        super(...args);
+        if (String(args[0]).includes('/ws/term/')) window.__termSockets.push(this);
+      }
+    };
+  });
+}
+
+/** A file name under the system temp dir that no test run used before. */
+function freshPath(label) {
+  return path.join(tmpdir(), `termroom-e2e-${label}-${run}-${Math.random().toString(36).slice(2, 8)}`);
+}
+
 async function typeInTab(page, key, text) {
   await page.locator(`[data-testid=term-tab][data-key="${key}"] [data-testid=tab-title]`).click();
   const textarea = page.locator(`[data-testid=term-pane][data-key="${key}"] .xterm-helper-textarea`);
@@ -500,5 +539,104 @@ test('admin: add a user and a namespace, grant and revoke membership; members ar
     await bob.goto('/admin');
     await bob.getByTestId('admins-only').waitFor();
     assert.equal(await bob.getByTestId('admin-users').count(), 0, 'no admin lists for members');
+  });
+});
+
+test('terminal: a paste holding the end-of-paste marker cannot run what follows it', { timeout: 150_000 }, async () => {
+  await withPages('paste-marker', async (open) => {
+    const page = await open('alice');
+    await login(page, 'alice');
+    await openTerminalsPage(page);
+    const key = await openLocalTab(page);
+    await waitBracketedPaste(page, key);
+
+    // Two ways a paste reaches the shell: the browser's paste event (Ctrl+V,
+    // the context menu), and xterm's own paste() (the Paste button uses it).
+    const ways = {
+      event: (text) => pasteEvent(page, key, text),
+      api: (text) => page.evaluate(({ k, t }) => {
+        document.querySelector(`[data-testid=term-pane][data-key="${k}"]`).xterm.paste(t);
+      }, { k: key, t: text }),
+    };
+    let round = 0;
+    for (const [way, paste] of Object.entries(ways)) {
+      round += 1;
+      const victim = freshPath(`pwned-${way}`);
+      assert.ok(!existsSync(victim));
+      // Were the marker to end the paste, the shell would run `: x; touch …` at the Enter.
+      await paste(`: pasted-${way};\x1b[201~touch ${victim}\r`);
+      await until(`the pasted text on screen (${way})`, async () =>
+        (await termLines(page, key)).some((l) => l.includes(`touch ${victim}`)));
+      const shown = await termLines(page, key);
+      // Drop the line, then prove the shell has handled everything before.
+      await page.keyboard.press('Control+C');
+      await typeInTab(page, key, `echo after-paste-$((${round}*1000+7))\n`);
+      await waitLine(page, key, `after-paste-${round * 1000 + 7}`);
+      assert.ok(!existsSync(victim), `the paste via ${way} ran a command: ${victim} exists`);
+      // The whole text waited in the shell's line as pasted text, the marker as plain text.
+      assert.ok(shown.some((l) => l.includes(`[201~touch ${victim}`)), `the marker arrived as plain text (${way}):\n${shown.join('\n')}`);
+      await waitBracketedPaste(page, key);
+    }
+  });
+});
+
+test('terminal: send to all neutralises paste markers in its line', { timeout: 150_000 }, async () => {
+  await withPages('broadcast-marker', async (open) => {
+    const page = await open('alice');
+    await login(page, 'alice');
+    await openTerminalsPage(page);
+    const key = await openLocalTab(page);
+    await waitBracketedPaste(page, key);
+    await until('the tab receiving', async () => (await page.getByTestId('broadcast-result').textContent()).includes('1 tab receiving'));
+    // Sent raw, `ESC[200~` would open a paste that swallows the Enter (and
+    // an `ESC[201~` could end one): the line must run as typed text.
+    await page.getByTestId('broadcast-input').fill('echo "A\x1b[201~B\x1b[200~C-$((6*7))"');
+    await page.getByTestId('broadcast-input').press('Enter');
+    await waitLine(page, key, 'A[201~B[200~C-42');
+  });
+});
+
+test('terminal: input typed while reconnecting is sent after reattach; beyond 64 KiB it is refused visibly', { timeout: 180_000 }, async () => {
+  await withPages('reconnect-input', async (open) => {
+    const page = await open('alice');
+    await recordTermSockets(page);
+    await login(page, 'alice');
+    await openTerminalsPage(page);
+    const key = await openLocalTab(page);
+    await typeInTab(page, key, 'echo ready-$((1+1))\n');
+    await waitLine(page, key, 'ready-2');
+
+    // Hold every reattach until released, so the tab stays disconnected.
+    const held = [];
+    await page.route('**/api/term_attach*', (route) => { held.push(route); });
+    const tab = page.locator(`[data-testid=term-tab][data-key="${key}"]`);
+    const dropped = await page.evaluate(() => {
+      const open = window.__termSockets.filter((ws) => ws.readyState === WebSocket.OPEN);
+      for (const ws of open) ws.close();
+      return open.length;
+    });
+    assert.equal(dropped, 1, 'one open terminal socket to drop');
+    await page.locator(`[data-testid=term-tab][data-key="${key}"][data-state=reconnecting]`).waitFor({ timeout: TERM_WAIT_MS });
+
+    await typeInTab(page, key, 'echo buffered-$((6*7))\n');
+    // More than the buffer holds, as one piece: refused whole, and said so.
+    await page.evaluate((k) => {
+      document.querySelector(`[data-testid=term-pane][data-key="${k}"]`).xterm.input(`#${'x'.repeat(70 * 1024)}`, true);
+    }, key);
+    await tab.getByTestId('tab-unsent').waitFor({ state: 'visible' });
+    assert.equal(await tab.getAttribute('data-state'), 'reconnecting', 'still disconnected while typing');
+    await until('the refusal notice', async () =>
+      (await termLines(page, key)).some((l) => l.includes('input beyond the first 64 KiB is not sent')));
+
+    await until('a held reattach', async () => held.length > 0, TERM_WAIT_MS);
+    await page.unroute('**/api/term_attach*');
+    for (const route of held.splice(0)) await route.continue();
+    await waitLive(page, key);
+    await waitLine(page, key, 'buffered-42');
+    assert.ok(!(await termLines(page, key)).some((l) => l.includes('xxxxxxxxxx')), 'the refused input never reached the shell');
+    // Typing into the live shell again clears the tab's warning.
+    await typeInTab(page, key, 'echo live-$((2*3))\n');
+    await waitLine(page, key, 'live-6');
+    await tab.getByTestId('tab-unsent').waitFor({ state: 'hidden' });
   });
 });

@@ -1,7 +1,7 @@
 //! wasm-bindgen bindings to xterm.js 6 and its addons (served from
-//! `/vendor/xterm/`, copied from npm by the build), plus the two browser APIs
-//! the terminal needs beyond the enabled web-sys features: `ResizeObserver`
-//! and the async clipboard. Browser only (`hydrate`).
+//! `/vendor/xterm/`, copied from npm by the build), plus the browser APIs the
+//! terminal needs beyond the enabled web-sys features: `ResizeObserver`, the
+//! async clipboard and the `paste` event's text. Browser only (`hydrate`).
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(raw_module = "/vendor/xterm/xterm.mjs")]
@@ -172,6 +172,27 @@ extern "C" {
     fn clipboard_write_text(text: &str) -> Result<Thenable, JsValue>;
     #[wasm_bindgen(js_namespace = ["navigator", "clipboard"], js_name = readText, catch)]
     fn clipboard_read_text() -> Result<Thenable, JsValue>;
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// A `paste` event (a `ClipboardEvent`), bound to the part the terminal uses.
+    #[wasm_bindgen(extends = web_sys::Event)]
+    #[derive(Debug, Clone)]
+    pub type PasteEvent;
+    #[wasm_bindgen(method, getter, js_name = clipboardData)]
+    fn clipboard_data(this: &PasteEvent) -> Option<ClipboardData>;
+
+    /// The `DataTransfer` of a clipboard event.
+    type ClipboardData;
+    #[wasm_bindgen(method, js_name = getData)]
+    fn get_data(this: &ClipboardData, format: &str) -> String;
+}
+
+/// The plain text a `paste` event carries, if any.
+pub fn pasted_text(ev: &PasteEvent) -> Option<String> {
+    let text = ev.clipboard_data()?.get_data("text/plain");
+    (!text.is_empty()).then_some(text)
 }
 
 thread_local! {

@@ -11,6 +11,7 @@ use crate::api::{close_terminal, list_targets, my_terminals};
 use crate::components::auth::RequireUser;
 use crate::components::browser;
 use crate::components::term::{
+    paste::neutralize_markers,
     store::{self, SavedTab},
     TabState, TermCmd, TermTab, TerminalPane,
 };
@@ -204,7 +205,7 @@ fn restore_and_deep_link(tabs: Tabs) {
         }
         let saved: Vec<SavedTab> = tabs.list.with(|l| {
             l.iter()
-                .filter(|t| !matches!(t.state.get(), TabState::Exited { .. }))
+                .filter(|t| !t.state.with(TabState::session_over))
                 .filter_map(|t| {
                     t.session_id.get().map(|session_id| SavedTab {
                         session_id,
@@ -289,6 +290,23 @@ fn OpenForm(tabs: Tabs) -> impl IntoView {
     .into_any()
 }
 
+/// Tells each open tab what the server's session list says about its session
+/// when that corrects the tab (a failed session is shown failed, and a tab
+/// waiting to reconnect to an ended session stops).
+fn reconcile(tabs: Tabs, list: &[TermSessionInfo]) {
+    for tab in tabs.list.get_untracked() {
+        let Some(id) = tab.session_id.get_untracked() else {
+            continue;
+        };
+        let Some(info) = list.iter().find(|s| s.session_id == id) else {
+            continue;
+        };
+        if let Some(next) = tab.state.get_untracked().after_listing(&info.state) {
+            tab.send(TermCmd::Ended(next));
+        }
+    }
+}
+
 /// The user's running sessions that no tab shows, with "reattach".
 #[component]
 fn Detached(tabs: Tabs) -> impl IntoView {
@@ -297,15 +315,26 @@ fn Detached(tabs: Tabs) -> impl IntoView {
     // (and take the keyboard focus away) every time it reloads.
     let sessions = RwSignal::new(Vec::<TermSessionInfo>::new());
     let latest = StoredValue::new(0u64);
+    // The kind of state of every tab (not the reconnect countdown): a tab
+    // going live, reconnecting or failing may have changed the list.
+    let tab_states = Memo::new(move |_| {
+        tabs.list.with(|l| {
+            l.iter()
+                .map(|t| t.state.with(TabState::key))
+                .collect::<Vec<_>>()
+        })
+    });
     Effect::new(move || {
         tabs.refresh.track();
         tabs.list.with(Vec::len);
+        tab_states.track();
         let request = latest.get_value() + 1;
         latest.set_value(request);
         spawn_local(async move {
             // Only the newest answer counts.
             if let Ok(list) = my_terminals().await {
                 if latest.try_get_value() == Some(request) {
+                    reconcile(tabs, &list);
                     sessions.set(list);
                 }
             }
@@ -379,15 +408,20 @@ fn TabButton(tab: TermTab, tabs: Tabs, mirror: RwSignal<bool>) -> impl IntoView 
             <button
                 class="tab-title"
                 data-testid="tab-title"
-                title=move || match tab.state.get() {
-                    TabState::Failed { reason } => reason,
-                    other => other.label(),
-                }
+                title=move || tab.state.with(TabState::detail)
                 on:click=move |_| tabs.activate(tab.key)
             >
                 <span class="state-dot" aria-hidden="true"></span>
                 <span class="host">{target}</span>
                 <small class="state" data-testid="tab-state">{move || tab.state.get().label()}</small>
+                <small
+                    class="unsent"
+                    data-testid="tab-unsent"
+                    hidden=move || tab.unsent.get() == 0
+                    title=move || format!("{} bytes typed while disconnected were not sent", tab.unsent.get())
+                >
+                    "input not sent"
+                </small>
             </button>
             <button class="tab-close" aria-label="Close tab" data-testid="tab-close" on:click=move |_| tabs.close(tab)>
                 "×"
@@ -460,10 +494,7 @@ fn TabTools(tabs: Tabs) -> impl IntoView {
                 "Reconnect"
             </button>
             <span class="muted small state-text">
-                {move || tabs.active_tab().map(|t| match t.state.get() {
-                    TabState::Failed { reason } => format!("failed: {reason}"),
-                    other => other.label(),
-                })}
+                {move || tabs.active_tab().map(|t| t.state.with(TabState::detail))}
             </span>
         </div>
     }
@@ -484,7 +515,9 @@ fn BroadcastBar(tabs: Tabs, mirror: RwSignal<bool>) -> impl IntoView {
     };
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let text = format!("{}\r", line.get_untracked());
+        // Typed, not pasted, but it may hold a pasted marker all the same:
+        // `ESC[200~` would swallow the Enter into a paste that never ends.
+        let text = format!("{}\r", neutralize_markers(&line.get_untracked()));
         let targets: Vec<TermTab> = tabs
             .list
             .get_untracked()

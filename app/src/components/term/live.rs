@@ -1,7 +1,8 @@
 //! The browser side of one terminal tab: an xterm.js instance with its addons,
 //! the binary socket to `/ws/term/{id}`, stream offsets (no duplicate output
-//! after a reconnect), flow control by xterm's write callbacks, and reconnects
-//! with backoff while the session lives.
+//! after a reconnect), flow control by xterm's write callbacks, reconnects
+//! with backoff while the session lives (input typed meanwhile is kept and
+//! sent after reattach), and pastes made safe (`paste`).
 //!
 //! Borrowing rule: never hold a `RefCell` borrow of [`Live`] while calling into
 //! xterm.js or the socket, because xterm may call back synchronously (a write
@@ -19,11 +20,13 @@ use wasm_bindgen::{closure::Closure, JsCast, JsValue};
 use web_sys::{BinaryType, CloseEvent, Event, HtmlElement, KeyboardEvent, MessageEvent, WebSocket};
 
 use super::flow::{Cursor, FlowSignal, Watermarks};
+use super::paste::{neutralize_markers, sanitize_input};
+use super::pending::{PendingInput, Pushed, MAX_PENDING_BYTES};
 use super::{Sink, TabState, TermCmd, TermTab};
 use crate::api::{attach_terminal, open_terminal};
 use crate::components::xterm::{
-    copy_to_clipboard, read_clipboard, FitAddon, ResizeObserver, SearchAddon, Terminal,
-    Unicode11Addon, WebLinksAddon, WebglAddon,
+    copy_to_clipboard, pasted_text, read_clipboard, FitAddon, PasteEvent, ResizeObserver,
+    SearchAddon, Terminal, Unicode11Addon, WebLinksAddon, WebglAddon,
 };
 use crate::components::{backoff, browser};
 use crate::error::ApiError;
@@ -47,11 +50,15 @@ struct TermHandlers {
     _keys: Closure<dyn FnMut(KeyboardEvent) -> bool>,
     _observer: Closure<dyn FnMut()>,
     _context_loss: Option<Closure<dyn FnMut()>>,
+    /// Capture-phase `paste` listener on the pane (removed on dispose).
+    paste: Closure<dyn FnMut(PasteEvent)>,
 }
 
 /// Everything one tab's terminal owns.
 struct Live {
     tab: TermTab,
+    /// The pane element hosting the terminal.
+    pane: HtmlElement,
     term: Terminal,
     fit: FitAddon,
     search: SearchAddon,
@@ -67,6 +74,8 @@ struct Live {
     generation: u64,
     /// Failed attempts since the last successful open.
     attempt: u32,
+    /// Input typed while the socket is not open, sent once it opens.
+    pending: PendingInput,
     /// The last frame of this connection was a notice (level, text): when the
     /// server then closes cleanly, the notice says why (session closed,
     /// replaced by another tab, could not connect) and retrying is wrong.
@@ -100,6 +109,7 @@ pub(super) fn start(tab: TermTab, el: HtmlElement, on_input: Callback<(u64, Stri
 
     let live = Rc::new(RefCell::new(Live {
         tab,
+        pane: el.clone(),
         term,
         fit,
         search,
@@ -111,6 +121,7 @@ pub(super) fn start(tab: TermTab, el: HtmlElement, on_input: Callback<(u64, Stri
         flow: Watermarks::default(),
         generation: 0,
         attempt: 0,
+        pending: PendingInput::default(),
         last_notice: None,
         exited: false,
         disposed: false,
@@ -184,10 +195,33 @@ fn wire_terminal(
     let w = weak.clone();
     let data = Closure::<dyn FnMut(String)>::new(move |data: String| {
         let Some(live) = w.upgrade() else { return };
+        // A paste arrives here whole; whatever path it took into xterm.js,
+        // markers inside it must not end it early.
+        let data = sanitize_input(&data).into_owned();
         send_input(&live, data.as_bytes());
         on_input.run((key, data));
     });
     term.on_data(data.as_ref().unchecked_ref());
+
+    // A paste holding a bracketed-paste marker is taken from xterm.js before
+    // its own handler (capture phase on the pane) and pasted neutralised, so
+    // the marker is gone even when bracketed paste is off. Clean pastes go
+    // the usual way.
+    let w = weak.clone();
+    let paste = Closure::<dyn FnMut(PasteEvent)>::new(move |ev: PasteEvent| {
+        let Some(text) = pasted_text(&ev) else { return };
+        let std::borrow::Cow::Owned(clean) = neutralize_markers(&text) else {
+            return;
+        };
+        ev.prevent_default();
+        ev.stop_propagation();
+        if let Some(live) = w.upgrade() {
+            let term = live.borrow().term.clone();
+            term.paste(&clean);
+        }
+    });
+    let _ =
+        el.add_event_listener_with_callback_and_bool("paste", paste.as_ref().unchecked_ref(), true);
 
     let w = weak.clone();
     let resize = Closure::<dyn FnMut(JsValue)>::new(move |_: JsValue| {
@@ -239,6 +273,7 @@ fn wire_terminal(
         _keys: keys,
         _observer: observed,
         _context_loss: context_loss,
+        paste,
     });
 }
 
@@ -251,7 +286,7 @@ fn command(live: &Shared, cmd: TermCmd) {
         (l.term.clone(), l.search.clone(), l.tab)
     };
     match cmd {
-        TermCmd::Input(text) => send_input(live, text.as_bytes()),
+        TermCmd::Input(text) => send_input(live, sanitize_input(&text).as_bytes()),
         TermCmd::Focus => term.focus(),
         TermCmd::Fit => fit(live),
         TermCmd::Find {
@@ -283,7 +318,7 @@ fn command(live: &Shared, cmd: TermCmd) {
             read_clipboard(move |text| {
                 let term = weak.upgrade().map(|l| l.borrow().term.clone());
                 if let Some(term) = term {
-                    term.paste(&text);
+                    term.paste(&neutralize_markers(&text));
                     term.focus();
                 }
             });
@@ -298,6 +333,7 @@ fn command(live: &Shared, cmd: TermCmd) {
             }
             connect(live);
         }
+        TermCmd::Ended(state) => ended(live, state),
         TermCmd::Dispose => dispose(live),
     }
 }
@@ -372,14 +408,15 @@ fn clamp_u16(n: u32) -> u16 {
 }
 
 fn ticket_failed(live: &Shared, generation: u64, reattach: bool, err: ApiError) {
-    let tab = live.borrow().tab;
     match err {
         ApiError::NotFound(_) if reattach => {
-            live.borrow_mut().exited = true;
             notice(live, NoticeLevel::Warning, "this session has ended");
-            tab.state.set(TabState::Exited {
-                status: "ended".into(),
-            });
+            session_over(
+                live,
+                TabState::Exited {
+                    status: "ended".into(),
+                },
+            );
         }
         ApiError::Unauthorized => {
             notice(
@@ -387,9 +424,12 @@ fn ticket_failed(live: &Shared, generation: u64, reattach: bool, err: ApiError) 
                 NoticeLevel::Error,
                 "you are signed out; log in again to reattach",
             );
-            tab.state.set(TabState::Failed {
-                reason: "signed out".into(),
-            });
+            stopped(
+                live,
+                TabState::Failed {
+                    reason: "signed out".into(),
+                },
+            );
         }
         // Opening again could start a second shell: let the user decide.
         e if !reattach
@@ -399,9 +439,12 @@ fn ticket_failed(live: &Shared, generation: u64, reattach: bool, err: ApiError) 
             ) =>
         {
             notice(live, NoticeLevel::Error, &e.to_string());
-            tab.state.set(TabState::Failed {
-                reason: e.to_string(),
-            });
+            stopped(
+                live,
+                TabState::Failed {
+                    reason: e.to_string(),
+                },
+            );
         }
         _ => retry_later(live, generation),
     }
@@ -474,6 +517,21 @@ fn on_open(live: &Shared, generation: u64) {
         send_frame(live, &ClientFrame::Pause);
     }
     send_size(live);
+    // Input typed while disconnected, in order, before anything typed from now on.
+    let flushed = live.borrow_mut().pending.take();
+    for chunk in flushed.bytes.chunks(INPUT_CHUNK) {
+        send_frame(live, &ClientFrame::Input(chunk.to_vec()));
+    }
+    if flushed.refused > 0 {
+        notice(
+            live,
+            NoticeLevel::Warning,
+            &format!(
+                "reconnected: {} of input typed meanwhile were not sent",
+                bytes_text(flushed.refused)
+            ),
+        );
+    }
     tab.state.set(TabState::Live);
 }
 
@@ -492,10 +550,11 @@ fn on_message(live: &Shared, generation: u64, ev: &MessageEvent) {
 }
 
 fn on_frame(live: &Shared, frame: ServerFrame) {
-    live.borrow_mut().last_notice = match &frame {
+    let this_notice = match &frame {
         ServerFrame::Notice { level, text } => Some((*level, printable(text))),
         _ => None,
     };
+    let previous_notice = std::mem::replace(&mut live.borrow_mut().last_notice, this_notice);
     match frame {
         ServerFrame::Output { seq, data } => {
             let fresh = live.borrow_mut().cursor.accept(seq, &data);
@@ -525,13 +584,15 @@ fn on_frame(live: &Shared, frame: ServerFrame) {
                 }
                 (None, None) => ("ended".to_string(), "[process exited]".to_string()),
             };
-            let (term, tab) = {
-                let mut l = live.borrow_mut();
-                l.exited = true;
-                (l.term.clone(), l.tab)
-            };
+            let term = live.borrow().term.clone();
             term.write_text(&format!("\r\n\x1b[1;33m{line}\x1b[0m\r\n"));
-            tab.state.set(TabState::Exited { status });
+            // An error just before the exit is its cause: the connection to
+            // the target was lost, the shell did not simply end.
+            let state = match previous_notice {
+                Some((NoticeLevel::Error, reason)) => TabState::SessionFailed { reason },
+                _ => TabState::Exited { status },
+            };
+            session_over(live, state);
         }
     }
 }
@@ -546,10 +607,10 @@ fn on_close(live: &Shared, generation: u64, ev: &CloseEvent) {
     if !is_current(live, generation) {
         return;
     }
-    let (tab, exited, last_notice) = {
+    let (exited, last_notice) = {
         let mut l = live.borrow_mut();
         l.ws = None;
-        (l.tab, l.exited, l.last_notice.take())
+        (l.exited, l.last_notice.take())
     };
     if exited {
         return;
@@ -562,18 +623,84 @@ fn on_close(live: &Shared, generation: u64, ev: &CloseEvent) {
             reason
         };
         notice(live, NoticeLevel::Warning, &reason);
-        tab.state.set(TabState::Failed { reason });
+        stopped(live, TabState::Failed { reason });
         return;
     }
     // A notice followed by a clean close is the server ending this attachment
     // on purpose (session closed, replaced by another tab, could not connect;
     // the notice is on screen already). Only lost connections are retried.
+    // Errors are the session's own end (its target could not be reached).
     match last_notice.filter(|_| ev.was_clean()) {
-        Some((NoticeLevel::Info, _)) => tab.state.set(TabState::Exited {
-            status: "ended".into(),
-        }),
-        Some((_, reason)) => tab.state.set(TabState::Failed { reason }),
+        Some((NoticeLevel::Info, _)) => session_over(
+            live,
+            TabState::Exited {
+                status: "ended".into(),
+            },
+        ),
+        Some((NoticeLevel::Error, reason)) => {
+            session_over(live, TabState::SessionFailed { reason })
+        }
+        Some((_, reason)) => stopped(live, TabState::Failed { reason }),
         None => retry_later(live, generation),
+    }
+}
+
+/// The session ended for good (`state` says how): never reconnect.
+fn session_over(live: &Shared, state: TabState) {
+    live.borrow_mut().exited = true;
+    stopped(live, state);
+}
+
+/// The tab stops trying (for now, or for good): input kept for a reattach
+/// that will not come is dropped, and the user is told.
+fn stopped(live: &Shared, state: TabState) {
+    let (tab, flushed) = {
+        let mut l = live.borrow_mut();
+        (l.tab, l.pending.take())
+    };
+    let lost = flushed.bytes.len() + flushed.refused;
+    if lost > 0 {
+        notice(
+            live,
+            NoticeLevel::Warning,
+            &format!(
+                "{} of input typed while disconnected were not sent",
+                bytes_text(lost)
+            ),
+        );
+        tab.unsent.update(|n| *n = n.saturating_add(lost));
+    }
+    tab.state.set(state);
+}
+
+/// The page learned from the server's session list that the session ended.
+fn ended(live: &Shared, state: TabState) {
+    let ws = {
+        let mut l = live.borrow_mut();
+        if l.exited {
+            // Already over (shown as exited): only the cause is news.
+            let tab = l.tab;
+            drop(l);
+            tab.state.set(state);
+            return;
+        }
+        // Cancels a pending retry and ignores the old socket's events.
+        l.generation += 1;
+        l.ws.take()
+    };
+    if let Some(ws) = ws {
+        browser::detach_socket(&ws);
+    }
+    notice(live, NoticeLevel::Warning, &state.detail());
+    session_over(live, state);
+}
+
+/// `n` bytes as short text for notices.
+fn bytes_text(n: usize) -> String {
+    if n == 1 {
+        "1 byte".to_string()
+    } else {
+        format!("{n} bytes")
     }
 }
 
@@ -644,13 +771,60 @@ fn send_size(live: &Shared) {
     send_frame(live, &frame);
 }
 
+/// Sends input now if the socket is open; while (re)connecting keeps it (up
+/// to [`MAX_PENDING_BYTES`]) for when the socket opens. A tab that failed or
+/// ended drops it, as its state already says.
 fn send_input(live: &Shared, bytes: &[u8]) {
-    for chunk in bytes.chunks(INPUT_CHUNK) {
-        send_frame(live, &ClientFrame::Input(chunk.to_vec()));
+    if bytes.is_empty() {
+        return;
+    }
+    if socket_open(live) {
+        // Normally sent by `on_open` already; never let new input overtake it.
+        let earlier = live.borrow_mut().pending.take().bytes;
+        for chunk in earlier.chunks(INPUT_CHUNK).chain(bytes.chunks(INPUT_CHUNK)) {
+            send_frame(live, &ClientFrame::Input(chunk.to_vec()));
+        }
+        let tab = live.borrow().tab;
+        // The user is typing into a live shell again: the earlier loss is old news.
+        if tab.unsent.get_untracked() != 0 {
+            tab.unsent.set(0);
+        }
+        return;
+    }
+    let (tab, pushed) = {
+        let mut l = live.borrow_mut();
+        let waiting = matches!(
+            l.tab.state.get_untracked(),
+            TabState::Connecting | TabState::Reconnecting { .. }
+        );
+        if l.disposed || l.exited || !waiting {
+            return;
+        }
+        (l.tab, l.pending.push(bytes))
+    };
+    if let Pushed::Refused { first } = pushed {
+        tab.unsent.update(|n| *n = n.saturating_add(bytes.len()));
+        if first {
+            notice(
+                live,
+                NoticeLevel::Warning,
+                &format!(
+                    "not connected: input beyond the first {} KiB is not sent",
+                    MAX_PENDING_BYTES / 1024
+                ),
+            );
+        }
     }
 }
 
-/// Sends a frame if the socket is open; input typed while disconnected is dropped.
+fn socket_open(live: &Shared) -> bool {
+    live.borrow()
+        .ws
+        .as_ref()
+        .is_some_and(|ws| ws.ready_state() == WebSocket::OPEN)
+}
+
+/// Sends a frame if the socket is open (callers keep what must not be lost).
 fn send_frame(live: &Shared, frame: &ClientFrame) {
     let ws = live.borrow().ws.clone();
     if let Some(ws) = ws {
@@ -680,15 +854,27 @@ fn printable(text: &str) -> String {
 }
 
 fn dispose(live: &Shared) {
-    let (ws, term, observer) = {
+    let (ws, term, observer, pane) = {
         let mut l = live.borrow_mut();
         if l.disposed {
             return;
         }
         l.disposed = true;
         l.generation += 1;
-        (l.ws.take(), l.term.clone(), l.observer.take())
+        (
+            l.ws.take(),
+            l.term.clone(),
+            l.observer.take(),
+            l.pane.clone(),
+        )
     };
+    if let Some(h) = live.borrow().term_handlers.as_ref() {
+        let _ = pane.remove_event_listener_with_callback_and_bool(
+            "paste",
+            h.paste.as_ref().unchecked_ref(),
+            true,
+        );
+    }
     if let Some(ws) = ws {
         crate::components::browser::detach_socket(&ws);
     }

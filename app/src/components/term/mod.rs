@@ -10,6 +10,8 @@ use leptos::prelude::*;
 pub mod flow;
 #[cfg(feature = "hydrate")]
 mod live;
+pub mod paste;
+pub mod pending;
 pub mod store;
 
 /// Where a tab's session stands.
@@ -23,8 +25,12 @@ pub enum TabState {
     Reconnecting { in_secs: u32 },
     /// The shell ended (`status` says how).
     Exited { status: String },
-    /// Could not open or attach, or the server ended the connection.
+    /// This tab could not open or attach, or the server ended its connection;
+    /// the session may still live (the user can try to reconnect).
     Failed { reason: String },
+    /// The session itself failed: the target could not be reached or the
+    /// connection to it was lost. Nothing to reconnect to.
+    SessionFailed { reason: String },
 }
 
 impl TabState {
@@ -37,6 +43,7 @@ impl TabState {
             TabState::Reconnecting { in_secs } => format!("reconnecting in {in_secs} s"),
             TabState::Exited { status } => format!("exited ({status})"),
             TabState::Failed { .. } => "failed".into(),
+            TabState::SessionFailed { .. } => "session failed".into(),
         }
     }
 
@@ -48,6 +55,55 @@ impl TabState {
             TabState::Reconnecting { .. } => "reconnecting",
             TabState::Exited { .. } => "exited",
             TabState::Failed { .. } => "failed",
+            TabState::SessionFailed { .. } => "session-failed",
+        }
+    }
+
+    /// Why the tab is not live, for a tooltip or status line (the label otherwise).
+    pub fn detail(&self) -> String {
+        match self {
+            TabState::Failed { reason } => format!("failed: {reason}"),
+            TabState::SessionFailed { reason } => format!("session failed: {reason}"),
+            other => other.label(),
+        }
+    }
+
+    /// Whether the session has ended for good (exited or failed): the tab is
+    /// not reattached after a reload and never reconnects.
+    pub fn session_over(&self) -> bool {
+        matches!(
+            self,
+            TabState::Exited { .. } | TabState::SessionFailed { .. }
+        )
+    }
+
+    /// The state a tab should switch to when the server's session list says
+    /// its session is `listed` (`TermSessionInfo::state`: `running`,
+    /// `exited` or `failed`), or `None` to leave it alone.
+    ///
+    /// The socket knows best while it is open or opening (`Live`,
+    /// `Connecting`; the session's last frames are on their way), so only a
+    /// tab waiting to reconnect, one that could not attach, or one that saw
+    /// an exit without its cause is corrected. Unknown states change nothing.
+    pub fn after_listing(&self, listed: &str) -> Option<TabState> {
+        let correctable = matches!(
+            self,
+            TabState::Reconnecting { .. } | TabState::Failed { .. } | TabState::Exited { .. }
+        );
+        if !correctable {
+            return None;
+        }
+        match listed {
+            "failed" => Some(TabState::SessionFailed {
+                reason: match self {
+                    TabState::Failed { reason } => reason.clone(),
+                    _ => "the session failed".into(),
+                },
+            }),
+            "exited" if !matches!(self, TabState::Exited { .. }) => Some(TabState::Exited {
+                status: "ended".into(),
+            }),
+            _ => None,
         }
     }
 
@@ -84,6 +140,9 @@ pub enum TermCmd {
     Paste,
     /// Try again now after a failure or during a backoff wait.
     Reconnect,
+    /// The session has ended (the server's list says so): stop reconnecting
+    /// and show this state.
+    Ended(TabState),
     /// Tear down the terminal and its socket (the session itself stays).
     Dispose,
 }
@@ -107,6 +166,10 @@ pub struct TermTab {
     pub included: RwSignal<bool>,
     /// The last search found nothing.
     pub search_miss: RwSignal<bool>,
+    /// Bytes typed while disconnected that were not sent (the buffer was
+    /// full, or the session ended before it could be sent); 0 when nothing
+    /// was lost since the user last typed into a live tab.
+    pub unsent: RwSignal<usize>,
     sink: StoredValue<Option<Sink>, LocalStorage>,
 }
 
@@ -121,6 +184,7 @@ impl TermTab {
             state: RwSignal::new(TabState::Connecting),
             included: RwSignal::new(true),
             search_miss: RwSignal::new(false),
+            unsent: RwSignal::new(0),
             sink: StoredValue::new_local(None),
         }
     }
@@ -213,3 +277,73 @@ fn start_live(tab: TermTab, el: web_sys::HtmlElement, on_input: Callback<(u64, S
 /// The server renders the empty pane; the browser starts the terminal.
 #[cfg(not(feature = "hydrate"))]
 fn start_live(_tab: TermTab, _el: web_sys::HtmlElement, _on_input: Callback<(u64, String)>) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(reason: &str) -> TabState {
+        TabState::Failed {
+            reason: reason.into(),
+        }
+    }
+
+    fn session_failed(reason: &str) -> TabState {
+        TabState::SessionFailed {
+            reason: reason.into(),
+        }
+    }
+
+    fn exited(status: &str) -> TabState {
+        TabState::Exited {
+            status: status.into(),
+        }
+    }
+
+    #[test]
+    fn a_failed_session_has_its_own_state() {
+        let s = session_failed("the connection to web1 was lost");
+        assert_eq!(s.key(), "session-failed");
+        assert_eq!(s.label(), "session failed");
+        assert_eq!(
+            s.detail(),
+            "session failed: the connection to web1 was lost"
+        );
+        assert!(s.session_over());
+        assert!(!s.session_alive());
+        assert_ne!(s.key(), exited("ended").key());
+        assert_ne!(s.key(), failed("x").key());
+        assert!(!failed("signed out").session_over());
+        assert!(exited("0").session_over());
+    }
+
+    #[test]
+    fn listed_failed_sessions_are_shown_failed_not_exited() {
+        let reconnecting = TabState::Reconnecting { in_secs: 4 };
+        assert_eq!(
+            reconnecting.after_listing("failed"),
+            Some(session_failed("the session failed"))
+        );
+        assert_eq!(
+            exited("ended").after_listing("failed"),
+            Some(session_failed("the session failed"))
+        );
+        // An attach failure keeps its reason, now known to be the session's.
+        assert_eq!(
+            failed("could not connect to web1").after_listing("failed"),
+            Some(session_failed("could not connect to web1"))
+        );
+        assert_eq!(reconnecting.after_listing("exited"), Some(exited("ended")));
+        assert_eq!(failed("x").after_listing("exited"), Some(exited("ended")));
+        // Nothing to correct.
+        assert_eq!(exited("0").after_listing("exited"), None);
+        assert_eq!(session_failed("x").after_listing("failed"), None);
+        assert_eq!(session_failed("x").after_listing("exited"), None);
+        for listed in ["running", "failed", "exited", "unknown"] {
+            assert_eq!(TabState::Live.after_listing(listed), None, "{listed}");
+            assert_eq!(TabState::Connecting.after_listing(listed), None, "{listed}");
+        }
+        assert_eq!(reconnecting.after_listing("running"), None);
+        assert_eq!(reconnecting.after_listing("paused"), None);
+    }
+}
