@@ -42,6 +42,29 @@ pub struct Config {
 }
 
 impl Config {
+    /// A configuration with defaults for unit tests, allowing `origins`.
+    #[cfg(test)]
+    pub(crate) fn for_tests(origins: &[&str]) -> Config {
+        Config {
+            data_dir: PathBuf::from("."),
+            allowed_origins: origins.iter().map(|s| s.to_string()).collect(),
+            local_target: LocalTarget::Off,
+            local_shell: PathBuf::from("/bin/sh"),
+            term_grace: Duration::from_secs(1),
+            chat_rate: 5,
+            chat_idle: Duration::from_secs(60),
+            term_ping: Duration::from_secs(20),
+            term_idle: Duration::from_secs(60),
+            max_sessions_per_user: 32,
+            revocation_poll: Duration::from_secs(2),
+            purge_interval: Duration::from_secs(60),
+            trusted_proxies: Vec::new(),
+            diagnostics: false,
+            max_rooms: 1000,
+            max_chat_sockets_per_user: 16,
+        }
+    }
+
     /// Whether `origin` is on the allow-list, or is the server's own origin for `host`.
     pub fn origin_allowed(&self, origin: &str, host: Option<&str>) -> bool {
         let origin = origin.trim_end_matches('/');
@@ -64,24 +87,7 @@ mod tests {
     use super::*;
 
     fn cfg(origins: &[&str]) -> Config {
-        Config {
-            data_dir: PathBuf::from("."),
-            allowed_origins: origins.iter().map(|s| s.to_string()).collect(),
-            local_target: LocalTarget::Off,
-            local_shell: PathBuf::from("/bin/sh"),
-            term_grace: Duration::from_secs(1),
-            chat_rate: 5,
-            chat_idle: Duration::from_secs(60),
-            term_ping: Duration::from_secs(20),
-            term_idle: Duration::from_secs(60),
-            max_sessions_per_user: 32,
-            revocation_poll: Duration::from_secs(2),
-            purge_interval: Duration::from_secs(60),
-            trusted_proxies: Vec::new(),
-            diagnostics: false,
-            max_rooms: 1000,
-            max_chat_sockets_per_user: 16,
-        }
+        Config::for_tests(origins)
     }
 
     #[test]

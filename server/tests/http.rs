@@ -3,7 +3,7 @@
 //! `/ws/echo` socket.
 mod common;
 
-use std::{io::Read, path::Path, time::Duration};
+use std::{io::Read, time::Duration};
 
 use app::{model::Role, protocol::chat::MAX_FRAME_BYTES};
 use common::{connect, Options, TestServer, PASSWORD};
@@ -13,8 +13,6 @@ use reqwest::{
     Response, StatusCode,
 };
 use serde_json::{json, Value};
-use server::web::{self, Runtime};
-use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http, Message};
 
 const ALLOWED: &str = "https://ops.example.com";
@@ -279,43 +277,6 @@ async fn next(ws: &mut common::Ws) -> Message {
         .expect("frame")
 }
 
-/// A server like [`TestServer`] whose site root is `site` and with diagnostics on.
-async fn serve_site(site: &Path) -> (std::net::SocketAddr, Runtime, tempfile::TempDir) {
-    let data = tempfile::tempdir().expect("temp dir");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let serve = server::cli::ServeArgs {
-        addr,
-        allowed_origins: vec![],
-        local_target: server::cli::LocalTarget::Off,
-        local_shell: "/bin/sh".into(),
-        term_grace_secs: 5,
-        leptos_config: "/nonexistent".into(),
-        chat_rate: 5,
-        chat_idle_secs: 60,
-        diagnostics: true,
-    };
-    let store = server::cli::StoreArgs {
-        data_dir: data.path().to_path_buf(),
-        database_url: None,
-        secret_key_file: None,
-    };
-    let options = leptos::config::LeptosOptions::builder()
-        .output_name("termroom")
-        .site_root(site.to_string_lossy().into_owned())
-        .site_pkg_dir("pkg")
-        .site_addr(addr)
-        .build();
-    let runtime = Runtime::start(&serve, &store, options)
-        .await
-        .expect("start runtime");
-    let state = runtime.state.clone();
-    tokio::spawn(async move {
-        let _ = web::serve(listener, state, std::future::pending()).await;
-    });
-    (addr, runtime, data)
-}
-
 #[tokio::test]
 async fn static_files_are_served_precompressed_and_unknown_paths_get_the_404_page() {
     let site = tempfile::tempdir().expect("temp dir");
@@ -323,7 +284,12 @@ async fn static_files_are_served_precompressed_and_unknown_paths_get_the_404_pag
     std::fs::create_dir(&pkg).expect("pkg dir");
     let js = "export function hello() { return 'termroom'; }\n".repeat(400);
     std::fs::write(pkg.join("termroom.js"), &js).expect("write js");
-    let (addr, _runtime, _data) = serve_site(site.path()).await;
+    let server = TestServer::start_with(Options {
+        site_root: Some(site.path().to_path_buf()),
+        ..Options::default()
+    })
+    .await;
+    let addr = server.addr;
 
     // Compressed once, in the background, at start.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

@@ -137,24 +137,13 @@ pub async fn guard(State(core): State<Arc<Core>>, req: Request, next: Next) -> R
 
 #[cfg(test)]
 mod tests {
-    use std::{path::PathBuf, time::Duration};
 
     use axum::http::HeaderValue;
 
     use super::*;
-    use crate::cli::LocalTarget;
 
     fn cfg() -> Config {
-        Config {
-            data_dir: PathBuf::from("."),
-            allowed_origins: vec!["https://ops.example.com".into()],
-            local_target: LocalTarget::Off,
-            local_shell: PathBuf::from("/bin/sh"),
-            term_grace: Duration::from_secs(1),
-            chat_rate: 5,
-            chat_idle: Duration::from_secs(60),
-            diagnostics: false,
-        }
+        Config::for_tests(&["https://ops.example.com"])
     }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {

@@ -47,6 +47,8 @@ pub struct Options {
     pub diagnostics: bool,
     pub max_rooms: usize,
     pub max_chat_sockets_per_user: usize,
+    /// Site root (static files); default `target/site`.
+    pub site_root: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -69,6 +71,7 @@ impl Default for Options {
             diagnostics: false,
             max_rooms: 1000,
             max_chat_sockets_per_user: 16,
+            site_root: None,
         }
     }
 }
@@ -135,7 +138,10 @@ impl TestServer {
         };
         let options = LeptosOptions::builder()
             .output_name("termroom")
-            .site_root("target/site")
+            .site_root(opts.site_root.as_deref().map_or_else(
+                || "target/site".into(),
+                |p| p.to_string_lossy().into_owned(),
+            ))
             .site_pkg_dir("pkg")
             .site_addr(addr)
             .build();
