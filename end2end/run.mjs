@@ -607,8 +607,14 @@ test('terminal: input typed while reconnecting is sent after reattach; beyond 64
     await waitLine(page, key, 'ready-2');
 
     // Hold every reattach until released, so the tab stays disconnected.
-    const held = [];
-    await page.route('**/api/term_attach*', (route) => { held.push(route); });
+    let release;
+    const released = new Promise((resolve) => { release = resolve; });
+    let held = 0;
+    await page.route('**/api/term_attach*', async (route) => {
+      held += 1;
+      await released;
+      await route.continue();
+    });
     const tab = page.locator(`[data-testid=term-tab][data-key="${key}"]`);
     const dropped = await page.evaluate(() => {
       const open = window.__termSockets.filter((ws) => ws.readyState === WebSocket.OPEN);
@@ -628,9 +634,8 @@ test('terminal: input typed while reconnecting is sent after reattach; beyond 64
     await until('the refusal notice', async () =>
       (await termLines(page, key)).some((l) => l.includes('input beyond the first 64 KiB is not sent')));
 
-    await until('a held reattach', async () => held.length > 0, TERM_WAIT_MS);
-    await page.unroute('**/api/term_attach*');
-    for (const route of held.splice(0)) await route.continue();
+    await until('a held reattach', async () => held > 0, TERM_WAIT_MS);
+    release();
     await waitLive(page, key);
     await waitLine(page, key, 'buffered-42');
     assert.ok(!(await termLines(page, key)).some((l) => l.includes('xxxxxxxxxx')), 'the refused input never reached the shell');
