@@ -238,6 +238,17 @@ mod tests {
         let second = precompress_site(dir.path(), false)?;
         assert_eq!((second.compressed, second.fresh), (0, 1), "compressed once");
 
+        // A rebuilt file (newer than its siblings) is compressed again.
+        let js2 = "console.log('rebuilt');\n".repeat(100);
+        fs::write(pkg.join("app.js"), &js2)?;
+        fs::File::options()
+            .write(true)
+            .open(pkg.join("app.js"))?
+            .set_modified(SystemTime::now() + std::time::Duration::from_secs(60))?;
+        let third = precompress_site(dir.path(), false)?;
+        assert_eq!(third.compressed, 1, "stale siblings are rewritten");
+        assert_eq!(unbrotli(&fs::read(pkg.join("app.js.br"))?), js2.as_bytes());
+
         let removed = precompress_site(dir.path(), true)?;
         assert_eq!(removed.removed, 2);
         assert!(!pkg.join("app.js.br").exists());
