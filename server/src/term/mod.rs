@@ -359,13 +359,10 @@ impl TermManager {
     }
 
     /// Asks a session to end, showing `reason` to its owner (returns at
-    /// once); `false` if there is no such session.
+    /// once); `false` if there is no such session or it was already closing.
     pub fn close_because(&self, id: &str, reason: &str) -> bool {
         match self.session(id) {
-            Some(s) => {
-                s.request_close_because(reason.to_string());
-                true
-            }
+            Some(s) => s.request_close_because(reason.to_string()),
             None => false,
         }
     }

@@ -351,21 +351,21 @@ impl Session {
         self.changed.send_modify(|v| *v = v.wrapping_add(1));
     }
 
-    /// Asks the actor to end the session.
-    pub(crate) fn request_close(&self) {
-        self.closing.send_replace(true);
+    /// Asks the actor to end the session; `false` if that was asked before.
+    pub(crate) fn request_close(&self) -> bool {
+        !self.closing.send_replace(true)
     }
 
     /// Asks the actor to end the session, telling the owner `reason` (the
-    /// first reason given wins).
-    pub(crate) fn request_close_because(&self, reason: String) {
+    /// first reason given wins); `false` if the session was already closing.
+    pub(crate) fn request_close_because(&self, reason: String) -> bool {
         {
             let mut s = lock(&self.shared);
             if s.close_reason.is_none() {
                 s.close_reason = Some(reason);
             }
         }
-        self.request_close();
+        self.request_close()
     }
 
     /// Why the session is being closed, if a reason was given.
