@@ -176,7 +176,7 @@ pub async fn chat_ticket() -> Result<String, ApiError> {
     let caller = caller().await?;
     services()?
         .accounts
-        .ticket(&caller, "chat")
+        .chat_ticket(&caller)
         .await
         .map_err(fail)
 }

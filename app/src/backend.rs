@@ -46,8 +46,9 @@ pub trait Accounts: Send + Sync + 'static {
     async fn caller(&self, session_token: &str) -> Result<Option<Caller>, ApiError>;
     /// Ends a login session and closes that user's sockets opened with it.
     async fn logout(&self, caller: &Caller) -> Result<(), ApiError>;
-    /// A fresh single-use ticket for `purpose` (`chat`, `term:<id>`).
-    async fn ticket(&self, caller: &Caller, purpose: &str) -> Result<String, ApiError>;
+    /// A fresh single-use ticket for the chat socket (terminal tickets come
+    /// from [`Terminals`]).
+    async fn chat_ticket(&self, caller: &Caller) -> Result<String, ApiError>;
     /// Every user (admin).
     async fn list_users(&self) -> Result<Vec<UserSummary>, ApiError>;
     /// Creates a user (admin `actor`, recorded in the audit log).

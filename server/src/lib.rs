@@ -29,6 +29,7 @@ pub mod revocation;
 pub mod secrets;
 pub mod services;
 pub mod state;
+pub mod sync;
 pub mod term;
 pub mod web;
 pub mod ws;

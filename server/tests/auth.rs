@@ -129,9 +129,14 @@ async fn a_ticket_for_another_purpose_is_refused() {
         .await
         .unwrap()
         .unwrap();
-    let otp = server::auth::tickets::issue(&s.core().db, user.id, "term:abc", None)
-        .await
-        .unwrap();
+    let otp = server::auth::tickets::issue(
+        &s.core().db,
+        user.id,
+        &server::auth::tickets::Purpose::Term("abc".into()),
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(s.chat(&otp, false, None).await.err(), Some(401));
 }
 

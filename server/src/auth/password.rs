@@ -8,6 +8,7 @@
 //! at most `workers` hashes at once, each worker reusing one buffer, and
 //! queues at most `queue` more: past that a request is refused at once with
 //! [`PasswordError::Busy`] (the caller answers 503 with `Retry-After`).
+use crate::sync::lock;
 use std::{
     sync::{
         atomic::{AtomicUsize, Ordering},
@@ -211,7 +212,7 @@ fn worker(rx: &Mutex<mpsc::Receiver<Job>>, stats: &Stats, memory: MemoryMode) {
     loop {
         // Only the receive happens under the lock; the hash runs after it.
         let job = {
-            let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
+            let rx = lock(&rx);
             rx.recv()
         };
         let Ok(job) = job else {

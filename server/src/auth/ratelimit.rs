@@ -1,6 +1,7 @@
 //! Rate limits: failed logins per account name and per remote address (IPv6
 //! grouped by /64), chat messages per user, and which address a request
 //! counts against when it comes through a trusted reverse proxy.
+use crate::sync::lock;
 use std::{
     collections::HashMap,
     hash::Hash,
@@ -150,7 +151,7 @@ impl LoginLimiter {
     /// `Err(seconds)` when the caller must wait (nothing is counted then).
     pub fn begin(&self, addr: IpAddr, name: Option<&str>) -> Result<Attempt, u64> {
         let addr = addr_key(addr);
-        let mut t = self.tables.lock().unwrap_or_else(|e| e.into_inner());
+        let mut t = lock(&self.tables);
         let name = name.map(str::to_owned);
         let by_addr = t.by_addr.check(&addr);
         let by_name = name.as_ref().map_or(Ok(()), |n| t.by_name.check(n));
@@ -167,7 +168,7 @@ impl LoginLimiter {
     /// The password was right: the name's failures are forgotten and this
     /// attempt no longer counts against the address (earlier failures do).
     pub fn succeeded(&self, attempt: Attempt) {
-        let mut t = self.tables.lock().unwrap_or_else(|e| e.into_inner());
+        let mut t = lock(&self.tables);
         if let Some(a) = &attempt.addr {
             t.by_addr.undo(a);
         }
@@ -179,7 +180,7 @@ impl LoginLimiter {
     /// The password was never checked (the server was busy): the attempt is
     /// taken back from both counts.
     pub fn not_tried(&self, attempt: Attempt) {
-        let mut t = self.tables.lock().unwrap_or_else(|e| e.into_inner());
+        let mut t = lock(&self.tables);
         if let Some(a) = &attempt.addr {
             t.by_addr.undo(a);
         }

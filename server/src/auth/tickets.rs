@@ -4,6 +4,25 @@
 use super::tokens::{random_token, token_hash};
 use crate::db::{now_unix, Db, DbError};
 
+/// What a ticket opens; a ticket redeemed for another purpose is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Purpose {
+    /// The chat socket (`/ws`).
+    Chat,
+    /// The owner's socket of one terminal session (`/ws/term/{id}`).
+    Term(String),
+}
+
+impl Purpose {
+    /// How the purpose is stored in the `tickets` table.
+    fn stored(&self) -> String {
+        match self {
+            Self::Chat => "chat".to_string(),
+            Self::Term(id) => format!("term:{id}"),
+        }
+    }
+}
+
 /// How long a ticket is valid.
 pub const TICKET_TTL_SECS: i64 = 30;
 
@@ -29,7 +48,7 @@ pub struct Redeemed {
 pub async fn issue(
     db: &Db,
     user_id: i64,
-    purpose: &str,
+    purpose: &Purpose,
     login_session: Option<&str>,
 ) -> Result<String, DbError> {
     let ticket = random_token();
@@ -42,7 +61,7 @@ pub async fn issue(
     sqlx::query("INSERT INTO tickets (hash, user_id, purpose, login_session, expires_at) VALUES (?, ?, ?, ?, ?)")
         .bind(token_hash(&ticket))
         .bind(user_id)
-        .bind(purpose)
+        .bind(purpose.stored())
         .bind(login_session)
         .bind(now + TICKET_TTL_SECS)
         .execute(db)
@@ -52,7 +71,7 @@ pub async fn issue(
 
 /// Redeems a ticket for `purpose`: succeeds once, then never again.
 /// A ticket presented for the wrong purpose is consumed and refused.
-pub async fn redeem(db: &Db, ticket: &str, purpose: &str) -> Result<Redeemed, TicketError> {
+pub async fn redeem(db: &Db, ticket: &str, purpose: &Purpose) -> Result<Redeemed, TicketError> {
     if ticket.is_empty() || ticket.len() > 128 {
         return Err(TicketError::Invalid);
     }
@@ -64,7 +83,9 @@ pub async fn redeem(db: &Db, ticket: &str, purpose: &str) -> Result<Redeemed, Ti
     .await
     .map_err(DbError::from)?;
     match row {
-        Some((user_id, p, login_session, expires)) if p == purpose && expires >= now_unix() => {
+        Some((user_id, p, login_session, expires))
+            if p == purpose.stored() && expires >= now_unix() =>
+        {
             Ok(Redeemed {
                 user_id,
                 login_session,

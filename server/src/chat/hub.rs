@@ -2,9 +2,10 @@
 //! presence are applied in one order. A message is stored, then serialized
 //! once per protocol flavour, then offered to every member's [`Outlet`]; a
 //! member that cannot keep up is disconnected instead of slowing the room.
+use crate::sync::lock;
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
-    sync::{Arc, Mutex, PoisonError},
+    sync::{Arc, Mutex},
 };
 
 use app::protocol::chat::{ErrorCode, ServerMsg};
@@ -162,7 +163,7 @@ pub struct SocketSlot {
 
 impl Drop for SocketSlot {
     fn drop(&mut self) {
-        let mut map = self.sockets.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = lock(&self.sockets);
         if let Some(n) = map.get_mut(&self.user_id) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -204,7 +205,7 @@ impl ChatHub {
     /// Takes one of `user_id`'s chat socket places, `None` when all are in
     /// use; the place is free again when the slot is dropped.
     pub fn reserve_socket(&self, user_id: i64) -> Option<SocketSlot> {
-        let mut map = self.sockets.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = lock(&self.sockets);
         let n = map.entry(user_id).or_insert(0);
         if *n >= self.max_sockets_per_user {
             return None;

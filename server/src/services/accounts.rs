@@ -128,9 +128,14 @@ impl Accounts for AccountService {
         users::create_login_session(&core.db, &session_hash, user.id)
             .await
             .map_err(internal)?;
-        let otp = tickets::issue(&core.db, user.id, "chat", Some(&session_hash))
-            .await
-            .map_err(internal)?;
+        let otp = tickets::issue(
+            &core.db,
+            user.id,
+            &tickets::Purpose::Chat,
+            Some(&session_hash),
+        )
+        .await
+        .map_err(internal)?;
         audit(
             &core.db,
             Some(&user.name),
@@ -169,11 +174,16 @@ impl Accounts for AccountService {
         Ok(())
     }
 
-    async fn ticket(&self, caller: &Caller, purpose: &str) -> Result<String, ApiError> {
+    async fn chat_ticket(&self, caller: &Caller) -> Result<String, ApiError> {
         let hash = tokens::token_hash(&caller.session_token);
-        tickets::issue(&self.0.db, caller.user.id, purpose, Some(&hash))
-            .await
-            .map_err(internal)
+        tickets::issue(
+            &self.0.db,
+            caller.user.id,
+            &tickets::Purpose::Chat,
+            Some(&hash),
+        )
+        .await
+        .map_err(internal)
     }
 
     async fn list_users(&self) -> Result<Vec<UserSummary>, ApiError> {

@@ -23,11 +23,6 @@ use crate::{
 /// [`Terminals`] backed by the session manager.
 pub struct TerminalService(pub Arc<Core>);
 
-/// Ticket purpose for attaching to session `id`.
-pub fn term_purpose(id: &str) -> String {
-    format!("term:{id}")
-}
-
 /// Why `user_id` may no longer use a session on `host_id` (`None`: the local
 /// target) named `target`, as a sentence for the owner; `None` if access
 /// stands: the user exists and is not disabled, and the host still exists
@@ -236,7 +231,7 @@ impl TerminalService {
         tickets::issue(
             &self.0.db,
             caller.user.id,
-            &term_purpose(session_id),
+            &tickets::Purpose::Term(session_id.to_string()),
             Some(&hash),
         )
         .await

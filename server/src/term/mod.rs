@@ -9,6 +9,7 @@
 //!   [`socket::serve_owner`] adapts it to a WebSocket.
 //! - Flow control: see the constants in `session` ([`RING_BYTES`],
 //!   [`HIGH_WATER`], [`HARD_LIMIT`]).
+use crate::sync::lock;
 mod actor;
 mod local;
 mod ring;
@@ -22,7 +23,7 @@ use std::{
     path::PathBuf,
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc, Mutex, MutexGuard,
+        Arc, Mutex,
     },
     time::Duration,
 };
@@ -178,11 +179,6 @@ pub enum TermError {
     /// The user already has the most live sessions allowed.
     #[error("too many terminal sessions: at most {0} may be open at once; close one first")]
     TooManySessions(usize),
-}
-
-/// Locks a std mutex, recovering the data if a holder panicked.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A new random, url-safe session id.

@@ -6,11 +6,12 @@
 //! output is coalesced by write completion, never by a timer. The reader only
 //! reads the target while the owner's lag is under a watermark, and an append
 //! never overwrites bytes the attached owner has not received.
+use crate::sync::lock;
 use std::{
     collections::VecDeque,
     sync::{
         atomic::{AtomicUsize, Ordering},
-        Arc, Mutex, MutexGuard,
+        Arc, Mutex,
     },
     time::Instant,
 };
@@ -195,12 +196,6 @@ impl std::fmt::Debug for Session {
             .field("owner", &self.owner)
             .finish_non_exhaustive()
     }
-}
-
-/// Locks a std mutex, recovering the data if a holder panicked (the state
-/// stays consistent: every critical section is a few plain assignments).
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Session {

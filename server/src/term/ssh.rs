@@ -1,4 +1,5 @@
 //! SSH target (russh client): pinned host key, password/key auth, PTY shell, reader and writer tasks.
+use crate::sync::lock;
 use std::{sync::Arc, time::Duration};
 
 use russh::{
@@ -95,10 +96,7 @@ impl client::Handler for ProbeHandler {
         key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
         let fp = fingerprint(key);
-        *self
-            .seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(fp);
+        *lock(&self.seen) = Some(fp);
         Ok(false)
     }
 }
@@ -150,10 +148,7 @@ pub async fn probe_host_key(
         }
     };
     let outcome = tokio::time::timeout(timeout, attempt).await;
-    let fp = seen
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .take();
+    let fp = lock(&seen).take();
     match (fp, outcome) {
         (Some(fp), _) => Ok(fp),
         (None, Err(_)) => Err(TermError::Timeout),

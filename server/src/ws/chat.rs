@@ -21,6 +21,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use super::{authorize, outlet::SocketOutlet, UpgradeQuery};
 use crate::{
+    auth::tickets::Purpose,
     chat::{hub::Member, ChatHub, JoinedRoom, KickReason},
     db,
     state::{AppState, Core},
@@ -44,7 +45,7 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     let core = state.core.clone();
-    let who = match authorize(&core, &headers, q.otp.as_deref(), "chat").await {
+    let who = match authorize(&core, &headers, q.otp.as_deref(), &Purpose::Chat).await {
         Ok(w) => w,
         Err(resp) => return resp,
     };

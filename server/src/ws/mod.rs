@@ -14,7 +14,7 @@ use serde::Deserialize;
 use tracing::warn;
 
 use crate::{
-    auth::tickets::{self, TicketError},
+    auth::tickets::{self, Purpose, TicketError},
     db::users::{self, UserRow},
     state::Core,
 };
@@ -44,7 +44,7 @@ pub async fn authorize(
     core: &Core,
     headers: &HeaderMap,
     otp: Option<&str>,
-    purpose: &str,
+    purpose: &Purpose,
 ) -> Result<SocketUser, Response> {
     if let Some(origin) = headers.get(header::ORIGIN) {
         let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());

@@ -13,6 +13,7 @@
 //! asleep until its queue overflowed. [`State::writing`] marks those spans
 //! (cleared by a guard, so a cancelled write cannot leave it set); the hub
 //! queues instead, and the task drains what it finds after its write.
+use crate::sync::lock;
 use std::{
     collections::VecDeque,
     future::poll_fn,
@@ -99,9 +100,7 @@ struct Writing<'a, S> {
 impl<S> SocketOutlet<S> {
     fn lock(&self) -> MutexGuard<'_, State<S>> {
         // Every critical section leaves the state consistent: recover from a panic.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.state)
     }
 }
 

@@ -1,5 +1,6 @@
 //! Open terminal sockets by user and login session, so logout, disabling a
 //! user and revocation close them (chat sockets are tracked by the hub itself).
+use crate::sync::lock;
 use std::{
     collections::HashMap,
     sync::{
@@ -40,10 +41,7 @@ pub struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.id);
+        lock(&self.entries).remove(&self.id);
     }
 }
 
@@ -52,17 +50,14 @@ impl SocketRegistry {
     pub fn register(&self, user_id: i64, login_session: Option<String>) -> Registration {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (close, closed) = watch::channel(None);
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                id,
-                Entry {
-                    user_id,
-                    login_session,
-                    close,
-                },
-            );
+        lock(&self.entries).insert(
+            id,
+            Entry {
+                user_id,
+                login_session,
+                close,
+            },
+        );
         Registration {
             id,
             entries: self.entries.clone(),
@@ -73,7 +68,7 @@ impl SocketRegistry {
     /// Closes every socket for which `reason_for(user id, login session)`
     /// gives a reason, with that reason (a socket already closing keeps its first one).
     pub fn close_if(&self, reason_for: impl Fn(i64, Option<&str>) -> Option<String>) {
-        let map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let map = lock(&self.entries);
         for e in map.values() {
             if let Some(reason) = reason_for(e.user_id, e.login_session.as_deref()) {
                 e.close.send_if_modified(|r| {

@@ -10,7 +10,8 @@ use tracing::Instrument;
 
 use super::{authorize, UpgradeQuery};
 use crate::{
-    services::terminals::{session_access_denied, term_purpose},
+    auth::tickets::Purpose,
+    services::terminals::session_access_denied,
     state::AppState,
     term::{self, socket::KeepAlive},
 };
@@ -24,7 +25,14 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     let core = state.core.clone();
-    let who = match authorize(&core, &headers, q.otp.as_deref(), &term_purpose(&id)).await {
+    let who = match authorize(
+        &core,
+        &headers,
+        q.otp.as_deref(),
+        &Purpose::Term(id.clone()),
+    )
+    .await
+    {
         Ok(w) => w,
         Err(resp) => return resp,
     };
