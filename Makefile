@@ -63,8 +63,9 @@ e2e: build-debug
 conformance: tools-test
 	scripts/conformance.sh
 
-## bench: chat fan-out and terminal benchmarks (print numbers; see BENCHMARKS.md)
+## bench: chat fan-out, login flood and terminal benchmarks (print numbers; see BENCHMARKS.md)
 bench: build tools-test
-	cargo build --release -p server --bin chat-load
-	ulimit -n 20000 && ./target/release/chat-load --server-bin target/release/termroom
+	cargo build --release -p server --example chat-load --example login-flood
+	ulimit -n 20000 && ./target/release/examples/chat-load --server-bin target/release/termroom
+	./target/release/examples/login-flood --server-bin target/release/termroom
 	cargo bench -p server --bench term_bench
