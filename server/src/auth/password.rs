@@ -212,7 +212,7 @@ fn worker(rx: &Mutex<mpsc::Receiver<Job>>, stats: &Stats, memory: MemoryMode) {
     loop {
         // Only the receive happens under the lock; the hash runs after it.
         let job = {
-            let rx = lock(&rx);
+            let rx = lock(rx);
             rx.recv()
         };
         let Ok(job) = job else {
