@@ -23,6 +23,8 @@ use tokio::{
 };
 use tokio_tungstenite::tungstenite::Message;
 
+#[path = "../examples/support/bench_server.rs"]
+mod bench_server;
 #[path = "../tests/common/sshd.rs"]
 mod sshd;
 
@@ -357,30 +359,6 @@ fn rounds(xs: &[f64]) -> String {
         .join(" ")
 }
 
-async fn run_cli(
-    bin: &Path,
-    data: &Path,
-    args: &[&str],
-    stdin: Option<&str>,
-) -> anyhow::Result<String> {
-    let mut child = Command::new(bin)
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    if let (Some(text), Some(mut s)) = (stdin, child.stdin.take()) {
-        s.write_all(text.as_bytes()).await?;
-    }
-    let out = child.wait_with_output().await?;
-    if !out.status.success() {
-        bail!("termroom {args:?} failed");
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let bin = PathBuf::from(
@@ -408,17 +386,17 @@ async fn main() -> anyhow::Result<()> {
     }
     let data = tempfile::tempdir()?;
     let pw = "bench-password-123\n";
-    run_cli(
+    bench_server::cli(
         &bin,
         data.path(),
         &["user", "add", "bench", "--role", "admin"],
         Some(pw),
     )
     .await?;
-    run_cli(&bin, data.path(), &["namespace", "add", "bench"], None).await?;
+    bench_server::cli(&bin, data.path(), &["namespace", "add", "bench"], None).await?;
     let port = sshd.port.to_string();
     let key = sshd.client_key.path.to_string_lossy().into_owned();
-    run_cli(
+    bench_server::cli(
         &bin,
         data.path(),
         &[
@@ -439,7 +417,7 @@ async fn main() -> anyhow::Result<()> {
         None,
     )
     .await?;
-    let fp = run_cli(&bin, data.path(), &["host", "trust", "box"], None).await?;
+    let fp = bench_server::cli(&bin, data.path(), &["host", "trust", "box"], None).await?;
     if fp.trim() != sshd.host_fingerprint {
         bail!(
             "trusted fingerprint {fp:?} differs from {}",
@@ -449,35 +427,10 @@ async fn main() -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     drop(listener);
-    let mut server = Command::new(&bin)
-        .args(["serve", "--addr", &addr.to_string(), "--data-dir"])
-        .arg(data.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    // A cookie-carrying POST must name its origin (as browsers do).
-    let mut same_origin = reqwest::header::HeaderMap::new();
-    same_origin.insert(reqwest::header::ORIGIN, format!("http://{addr}").parse()?);
-    let http = reqwest::Client::builder()
-        .cookie_store(true)
-        .default_headers(same_origin)
-        .build()?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = http
-            .post(format!("http://{addr}/login"))
-            .json(&serde_json::json!({"username": "bench", "password": pw.trim()}))
-            .send()
-            .await;
-        if matches!(&r, Ok(r) if r.status().is_success()) {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("termroom did not start");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let mut server = bench_server::serve(&bin, &addr.to_string(), data.path(), &[], "warn")?;
+    let base = format!("http://{addr}");
+    let http = bench_server::same_origin_client(&base)?;
+    bench_server::wait_for_login(&http, &base, "bench", pw.trim()).await?;
     let open = |http: reqwest::Client| async move {
         let t: serde_json::Value = http
             .post(format!("http://{addr}/api/term_open"))

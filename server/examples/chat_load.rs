@@ -15,8 +15,11 @@ use std::{
 use anyhow::{bail, Context};
 use clap::Parser;
 use futures::{SinkExt, StreamExt};
-use tokio::{io::AsyncReadExt, net::TcpStream, process::Command, sync::Mutex};
+use tokio::{io::AsyncReadExt, net::TcpStream, sync::Mutex};
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+
+#[path = "support/bench_server.rs"]
+mod bench_server;
 
 /// Benchmark settings.
 #[derive(Debug, Parser)]
@@ -312,26 +315,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let data = tempfile::tempdir()?;
     let bin = &args.server_bin;
     let password = "bench-password-123";
-    let mut add = Command::new(bin)
-        .args(["user", "add", "bench", "--role", "member", "--data-dir"])
-        .arg(data.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .with_context(|| format!("running {}", bin.display()))?;
-    if let Some(mut stdin) = add.stdin.take() {
-        use tokio::io::AsyncWriteExt;
-        stdin.write_all(format!("{password}\n").as_bytes()).await?;
-    }
-    if !add.wait().await?.success() {
-        bail!("creating the bench user failed");
-    }
+    bench_server::cli(
+        bin,
+        data.path(),
+        &["user", "add", "bench", "--role", "member"],
+        Some(&format!("{password}\n")),
+    )
+    .await?;
     let addr = format!("127.0.0.1:{}", args.port);
-    let mut server = Command::new(bin)
-        .args([
-            "serve",
-            "--addr",
-            &addr,
+    let mut server = bench_server::serve(
+        bin,
+        &addr,
+        data.path(),
+        &[
             "--chat-rate",
             "100000",
             // The listeners never answer pings: keep them through the run.
@@ -340,40 +336,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
             // Every listener is the same bench user.
             "--max-chat-sockets-per-user",
             "1000000",
-            "--data-dir",
-        ])
-        .arg(data.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
+        ],
+        "warn",
+    )?;
     let pid = server.id().context("server pid")?;
     pin_server(pid, &args.server_cpus)?;
     let base = format!("http://{addr}");
     let ws_base = format!("ws://{addr}");
-    // A cookie-carrying POST must name its origin (as browsers do).
-    let mut same_origin = reqwest::header::HeaderMap::new();
-    same_origin.insert(reqwest::header::ORIGIN, base.parse()?);
-    let http = reqwest::Client::builder()
-        .cookie_store(true)
-        .default_headers(same_origin)
-        .build()?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = http
-            .post(format!("{base}/login"))
-            .json(&serde_json::json!({"username": "bench", "password": password}))
-            .send()
-            .await;
-        if matches!(&r, Ok(r) if r.status().is_success()) {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("server did not come up");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let http = bench_server::same_origin_client(&base)?;
+    bench_server::wait_for_login(&http, &base, "bench", password).await?;
 
     // Idle memory: RSS at several client counts.
     let mut clients: Vec<(TcpStream, bool)> = Vec::new();

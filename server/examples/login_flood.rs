@@ -7,7 +7,6 @@
 use std::{
     collections::BTreeMap,
     path::PathBuf,
-    process::Stdio,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
@@ -17,7 +16,9 @@ use std::{
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use tokio::process::Command;
+
+#[path = "support/bench_server.rs"]
+mod bench_server;
 
 /// Benchmark settings.
 #[derive(Debug, Parser)]
@@ -141,31 +142,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let data = tempfile::tempdir()?;
     let bin = &args.server_bin;
     let password = "bench-password-123";
-    let mut add = Command::new(bin)
-        .args(["user", "add", "bench", "--role", "member", "--data-dir"])
-        .arg(data.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .with_context(|| format!("running {}", bin.display()))?;
-    if let Some(mut stdin) = add.stdin.take() {
-        use tokio::io::AsyncWriteExt;
-        stdin.write_all(format!("{password}\n").as_bytes()).await?;
-    }
-    if !add.wait().await?.success() {
-        bail!("creating the bench user failed");
-    }
+    bench_server::cli(
+        bin,
+        data.path(),
+        &["user", "add", "bench", "--role", "member"],
+        Some(&format!("{password}\n")),
+    )
+    .await?;
     let addr = format!("127.0.0.1:{}", args.port);
-    let mut server = Command::new(bin)
-        .args(["serve", "--addr", &addr, "--trusted-proxy", "127.0.0.1/32"])
-        .args(&args.server_args)
-        .arg("--data-dir")
-        .arg(data.path())
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
+    let extra: Vec<&str> = ["--trusted-proxy", "127.0.0.1/32"]
+        .into_iter()
+        .chain(args.server_args.iter().map(String::as_str))
+        .collect();
+    let mut server = bench_server::serve(bin, &addr, data.path(), &extra, "error")?;
     let pid = server.id().context("server pid")?;
     let base = format!("http://{addr}");
     let http = reqwest::Client::builder()

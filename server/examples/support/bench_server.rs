@@ -1,0 +1,106 @@
+//! A `termroom serve` child for the benchmark programs (`examples/` and
+//! `benches/`): CLI calls against its data directory, the server process, a
+//! same-origin HTTP client, and waiting until it accepts a login.
+#![allow(dead_code)] // each program uses a different part
+
+use std::{
+    path::Path,
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+use tokio::{
+    io::AsyncWriteExt,
+    process::{Child, Command},
+};
+
+/// How long a started server may take to accept its first login.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs `termroom ARGS --data-dir DATA`, feeding `stdin`; its standard output.
+pub async fn cli(
+    bin: &Path,
+    data: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> anyhow::Result<String> {
+    let mut child = Command::new(bin)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("running {}", bin.display()))?;
+    if let Some(mut s) = child.stdin.take() {
+        if let Some(text) = stdin {
+            s.write_all(text.as_bytes()).await?;
+        }
+    }
+    let out = child.wait_with_output().await?;
+    if !out.status.success() {
+        bail!("termroom {args:?} failed");
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Starts `termroom serve --addr ADDR EXTRA… --data-dir DATA` with its output
+/// silenced and `RUST_LOG=log`; killed when the handle is dropped.
+pub fn serve(
+    bin: &Path,
+    addr: &str,
+    data: &Path,
+    extra: &[&str],
+    log: &str,
+) -> anyhow::Result<Child> {
+    Command::new(bin)
+        .args(["serve", "--addr", addr])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(data)
+        .env("RUST_LOG", log)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))
+}
+
+/// An HTTP client that keeps cookies and sends `Origin: BASE` on every
+/// request, as a browser on the app's pages does (cookie-carrying POSTs
+/// without it are refused).
+pub fn same_origin_client(base: &str) -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::ORIGIN, base.parse()?);
+    Ok(reqwest::Client::builder()
+        .cookie_store(true)
+        .default_headers(headers)
+        .build()?)
+}
+
+/// Logs `user` in through `http` (retrying while the server starts), so the
+/// client then holds the login cookie.
+pub async fn wait_for_login(
+    http: &reqwest::Client,
+    base: &str,
+    user: &str,
+    password: &str,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        let r = http
+            .post(format!("{base}/login"))
+            .json(&serde_json::json!({"username": user, "password": password}))
+            .send()
+            .await;
+        if matches!(&r, Ok(r) if r.status().is_success()) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("termroom did not come up at {base}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
