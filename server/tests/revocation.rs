@@ -147,6 +147,23 @@ async fn open(
     ))
 }
 
+/// A server whose watcher polls only at start, admin `root1` and member `ann`
+/// logged in, and `box` set up for `ann` (the sshd must outlive the test).
+async fn ann_with_box_without_polling() -> (Sshd, TestServer, reqwest::Client, reqwest::Client) {
+    let sshd = Sshd::start();
+    let s = TestServer::start_with(Options {
+        revocation_poll_ms: 3_600_000,
+        ..Options::default()
+    })
+    .await;
+    s.add_user("root1", Role::Admin).await;
+    s.add_user("ann", Role::Member).await;
+    let (admin, _) = s.login("root1").await;
+    let (ann, _) = s.login("ann").await;
+    setup_host(&s, &sshd, &admin, "ann").await;
+    (sshd, s, admin, ann)
+}
+
 /// Namespace `prod` with host `box` (key auth, pinned) on `sshd`, and `member` granted `prod`.
 async fn setup_host(s: &TestServer, sshd: &Sshd, admin: &reqwest::Client, member: &str) {
     let r = s.call(admin, "namespace_add", &[("name", "prod")]).await;
@@ -292,19 +309,9 @@ async fn revoking_a_grant_or_deleting_the_host_closes_exactly_the_affected_sessi
 
 #[tokio::test]
 async fn term_attach_and_the_socket_upgrade_recheck_access() {
-    let sshd = Sshd::start();
     // The watcher polls once at start and then not for an hour: what follows
     // is the re-check of `term_attach` and `/ws/term` alone.
-    let s = TestServer::start_with(Options {
-        revocation_poll_ms: 3_600_000,
-        ..Options::default()
-    })
-    .await;
-    s.add_user("root1", Role::Admin).await;
-    s.add_user("ann", Role::Member).await;
-    let (admin, _) = s.login("root1").await;
-    let (ann, _) = s.login("ann").await;
-    setup_host(&s, &sshd, &admin, "ann").await;
+    let (_sshd, s, _admin, ann) = ann_with_box_without_polling().await;
     // Two sessions: one to try the socket upgrade, one to try term_attach.
     let (a, otp_a) = open(&s, &ann, "box").await.expect("ann opens box");
     let (b, _) = open(&s, &ann, "box").await.expect("ann opens box again");
@@ -401,18 +408,8 @@ async fn expired_tickets_and_login_sessions_are_purged() {
 
 #[tokio::test]
 async fn revoking_or_deleting_through_the_admin_pages_closes_sessions_at_once() {
-    let sshd = Sshd::start();
     // No polling after the start: the admin actions themselves close the sessions.
-    let s = TestServer::start_with(Options {
-        revocation_poll_ms: 3_600_000,
-        ..Options::default()
-    })
-    .await;
-    s.add_user("root1", Role::Admin).await;
-    s.add_user("ann", Role::Member).await;
-    let (admin, _) = s.login("root1").await;
-    let (ann, _) = s.login("ann").await;
-    setup_host(&s, &sshd, &admin, "ann").await;
+    let (_sshd, s, admin, ann) = ann_with_box_without_polling().await;
     let (ann_id, otp) = open(&s, &ann, "box").await.expect("ann opens box");
     let mut ann_term = Term::attach(&s, &ann_id, &otp).await;
     ann_term.ready().await;
