@@ -142,13 +142,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let data = tempfile::tempdir()?;
     let bin = &args.server_bin;
     let password = "bench-password-123";
-    bench_server::cli(
-        bin,
-        data.path(),
-        &["user", "add", "bench", "--role", "member"],
-        Some(&format!("{password}\n")),
-    )
-    .await?;
+    bench_server::add_member(bin, data.path(), "bench", password).await?;
     let addr = format!("127.0.0.1:{}", args.port);
     let extra: Vec<&str> = ["--trusted-proxy", "127.0.0.1/32"]
         .into_iter()

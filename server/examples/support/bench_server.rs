@@ -46,6 +46,18 @@ pub async fn cli(
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Creates the member account `name` with `password` in `data` (through the CLI).
+pub async fn add_member(bin: &Path, data: &Path, name: &str, password: &str) -> anyhow::Result<()> {
+    cli(
+        bin,
+        data,
+        &["user", "add", name, "--role", "member"],
+        Some(&format!("{password}\n")),
+    )
+    .await
+    .map(|_| ())
+}
+
 /// Starts `termroom serve --addr ADDR EXTRA… --data-dir DATA` with its output
 /// silenced and `RUST_LOG=log`; killed when the handle is dropped.
 pub fn serve(
