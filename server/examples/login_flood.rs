@@ -231,7 +231,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let flood_time = start.elapsed();
         stop.store(true, Ordering::Relaxed);
         let peak = sampler.await?;
-        tokio::time::sleep(SETTLE).await;
+        let mut curve = Vec::new();
+        let settled_at = Instant::now() + SETTLE;
+        while Instant::now() < settled_at {
+            tokio::time::sleep(SETTLE / 8).await;
+            curve.push(format!("{:.1}", mib(rss_kib(pid)?)));
+        }
         after = rss_kib(pid)?;
         let (good_time, good_attempts) = good?;
         worst_peak = worst_peak.max(peak);
@@ -247,9 +252,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
             good_time.as_secs_f64() * 1e3
         );
         println!(
-            "    RSS peak {:.1} MiB, after {:.1} MiB",
+            "    RSS peak {:.1} MiB, after {:.1} MiB (every {} ms after the flood: {})",
             mib(peak),
-            mib(after)
+            mib(after),
+            (SETTLE / 8).as_millis(),
+            curve.join(" ")
         );
     }
     let grown = mib(after) - mib(before);

@@ -317,6 +317,7 @@ pub fn leptos_options(config_file: &Path, addr: SocketAddr) -> anyhow::Result<Le
 
 /// `termroom serve`: runs until Ctrl-C / SIGTERM.
 pub async fn run(serve_args: ServeArgs, store: StoreArgs) -> anyhow::Result<()> {
+    crate::memory::keep_large_buffers_returnable();
     let options = leptos_options(&serve_args.leptos_config, serve_args.addr)?;
     let runtime = Runtime::start(&serve_args, &store, options).await?;
     if let Some(password) = ensure_first_admin(&runtime.state.core).await? {

@@ -8,13 +8,16 @@
 //! at most `workers` hashes at once, each worker reusing one buffer, and
 //! queues at most `queue` more: past that a request is refused at once with
 //! [`PasswordError::Busy`] (the caller answers 503 with `Retry-After`).
-use crate::sync::lock;
+//! A worker idle for [`IDLE_RELEASE`] frees its buffer and asks the allocator
+//! to return free memory to the system, so a burst does not leave the server
+//! larger than before it.
 use std::{
     sync::{
         atomic::{AtomicUsize, Ordering},
-        mpsc, Arc, Mutex, OnceLock,
+        Arc, OnceLock,
     },
     thread,
+    time::Duration,
 };
 
 use argon2::{
@@ -46,6 +49,9 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 const MAX_M_COST_KIB: u32 = 256 * 1024;
 /// Longest salt accepted in a stored hash (bytes; PHC allows 48 in base64).
 const MAX_SALT_BYTES: usize = 64;
+/// How long a worker with no work keeps its argon2 buffer before freeing it
+/// (the next hash allocates it again, a few milliseconds).
+pub const IDLE_RELEASE: Duration = Duration::from_millis(500);
 
 /// How the workers get their argon2 memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +87,7 @@ struct Job {
 /// Fixed hashing workers fed through a bounded queue. Dropping the pool
 /// stops the workers (and frees their memory) once the queue is drained.
 pub struct HashPool {
-    queue: mpsc::SyncSender<Job>,
+    queue: flume::Sender<Job>,
     workers: usize,
     stats: Arc<Stats>,
 }
@@ -92,6 +98,8 @@ struct Stats {
     busy: AtomicUsize,
     /// The most hashes that ever ran at once.
     peak: AtomicUsize,
+    /// Bytes of argon2 memory the workers hold right now.
+    held: AtomicUsize,
 }
 
 impl std::fmt::Debug for HashPool {
@@ -107,8 +115,7 @@ impl HashPool {
     /// waiting requests. Buffers are allocated at a worker's first hash.
     pub fn new(workers: usize, queue: usize, memory: MemoryMode) -> Result<Self, PasswordError> {
         let workers = workers.max(1);
-        let (tx, rx) = mpsc::sync_channel::<Job>(queue);
-        let rx = Arc::new(Mutex::new(rx));
+        let (tx, rx) = flume::bounded::<Job>(queue);
         let stats = Arc::new(Stats::default());
         for i in 0..workers {
             let rx = rx.clone();
@@ -135,13 +142,18 @@ impl HashPool {
         self.stats.peak.load(Ordering::Relaxed)
     }
 
+    /// Bytes of argon2 memory the workers hold right now.
+    pub fn memory_held(&self) -> usize {
+        self.stats.held.load(Ordering::Relaxed)
+    }
+
     async fn submit(&self, work: Work) -> Result<Answer, PasswordError> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .try_send(Job { work, reply })
             .map_err(|e| match e {
-                mpsc::TrySendError::Full(_) => PasswordError::Busy,
-                mpsc::TrySendError::Disconnected(_) => PasswordError::Join,
+                flume::TrySendError::Full(_) => PasswordError::Busy,
+                flume::TrySendError::Disconnected(_) => PasswordError::Join,
             })?;
         answer.await.map_err(|_| PasswordError::Join)?
     }
@@ -206,17 +218,23 @@ pub async fn verify(password: &str, phc: &str) -> Result<bool, PasswordError> {
     default_pool()?.verify(password, phc).await
 }
 
-/// A hashing thread: takes jobs until the pool is dropped.
-fn worker(rx: &Mutex<mpsc::Receiver<Job>>, stats: &Stats, memory: MemoryMode) {
+/// A hashing thread: takes jobs until the pool is dropped; gives its memory
+/// back after [`IDLE_RELEASE`] without work.
+fn worker(rx: &flume::Receiver<Job>, stats: &Stats, memory: MemoryMode) {
     let mut blocks: Vec<Block> = Vec::new();
     loop {
-        // Only the receive happens under the lock; the hash runs after it.
-        let job = {
-            let rx = lock(rx);
-            rx.recv()
+        let job = if blocks.is_empty() {
+            rx.recv().map_err(|_| flume::RecvTimeoutError::Disconnected)
+        } else {
+            rx.recv_timeout(IDLE_RELEASE)
         };
-        let Ok(job) = job else {
-            return;
+        let job = match job {
+            Ok(job) => job,
+            Err(flume::RecvTimeoutError::Timeout) => {
+                release(&mut blocks, stats);
+                continue;
+            }
+            Err(flume::RecvTimeoutError::Disconnected) => return,
         };
         if job.reply.is_closed() {
             continue; // the request was abandoned while queued
@@ -224,12 +242,30 @@ fn worker(rx: &Mutex<mpsc::Receiver<Job>>, stats: &Stats, memory: MemoryMode) {
         let now = stats.busy.fetch_add(1, Ordering::SeqCst) + 1;
         stats.peak.fetch_max(now, Ordering::SeqCst);
         let answer = match memory {
-            MemoryMode::Reuse => run(job.work, &mut blocks),
+            MemoryMode::Reuse => {
+                let before = held_bytes(&blocks);
+                let answer = run(job.work, &mut blocks);
+                stats
+                    .held
+                    .fetch_add(held_bytes(&blocks) - before, Ordering::SeqCst);
+                answer
+            }
             MemoryMode::Fresh => run(job.work, &mut Vec::new()),
         };
         stats.busy.fetch_sub(1, Ordering::SeqCst);
         let _ = job.reply.send(answer);
     }
+}
+
+fn held_bytes(blocks: &[Block]) -> usize {
+    std::mem::size_of_val(blocks)
+}
+
+/// Frees an idle worker's buffer and returns free heap pages to the system.
+fn release(blocks: &mut Vec<Block>, stats: &Stats) {
+    stats.held.fetch_sub(held_bytes(blocks), Ordering::SeqCst);
+    *blocks = Vec::new();
+    crate::memory::return_free_memory();
 }
 
 fn run(work: Work, blocks: &mut Vec<Block>) -> Result<Answer, PasswordError> {
@@ -379,5 +415,33 @@ mod tests {
         assert!(done >= 1, "some are served");
         assert_eq!(busy + done, 12);
         assert_eq!(pool.peak_concurrency(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_idle_worker_gives_its_memory_back() {
+        let pool = HashPool::new(2, 4, MemoryMode::Reuse).unwrap();
+        assert_eq!(
+            pool.memory_held(),
+            0,
+            "nothing is allocated before the first hash"
+        );
+        let (a, b) = tokio::join!(
+            pool.verify_unknown("guess-one"),
+            pool.verify_unknown("guess-two")
+        );
+        assert!(!a.unwrap() && !b.unwrap());
+        let one_buffer = Params::default().block_count() * std::mem::size_of::<Block>();
+        assert!(
+            pool.memory_held() >= one_buffer,
+            "a worker keeps its buffer between hashes: {} bytes",
+            pool.memory_held()
+        );
+        let deadline = std::time::Instant::now() + IDLE_RELEASE * 2 + Duration::from_secs(1);
+        while pool.memory_held() > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(pool.memory_held(), 0, "idle workers freed their buffers");
+        // And the next hash still works.
+        assert!(!pool.verify_unknown("guess-three").await.unwrap());
     }
 }
