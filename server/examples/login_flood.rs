@@ -51,8 +51,9 @@ const RSS_SAMPLE_EVERY: Duration = Duration::from_millis(5);
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the good login keeps retrying when refused as busy.
 const GOOD_LOGIN_GIVE_UP: Duration = Duration::from_secs(30);
-/// Good logins run in parallel before measuring, so that every hashing
-/// worker has allocated its buffer (part of the server's steady state).
+/// Good logins run in parallel before measuring, so that "before" is a
+/// server that has served logins (its hashing workers have since gone idle
+/// and freed their buffers).
 const WARMUP_LOGINS: usize = 16;
 /// Time for the server to settle after a flood before "after" is measured.
 const SETTLE: Duration = Duration::from_secs(2);
