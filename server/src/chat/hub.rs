@@ -1,7 +1,10 @@
 //! The hub actor: one task owns every room and client, so joins, messages and
-//! presence are applied in one order. A message is stored, then serialized
-//! once per protocol flavour, then offered to every member's [`Outlet`]; a
-//! member that cannot keep up is disconnected instead of slowing the room.
+//! presence are applied in one order. A message is stored (by the store
+//! stage, [`super::store`], beside this loop: a slow store never stalls the
+//! hub), then serialized once per protocol flavour, then offered to every
+//! member's [`Outlet`], a stored batch at a time so that a socket gets the
+//! whole batch in one write; a member that cannot keep up is disconnected
+//! instead of slowing the room.
 use crate::sync::lock;
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
@@ -13,9 +16,10 @@ use axum::extract::ws::Utf8Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn, Instrument};
 
+use super::store::{Pending, PostReply, Store, Stored};
 use crate::auth::ratelimit::TokenBucket;
 use crate::config::Config;
-use crate::db::{self, Db};
+use crate::db::{self, messages::NewMessage, Db};
 
 /// Commands queued to the hub; senders wait when it is full (backpressure on
 /// clients, never on the fan-out).
@@ -54,8 +58,13 @@ pub enum Offered {
 /// Where the hub delivers one client's frames (the socket adapter implements
 /// it). Called from the hub task only; must not block.
 pub trait Outlet: Send + Sync {
+    /// Writes or queues `outs` for the client, in order: in one write when
+    /// the socket takes them at once.
+    fn offer_all(&self, outs: &[Outbound]) -> Offered;
     /// Writes or queues `out` for the client.
-    fn offer(&self, out: Outbound) -> Offered;
+    fn offer(&self, out: Outbound) -> Offered {
+        self.offer_all(std::slice::from_ref(&out))
+    }
     /// The client moved to room `room_id`: live messages after `upto` are
     /// for it, and wait until the client has sent the room's history.
     fn enter_room(&self, room_id: i64, upto: i64);
@@ -129,7 +138,7 @@ enum Cmd {
     Send {
         client: ClientId,
         text: String,
-        reply: oneshot::Sender<Result<(), ErrorCode>>,
+        reply: PostReply,
     },
     Leave {
         client: ClientId,
@@ -183,6 +192,7 @@ impl ChatHub {
     pub fn spawn(db: Db, config: &Config) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(HUB_QUEUE);
         let state = Hub {
+            store: Store::new(db.clone()),
             db,
             rate: config.chat_rate,
             max_rooms: config.max_rooms,
@@ -255,18 +265,35 @@ impl ChatHub {
         .await
     }
 
-    /// Stores and broadcasts a message to the client's room.
+    /// Hands a message for the client's room to the hub, which stores and
+    /// then broadcasts it; the receiver answers when that is done (`Ok`, also
+    /// after a store failure the hub reported on the socket) or why the
+    /// message was refused. Several may be in flight: they are answered, and
+    /// broadcast, in the order they were posted.
+    pub async fn post(
+        &self,
+        client: ClientId,
+        text: String,
+    ) -> Result<oneshot::Receiver<Result<(), ErrorCode>>, HubGone> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Send {
+                client,
+                text,
+                reply,
+            })
+            .await
+            .map_err(|_| HubGone)?;
+        Ok(rx)
+    }
+
+    /// Stores and broadcasts a message to the client's room (see [`ChatHub::post`]).
     pub async fn send(
         &self,
         client: ClientId,
         text: String,
     ) -> Result<Result<(), ErrorCode>, HubGone> {
-        self.ask(|reply| Cmd::Send {
-            client,
-            text,
-            reply,
-        })
-        .await
+        self.post(client, text).await?.await.map_err(|_| HubGone)
     }
 
     /// Unregisters a socket.
@@ -309,6 +336,8 @@ struct Room {
 
 struct Hub {
     db: Db,
+    /// Messages accepted and not yet broadcast.
+    store: Store,
     rate: u32,
     max_rooms: usize,
     clients: HashMap<ClientId, Client>,
@@ -324,77 +353,106 @@ struct Hub {
     next_id: ClientId,
 }
 
+/// One room's share of a stored batch, serialized once per flavour.
+struct RoomFrames {
+    room: String,
+    room_id: i64,
+    rich: Vec<Outbound>,
+    classic: Vec<Outbound>,
+}
+
 fn encode(msg: &ServerMsg) -> Utf8Bytes {
     Utf8Bytes::from(serde_json::to_string(msg).unwrap_or_default())
 }
 
 impl Hub {
     async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
-        while let Some(cmd) = rx.recv().await {
-            match cmd {
-                Cmd::Connect {
-                    member,
-                    outlet,
-                    reply,
-                } => {
-                    let handle = self.connect(member, outlet);
-                    let id = handle.id;
-                    if reply.send(handle).is_err() {
-                        self.remove(id);
-                    } else {
-                        self.send_rooms_to(id).await;
+        loop {
+            self.store.start();
+            tokio::select! {
+                biased;
+                stored = self.store.finished() => {
+                    // Store the next batch while this one is broadcast.
+                    self.store.start();
+                    self.deliver(stored).await;
+                }
+                cmd = rx.recv(), if !self.store.is_full() => {
+                    let Some(cmd) = cmd else { break };
+                    if self.handle(cmd).await.is_break() {
+                        break;
                     }
-                }
-                Cmd::Join {
-                    client,
-                    room,
-                    limited,
-                    reply,
-                } => {
-                    let r = self.join(client, &room, limited).await;
-                    let _ = reply.send(r);
-                }
-                Cmd::Send {
-                    client,
-                    text,
-                    reply,
-                } => {
-                    let r = self.post(client, text).await;
-                    let _ = reply.send(r);
-                }
-                Cmd::Leave { client } => self.remove(client),
-                Cmd::KickSession { login_session } => {
-                    let ids: Vec<_> = self
-                        .clients
-                        .iter()
-                        .filter(|(_, c)| c.member.login_session.as_deref() == Some(&login_session))
-                        .map(|(id, _)| *id)
-                        .collect();
-                    for id in ids {
-                        self.kick(id, KickReason::LOGGED_OUT);
-                    }
-                }
-                Cmd::KickUser { user_id } => {
-                    let ids: Vec<_> = self
-                        .clients
-                        .iter()
-                        .filter(|(_, c)| c.member.user_id == user_id)
-                        .map(|(id, _)| *id)
-                        .collect();
-                    for id in ids {
-                        self.kick(id, KickReason::LOGGED_OUT);
-                    }
-                }
-                Cmd::Shutdown { reply } => {
-                    let ids: Vec<_> = self.clients.keys().copied().collect();
-                    for id in ids {
-                        self.kick(id, KickReason::SHUTDOWN);
-                    }
-                    let _ = reply.send(());
-                    break;
                 }
             }
         }
+    }
+
+    async fn handle(&mut self, cmd: Cmd) -> std::ops::ControlFlow<()> {
+        match cmd {
+            Cmd::Connect {
+                member,
+                outlet,
+                reply,
+            } => {
+                let handle = self.connect(member, outlet);
+                let id = handle.id;
+                if reply.send(handle).is_err() {
+                    self.remove(id);
+                } else {
+                    self.send_rooms_to(id).await;
+                }
+            }
+            Cmd::Join {
+                client,
+                room,
+                limited,
+                reply,
+            } => {
+                let r = self.join(client, &room, limited).await;
+                let _ = reply.send(r);
+            }
+            Cmd::Send {
+                client,
+                text,
+                reply,
+            } => match self.accept(client, text) {
+                Ok(row) => self.store.push(Pending { client, row, reply }),
+                Err(code) => {
+                    let _ = reply.send(Err(code));
+                }
+            },
+            Cmd::Leave { client } => self.remove(client),
+            Cmd::KickSession { login_session } => {
+                let ids: Vec<_> = self
+                    .clients
+                    .iter()
+                    .filter(|(_, c)| c.member.login_session.as_deref() == Some(&login_session))
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in ids {
+                    self.kick(id, KickReason::LOGGED_OUT);
+                }
+            }
+            Cmd::KickUser { user_id } => {
+                let ids: Vec<_> = self
+                    .clients
+                    .iter()
+                    .filter(|(_, c)| c.member.user_id == user_id)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in ids {
+                    self.kick(id, KickReason::LOGGED_OUT);
+                }
+            }
+            Cmd::Shutdown { reply } => {
+                let ids: Vec<_> = self.clients.keys().copied().collect();
+                for id in ids {
+                    self.kick(id, KickReason::SHUTDOWN);
+                }
+                let _ = reply.send(());
+                return std::ops::ControlFlow::Break(());
+            }
+        }
+        std::ops::ControlFlow::Continue(())
     }
 
     fn connect(&mut self, member: Member, outlet: Arc<dyn Outlet>) -> ClientHandle {
@@ -415,8 +473,13 @@ impl Hub {
 
     /// Offers a frame to a client; one that cannot keep up is disconnected.
     fn offer(&mut self, id: ClientId, item: Outbound) {
+        self.offer_all(id, std::slice::from_ref(&item));
+    }
+
+    /// Offers frames to a client, in order; one that cannot keep up is disconnected.
+    fn offer_all(&mut self, id: ClientId, items: &[Outbound]) {
         let offered = match self.clients.get(&id) {
-            Some(c) => c.outlet.offer(item),
+            Some(c) => c.outlet.offer_all(items),
             None => return,
         };
         match offered {
@@ -599,7 +662,9 @@ impl Hub {
         }
     }
 
-    async fn post(&mut self, id: ClientId, text: String) -> Result<(), ErrorCode> {
+    /// Checks a message of client `id` (room, rate) and returns the row to
+    /// store for it.
+    fn accept(&mut self, id: ClientId, text: String) -> Result<NewMessage, ErrorCode> {
         let (user_id, user_name, room) = match self.clients.get(&id) {
             Some(c) => (c.member.user_id, c.member.user_name.clone(), c.room.clone()),
             None => return Err(ErrorCode::Internal),
@@ -618,55 +683,108 @@ impl Hub {
             .get(&room)
             .map(|r| r.id)
             .ok_or(ErrorCode::Internal)?;
-        // Stored before it is broadcast: a message nobody could reload is never shown.
-        let line = db::messages::insert(&self.db, room_id, &room, user_id, &user_name, &text)
-            .await
-            .map_err(|e| {
-                warn!("storing message: {e}");
-                ErrorCode::Internal
-            })?;
-        let rich = encode(&ServerMsg::NewMessage {
-            message: line.message.clone(),
-            from: line.from.clone(),
-            sent: line.sent.clone(),
-            id: Some(line.id),
-            room: Some(room.clone()),
-        });
-        let classic = encode(&ServerMsg::NewMessage {
-            message: line.message,
-            from: line.from,
-            sent: line.sent,
-            id: None,
-            room: None,
-        });
-        let members: Vec<(ClientId, bool)> = self
-            .rooms
-            .get(&room)
-            .map(|r| {
-                r.members
-                    .iter()
-                    .filter_map(|m| self.clients.get(m).map(|c| (*m, c.member.rich)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        for (member, is_rich) in members {
-            // Direct writes keep the hub busy for the whole fan-out: let other
-            // tasks on this worker run in between.
-            tokio::task::consume_budget().await;
-            let frame = if is_rich {
-                rich.clone()
-            } else {
-                classic.clone()
+        Ok(NewMessage {
+            room_id,
+            room,
+            user_id,
+            user: user_name,
+            body: text,
+        })
+    }
+
+    /// Broadcasts a stored batch (stored before it is broadcast: a message
+    /// nobody could reload is never shown), then answers its senders. Each
+    /// member of a room gets the room's messages of the batch in one offer.
+    async fn deliver(&mut self, stored: Stored) {
+        let Stored { batch, result } = stored;
+        let lines = match result {
+            Ok(lines) => lines,
+            Err(e) => {
+                warn!(messages = batch.len(), "storing messages: {e}");
+                self.report_not_stored(batch);
+                return;
+            }
+        };
+        // Per room, in batch order (ids ascend): the frames of each flavour.
+        let mut rooms: Vec<RoomFrames> = Vec::new();
+        for (p, line) in batch.iter().zip(lines) {
+            let at = match rooms.iter().position(|r| r.room_id == p.row.room_id) {
+                Some(at) => at,
+                None => {
+                    rooms.push(RoomFrames {
+                        room: p.row.room.clone(),
+                        room_id: p.row.room_id,
+                        rich: Vec::new(),
+                        classic: Vec::new(),
+                    });
+                    rooms.len() - 1
+                }
             };
-            self.offer(
-                member,
-                Outbound::Message {
-                    room_id,
-                    id: line.id,
-                    frame,
-                },
-            );
+            let Some(r) = rooms.get_mut(at) else { continue };
+            let rich = encode(&ServerMsg::NewMessage {
+                message: line.message.clone(),
+                from: line.from.clone(),
+                sent: line.sent.clone(),
+                id: Some(line.id),
+                room: Some(line.room.clone()),
+            });
+            let classic = encode(&ServerMsg::NewMessage {
+                message: line.message,
+                from: line.from,
+                sent: line.sent,
+                id: None,
+                room: None,
+            });
+            r.rich.push(Outbound::Message {
+                room_id: r.room_id,
+                id: line.id,
+                frame: rich,
+            });
+            r.classic.push(Outbound::Message {
+                room_id: r.room_id,
+                id: line.id,
+                frame: classic,
+            });
         }
-        Ok(())
+        for r in &rooms {
+            let members: Vec<(ClientId, bool)> = self
+                .rooms
+                .get(&r.room)
+                .map(|room| {
+                    room.members
+                        .iter()
+                        .filter_map(|m| self.clients.get(m).map(|c| (*m, c.member.rich)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for (member, is_rich) in members {
+                // Direct writes keep the hub busy for the whole fan-out: let other
+                // tasks on this worker run in between.
+                tokio::task::consume_budget().await;
+                let frames = if is_rich { &r.rich } else { &r.classic };
+                self.offer_all(member, frames);
+            }
+        }
+        for p in batch {
+            let _ = p.reply.send(Ok(()));
+        }
+    }
+
+    /// A batch could not be stored: nothing of it is broadcast; rich senders
+    /// get a typed error on their socket, in order with what they receive.
+    fn report_not_stored(&mut self, batch: Vec<Pending>) {
+        let frame = encode(&ServerMsg::error(
+            ErrorCode::Internal,
+            "message not delivered",
+        ));
+        for p in batch {
+            if self.clients.get(&p.client).is_some_and(|c| c.member.rich) {
+                self.offer(p.client, Outbound::Frame(frame.clone()));
+            }
+            let _ = p.reply.send(Ok(()));
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,6 @@
 //! The chat hub: rooms, presence, history and fan-out, independent of the
 //! transport (the WebSocket adapter lives in [`crate::ws::chat`]).
 pub mod hub;
+pub mod store;
 
 pub use hub::{ChatHub, ClientHandle, JoinedRoom, KickReason, Offered, Outbound, Outlet};

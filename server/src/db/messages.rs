@@ -38,32 +38,43 @@ pub async fn last_id(db: &Db, room_id: i64) -> Result<i64, DbError> {
     Ok(id.unwrap_or(0))
 }
 
-/// Stores a message; returns it as sent to clients.
-pub async fn insert(
-    db: &Db,
-    room_id: i64,
-    room: &str,
-    user_id: i64,
-    user: &str,
-    body: &str,
-) -> Result<ChatLine, DbError> {
-    let sent = now_rfc3339();
-    let (id,): (i64,) = sqlx::query_as(
-        "INSERT INTO messages (room_id, user_id, body, sent_at) VALUES (?, ?, ?, ?) RETURNING id",
-    )
-    .bind(room_id)
-    .bind(user_id)
-    .bind(body)
-    .bind(&sent)
-    .fetch_one(db)
-    .await?;
-    Ok(ChatLine {
-        id,
-        room: room.to_string(),
-        from: user.to_string(),
-        message: body.to_string(),
-        sent,
-    })
+/// A chat message to store (see [`insert_all`]).
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub room_id: i64,
+    pub room: String,
+    pub user_id: i64,
+    pub user: String,
+    pub body: String,
+}
+
+/// Stores `messages` in one transaction (one commit for all: group commit),
+/// in order, so their ids ascend in that order; returns them as sent to
+/// clients. Nothing is stored if any insert fails.
+pub async fn insert_all(db: &Db, messages: &[NewMessage]) -> Result<Vec<ChatLine>, DbError> {
+    let mut tx = db.begin().await?;
+    let mut lines = Vec::with_capacity(messages.len());
+    for m in messages {
+        let sent = now_rfc3339();
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO messages (room_id, user_id, body, sent_at) VALUES (?, ?, ?, ?) RETURNING id",
+        )
+        .bind(m.room_id)
+        .bind(m.user_id)
+        .bind(&m.body)
+        .bind(&sent)
+        .fetch_one(&mut *tx)
+        .await?;
+        lines.push(ChatLine {
+            id,
+            room: m.room.clone(),
+            from: m.user.clone(),
+            message: m.body.clone(),
+            sent,
+        });
+    }
+    tx.commit().await?;
+    Ok(lines)
 }
 
 /// Messages of a room with `after < id <= upto`, oldest first, at most `limit`

@@ -1,7 +1,14 @@
 //! `/ws`: the chat socket. One task per connection reads frames, decodes them
 //! into [`ClientMsg`] and asks the hub; the hub writes chat frames through the
 //! socket's [`SocketOutlet`], and this task writes out what it had to queue.
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::VecDeque,
+    future::{poll_fn, Future},
+    pin::Pin,
+    sync::Arc,
+    task::Poll,
+    time::Duration,
+};
 
 use app::protocol::chat::{
     decode_client, valid_room_name, ClientMsg, ErrorCode, ServerMsg, DEFAULT_ROOM, HISTORY_ON_JOIN,
@@ -16,7 +23,10 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use futures::{stream::SplitStream, StreamExt};
-use tokio::{sync::watch, time::Instant};
+use tokio::{
+    sync::{oneshot, watch},
+    time::Instant,
+};
 use tracing::{debug, info, warn, Instrument};
 
 use super::{authorize, outlet::SocketOutlet, UpgradeQuery};
@@ -34,6 +44,13 @@ const MAX_BACKFILL: i64 = 1000;
 /// Read buffer per socket: small, because most sockets are idle and chat
 /// frames are small (tungstenite's default is 128 KiB per connection).
 const READ_BUFFER: usize = 4 * 1024;
+/// Write buffer per socket: frames fed to the socket gather here until it is
+/// flushed (or this fills), so a backlog, or a batch the hub writes, leaves
+/// in one write.
+const WRITE_BUFFER: usize = 16 * 1024;
+/// Messages a socket may have posted and not yet seen answered (stored and
+/// broadcast); past it the connection stops reading until one is answered.
+const POST_WINDOW: usize = 32;
 /// Close code for a frame over [`MAX_FRAME_BYTES`].
 const CLOSE_TOO_BIG: u16 = 1009;
 
@@ -78,7 +95,7 @@ pub async fn upgrade(
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
         .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |socket| {
             async move {
                 // The user's socket place is held as long as the connection runs.
@@ -97,6 +114,8 @@ struct Conn {
     client: u64,
     rich: bool,
     kick: watch::Receiver<Option<KickReason>>,
+    /// Answers of posted messages, oldest first.
+    posted: VecDeque<oneshot::Receiver<Result<(), ErrorCode>>>,
 }
 
 /// Why the connection loop ended.
@@ -124,6 +143,7 @@ async fn run(socket: WebSocket, core: Arc<Core>, member: Member) {
         client: handle.id,
         rich,
         kick: handle.kick,
+        posted: VecDeque::new(),
     };
     info!("chat socket open");
     let end = conn.serve(&user_name).await;
@@ -167,7 +187,13 @@ impl Conn {
                         return end;
                     }
                 }
-                msg = self.frames.next() => {
+                answer = oldest_answer(&mut self.posted), if !self.posted.is_empty() => {
+                    self.posted.pop_front();
+                    if let Err(end) = self.answered(answer).await {
+                        return end;
+                    }
+                }
+                msg = self.frames.next(), if self.posted.len() < POST_WINDOW => {
                     last_heard = Instant::now();
                     match msg {
                         None => return End::Gone,
@@ -229,9 +255,48 @@ impl Conn {
     }
 
     /// Answers bad input: a typed error for rich clients, a logged drop for
-    /// old ones. What the hub queued is written first, so answers arrive in
-    /// the order of the requests (a message's echo before a later refusal).
+    /// old ones. Messages posted before are answered first and what the hub
+    /// queued is written first, so answers arrive in the order of the
+    /// requests (a message's echo before a later refusal).
     async fn refuse(&mut self, code: ErrorCode, message: &str) -> Result<(), End> {
+        self.settle().await?;
+        self.tell(code, message).await
+    }
+
+    /// Waits for the answers of every posted message, in order.
+    async fn settle(&mut self) -> Result<(), End> {
+        while let Some(rx) = self.posted.pop_front() {
+            let answer = tokio::select! {
+                a = rx => a,
+                _ = self.kick.changed() => return Err(self.kicked()),
+            };
+            self.answered(answer).await?;
+        }
+        Ok(())
+    }
+
+    /// Acts on the answer to a posted message.
+    async fn answered(
+        &mut self,
+        answer: Result<Result<(), ErrorCode>, oneshot::error::RecvError>,
+    ) -> Result<(), End> {
+        match answer {
+            Err(_) => Err(End::Close(1001, "server shutting down".into())),
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(ErrorCode::RateLimited)) => {
+                self.tell(
+                    ErrorCode::RateLimited,
+                    "you are sending too fast; wait a moment",
+                )
+                .await
+            }
+            Ok(Err(code)) => self.tell(code, "message not delivered").await,
+        }
+    }
+
+    /// Sends a typed error (rich clients) after what the hub queued, or logs
+    /// a drop (old clients).
+    async fn tell(&mut self, code: ErrorCode, message: &str) -> Result<(), End> {
         if self.rich {
             self.drain().await?;
             self.send_msg(&ServerMsg::error(code, message)).await
@@ -254,17 +319,13 @@ impl Conn {
                         )
                         .await;
                 }
-                match self.hub.send(self.client, message).await {
+                // Answered later (see `serve`): the next frame is read meanwhile.
+                match self.hub.post(self.client, message).await {
                     Err(_) => Err(End::Close(1001, "server shutting down".into())),
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(ErrorCode::RateLimited)) => {
-                        self.refuse(
-                            ErrorCode::RateLimited,
-                            "you are sending too fast; wait a moment",
-                        )
-                        .await
+                    Ok(answer) => {
+                        self.posted.push_back(answer);
+                        Ok(())
                     }
-                    Ok(Err(code)) => self.refuse(code, "message not delivered").await,
                 }
             }
             Ok(ClientMsg::ChangeRoom { name, since }) => {
@@ -284,6 +345,8 @@ impl Conn {
     /// Moves to `room`; rich clients get the history (or what they missed
     /// after `since`). `limited`: counts against the join rate.
     async fn join(&mut self, room: &str, since: Option<i64>, limited: bool) -> Result<(), End> {
+        // Messages posted in the old room reach it (and their echo this socket) first.
+        self.settle().await?;
         let joined = match self.hub.join(self.client, room, limited).await {
             Err(_) => return Err(End::Close(1001, "server shutting down".into())),
             Ok(Err(ErrorCode::RateLimited)) => {
@@ -352,6 +415,17 @@ impl Conn {
         })
         .await
     }
+}
+
+/// The answer to the oldest posted message (pending while there is none).
+async fn oldest_answer(
+    posted: &mut VecDeque<oneshot::Receiver<Result<(), ErrorCode>>>,
+) -> Result<Result<(), ErrorCode>, oneshot::error::RecvError> {
+    poll_fn(|cx| match posted.front_mut() {
+        Some(rx) => Pin::new(rx).poll(cx),
+        None => Poll::Pending,
+    })
+    .await
 }
 
 fn read_error(e: axum::Error) -> End {

@@ -1,11 +1,13 @@
 //! The write side of one chat socket, shared by the hub and the connection task.
 //!
 //! Fan-out without a task wake-up per delivery: when nothing is queued for the
-//! socket, the hub writes the (already serialized, shared) frame straight into
-//! it, which costs one `write` when the kernel takes it at once. Otherwise the
-//! frame waits in a bounded queue that the connection task writes out, and
-//! direct writes resume once it is empty. A full queue means the client cannot
-//! keep up: the hub disconnects it instead of slowing the room.
+//! socket, the hub writes the (already serialized, shared) frames of a batch
+//! straight into it, which costs one `write` when the kernel takes them at
+//! once. Otherwise the frames wait in a bounded queue that the connection
+//! task writes out, its whole backlog in one write (the socket's write buffer
+//! gathers frames until flushed), and direct writes resume once it is empty.
+//! A full queue means the client cannot keep up: the hub disconnects it
+//! instead of slowing the room.
 //!
 //! The socket keeps a single writer waker, so the hub (which polls with a
 //! no-op waker) must never touch the sink while the connection task is parked
@@ -79,6 +81,16 @@ impl<S> State<S> {
                 Some(frame)
             }
         }
+    }
+
+    /// The next queued frame still to be sent.
+    fn next_queued(&mut self) -> Option<Utf8Bytes> {
+        while let Some(out) = self.queue.pop_front() {
+            if let Some(frame) = self.accept(out) {
+                return Some(frame);
+            }
+        }
+        None
     }
 
     fn may_write_directly(&self) -> bool {
@@ -199,59 +211,80 @@ where
         .await
     }
 
-    /// Writes out everything queued (and what a direct write left unflushed);
-    /// direct writes resume when this returns `Ok`.
+    /// Writes out everything queued (and what a direct write left unflushed):
+    /// all queued frames are fed into the socket's write buffer, then flushed
+    /// together, so a backlog costs one write (more only when it exceeds the
+    /// buffer or the kernel's). Direct writes resume when this returns `Ok`.
     pub async fn drain(&self) -> Result<(), axum::Error> {
         let _writing = self.writing();
         loop {
-            let next = {
+            poll_fn(|cx| {
                 let mut st = self.lock();
                 loop {
-                    match st.queue.pop_front() {
-                        None => break None,
-                        Some(out) => {
-                            if let Some(frame) = st.accept(out) {
-                                break Some(frame);
-                            }
+                    // Ready before a frame is taken from the queue: waiting
+                    // (here, with the task's waker) never loses one.
+                    match st.sink.poll_ready_unpin(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Err(e)) => {
+                            st.broken = true;
+                            return Poll::Ready(Err(e));
                         }
+                        Poll::Ready(Ok(())) => {}
+                    }
+                    let Some(frame) = st.next_queued() else {
+                        return Poll::Ready(Ok(()));
+                    };
+                    if let Err(e) = st.sink.start_send_unpin(Message::Text(frame)) {
+                        st.broken = true;
+                        return Poll::Ready(Err(e));
                     }
                 }
-            };
-            match next {
-                Some(frame) => self.write_inner(Message::Text(frame)).await?,
-                None => return self.flush().await,
+            })
+            .await?;
+            self.flush().await?;
+            // The hub queues while this task writes: go again for those.
+            if self.lock().queue.is_empty() {
+                return Ok(());
             }
         }
     }
 
-    /// Tries to write `frame` now without waiting: `false` if it must be
-    /// queued instead (the frame is then untouched).
-    fn write_directly(st: &mut State<S>, frame: &Utf8Bytes) -> bool {
+    /// Writes what it can of `outs` now without waiting, flushing once, and
+    /// returns how many it consumed (written or filtered out); the first one
+    /// not consumed and the rest must be queued.
+    fn write_directly(st: &mut State<S>, outs: &[Outbound]) -> usize {
         let mut cx = Context::from_waker(Waker::noop());
-        match st.sink.poll_ready_unpin(&mut cx) {
-            Poll::Ready(Ok(())) => {}
-            Poll::Pending => return false,
-            Poll::Ready(Err(_)) => {
+        let mut done = 0;
+        let mut fed = false;
+        for out in outs {
+            match st.sink.poll_ready_unpin(&mut cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Pending => break,
+                Poll::Ready(Err(_)) => {
+                    st.broken = true;
+                    break;
+                }
+            }
+            done += 1;
+            let Some(frame) = st.accept(out.clone()) else {
+                continue;
+            };
+            if st.sink.start_send_unpin(Message::Text(frame)).is_err() {
+                // Consumed by a failed socket: nothing more to deliver.
                 st.broken = true;
-                return false;
+                return outs.len();
+            }
+            fed = true;
+        }
+        if fed && !st.broken {
+            match st.sink.poll_flush_unpin(&mut cx) {
+                Poll::Ready(Ok(())) => {}
+                // In the socket's buffer; the connection task flushes it.
+                Poll::Pending => st.unflushed = true,
+                Poll::Ready(Err(_)) => st.broken = true,
             }
         }
-        if st
-            .sink
-            .start_send_unpin(Message::Text(frame.clone()))
-            .is_err()
-        {
-            st.broken = true;
-            // The frame was consumed by a failed socket: nothing more to deliver.
-            return true;
-        }
-        match st.sink.poll_flush_unpin(&mut cx) {
-            Poll::Ready(Ok(())) => {}
-            // In the socket's buffer; the connection task flushes it.
-            Poll::Pending => st.unflushed = true,
-            Poll::Ready(Err(_)) => st.broken = true,
-        }
-        true
+        done
     }
 }
 
@@ -259,31 +292,33 @@ impl<S> Outlet for SocketOutlet<S>
 where
     S: Sink<Message, Error = axum::Error> + Unpin + Send,
 {
-    fn offer(&self, out: Outbound) -> Offered {
+    fn offer_all(&self, outs: &[Outbound]) -> Offered {
         let mut st = self.lock();
         if st.broken {
             return Offered::Closed;
         }
+        let mut rest = outs;
         if st.may_write_directly() {
-            let Some(frame) = st.accept(out) else {
-                return Offered::Delivered;
-            };
-            if Self::write_directly(&mut st, &frame) {
-                if st.unflushed || st.broken {
-                    self.wake.notify_one();
-                }
+            let done = Self::write_directly(&mut st, outs);
+            rest = outs.get(done..).unwrap_or_default();
+            if st.broken {
+                // The connection task finds out and ends.
+                self.wake.notify_one();
                 return Offered::Delivered;
             }
-            // Not writable now: keep it, ahead of anything later.
-            st.queue.push_back(Outbound::Frame(frame));
+            if st.unflushed {
+                self.wake.notify_one();
+            }
+        }
+        for out in rest {
+            if st.queue.len() >= CLIENT_QUEUE {
+                return Offered::Full;
+            }
+            st.queue.push_back(out.clone());
+        }
+        if !rest.is_empty() {
             self.wake.notify_one();
-            return Offered::Delivered;
         }
-        if st.queue.len() >= CLIENT_QUEUE {
-            return Offered::Full;
-        }
-        st.queue.push_back(out);
-        self.wake.notify_one();
         Offered::Delivered
     }
 
@@ -394,18 +429,19 @@ mod tests {
         }
         assert_eq!(outlet.lock().queue.len(), 1);
 
-        // The task drains and parks inside the write of frame 3 with its waker.
+        // The task drains and parks, with its waker, waiting for the socket
+        // to take frame 3 (which stays queued until it does).
         let flag = Arc::new(Flag::default());
         let waker = Waker::from(flag.clone());
         let mut cx = Context::from_waker(&waker);
         let mut drain = pin!(outlet.drain());
         assert!(drain.as_mut().poll(&mut cx).is_pending());
-        assert!(outlet.lock().queue.is_empty());
+        assert_eq!(outlet.lock().queue.len(), 1);
         assert_eq!(outlet.lock().writing, 1);
 
         // The hub offers meanwhile: it must queue, not poll the socket.
         assert_eq!(outlet.offer(msg(4)), Offered::Delivered);
-        assert_eq!(outlet.lock().queue.len(), 1);
+        assert_eq!(outlet.lock().queue.len(), 2);
 
         // The peer reads: the task (not a no-op waker) is woken.
         peer_reads(&peer);
@@ -438,5 +474,102 @@ mod tests {
             assert_eq!(outlet.lock().writing, 1);
         }
         assert_eq!(outlet.lock().writing, 0);
+    }
+
+    /// A socket with a write buffer, like tungstenite's: frames fed with
+    /// `start_send` gather until a flush writes them all as one write, which
+    /// the peer takes only while `open`.
+    #[derive(Default)]
+    struct Wire {
+        open: bool,
+        staged: Vec<String>,
+        writes: Vec<Vec<String>>,
+        waker: Option<Waker>,
+    }
+
+    struct BufferedSink(Arc<Mutex<Wire>>);
+
+    impl Sink<Message> for BufferedSink {
+        type Error = axum::Error;
+
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
+            if let Message::Text(t) = item {
+                self.0.lock().unwrap().staged.push(t.to_string());
+            }
+            Ok(())
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            let mut w = self.0.lock().unwrap();
+            if w.staged.is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            if !w.open {
+                w.waker = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            let write = std::mem::take(&mut w.staged);
+            w.writes.push(write);
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn a_batch_offered_to_an_idle_socket_leaves_in_one_write() {
+        let wire = Arc::new(Mutex::new(Wire {
+            open: true,
+            ..Wire::default()
+        }));
+        let outlet = SocketOutlet::new(BufferedSink(wire.clone()));
+        outlet.enter_room(1, 0);
+        outlet.release();
+        assert_eq!(
+            outlet.offer_all(&[msg(1), msg(2), msg(3)]),
+            Offered::Delivered
+        );
+        assert_eq!(wire.lock().unwrap().writes, [vec!["m1", "m2", "m3"]]);
+        assert!(outlet.lock().may_write_directly());
+    }
+
+    #[test]
+    fn the_connection_task_writes_its_backlog_in_one_write() {
+        let wire = Arc::new(Mutex::new(Wire::default()));
+        let outlet = SocketOutlet::new(BufferedSink(wire.clone()));
+        outlet.enter_room(1, 0);
+        outlet.release();
+        // The peer does not read: the first frame stays unflushed, the rest queue.
+        for id in 1..=5 {
+            assert_eq!(outlet.offer(msg(id)), Offered::Delivered);
+        }
+        assert_eq!(outlet.lock().queue.len(), 4);
+
+        let flag = Arc::new(Flag::default());
+        let waker = Waker::from(flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut drain = pin!(outlet.drain());
+        assert!(drain.as_mut().poll(&mut cx).is_pending());
+        // The peer reads again: the whole backlog goes out at once.
+        {
+            let mut w = wire.lock().unwrap();
+            w.open = true;
+            if let Some(waker) = w.waker.take() {
+                waker.wake();
+            }
+        }
+        assert!(flag.0.load(Ordering::SeqCst), "the task's waker was kept");
+        assert!(drain.as_mut().poll(&mut cx).is_ready());
+        assert_eq!(
+            wire.lock().unwrap().writes,
+            [vec!["m1", "m2", "m3", "m4", "m5"]]
+        );
+        assert!(outlet.lock().may_write_directly());
     }
 }
