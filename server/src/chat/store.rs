@@ -8,6 +8,7 @@
 use std::{collections::VecDeque, future::pending};
 
 use app::protocol::chat::{ChatLine, ErrorCode};
+use sqlx::SqliteConnection;
 use tokio::{sync::oneshot, task::JoinHandle};
 
 use super::hub::ClientId;
@@ -18,6 +19,10 @@ use crate::db::{self, messages::NewMessage, Db};
 pub const MAX_PENDING: usize = 4096;
 /// Most messages stored in one transaction.
 pub const MAX_BATCH: usize = 512;
+/// Messages stored between two checkpoints of the write-ahead log (the
+/// store's own connection never checkpoints: see
+/// [`db::messages::store_connection`]).
+pub const CHECKPOINT_EVERY: usize = 256;
 
 /// The answer to a posted message: `Ok` once it was stored and offered to
 /// its room (or its store failure was reported on the socket), else why it
@@ -41,8 +46,8 @@ pub struct Stored {
     pub result: Result<Vec<ChatLine>, String>,
 }
 
-/// The task storing one batch.
-type StoreTask = JoinHandle<Result<Vec<ChatLine>, db::DbError>>;
+/// The task storing one batch; it hands back its connection unless it failed.
+type StoreTask = JoinHandle<(Option<SqliteConnection>, Result<Vec<ChatLine>, db::DbError>)>;
 
 /// Messages waiting, and the batch being stored.
 pub struct Store {
@@ -50,6 +55,13 @@ pub struct Store {
     queue: VecDeque<Pending>,
     /// The batch being stored and its task.
     in_flight: Option<(Vec<Pending>, StoreTask)>,
+    /// The store's connection while no batch is being stored (opened on
+    /// first use, again after a failure).
+    conn: Option<SqliteConnection>,
+    /// Messages stored since the last checkpoint was started.
+    since_checkpoint: usize,
+    /// The checkpoint running beside the store, if any.
+    checkpoint: Option<JoinHandle<()>>,
 }
 
 impl Store {
@@ -58,6 +70,9 @@ impl Store {
             db,
             queue: VecDeque::new(),
             in_flight: None,
+            conn: None,
+            since_checkpoint: 0,
+            checkpoint: None,
         }
     }
 
@@ -81,7 +96,19 @@ impl Store {
         let batch: Vec<Pending> = self.queue.drain(..n).collect();
         let rows: Vec<NewMessage> = batch.iter().map(|p| p.row.clone()).collect();
         let db = self.db.clone();
-        let task = tokio::spawn(async move { db::messages::insert_all(&db, &rows).await });
+        let conn = self.conn.take();
+        let task = tokio::spawn(async move {
+            let mut conn = match conn {
+                Some(c) => c,
+                None => match db::messages::store_connection(&db).await {
+                    Ok(c) => c,
+                    Err(e) => return (None, Err(e)),
+                },
+            };
+            let result = db::messages::insert_all(&mut conn, &rows).await;
+            // A connection that failed is not trusted with the next batch.
+            (result.is_ok().then_some(conn), result)
+        });
         self.in_flight = Some((batch, task));
     }
 
@@ -94,15 +121,41 @@ impl Store {
         let outcome = task.await;
         let batch = self.in_flight.take().map(|(b, _)| b).unwrap_or_default();
         let result = match outcome {
-            Ok(Ok(lines)) if lines.len() == batch.len() => Ok(lines),
-            Ok(Ok(lines)) => Err(format!(
-                "stored {} lines for {} messages",
-                lines.len(),
-                batch.len()
-            )),
-            Ok(Err(e)) => Err(e.to_string()),
+            Ok((conn, stored)) => {
+                self.conn = conn;
+                match stored {
+                    Ok(lines) if lines.len() == batch.len() => Ok(lines),
+                    Ok(lines) => Err(format!(
+                        "stored {} lines for {} messages",
+                        lines.len(),
+                        batch.len()
+                    )),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
             Err(e) => Err(format!("store task failed: {e}")),
         };
+        if result.is_ok() {
+            self.since_checkpoint += batch.len();
+            self.maybe_checkpoint();
+        }
         Stored { batch, result }
+    }
+
+    /// Starts a checkpoint beside the store every [`CHECKPOINT_EVERY`]
+    /// messages, unless one is still running.
+    fn maybe_checkpoint(&mut self) {
+        if self.since_checkpoint < CHECKPOINT_EVERY
+            || self.checkpoint.as_ref().is_some_and(|t| !t.is_finished())
+        {
+            return;
+        }
+        self.since_checkpoint = 0;
+        let db = self.db.clone();
+        self.checkpoint = Some(tokio::spawn(async move {
+            if let Err(e) = db::messages::checkpoint(&db).await {
+                tracing::warn!("checkpoint after chat messages: {e}");
+            }
+        }));
     }
 }

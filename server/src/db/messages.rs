@@ -1,5 +1,6 @@
 //! Rows of `rooms` and `messages`: chat history.
 use app::protocol::chat::ChatLine;
+use sqlx::{Connection, SqliteConnection};
 
 use super::{now_rfc3339, Db, DbError};
 
@@ -48,11 +49,35 @@ pub struct NewMessage {
     pub body: String,
 }
 
+/// A connection of its own for storing chat messages (see [`insert_all`]):
+/// taken out of the pool, and it never checkpoints the write-ahead log
+/// itself, so a commit never waits for a checkpoint's writes and syncs
+/// ([`checkpoint`] does that work beside it).
+pub async fn store_connection(db: &Db) -> Result<SqliteConnection, DbError> {
+    let mut conn = db.acquire().await?.detach();
+    sqlx::query("PRAGMA wal_autocheckpoint = 0")
+        .execute(&mut conn)
+        .await?;
+    Ok(conn)
+}
+
+/// Copies the write-ahead log into the database as far as readers allow
+/// (SQLite's passive checkpoint: writers go on meanwhile).
+pub async fn checkpoint(db: &Db) -> Result<(), DbError> {
+    sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 /// Stores `messages` in one transaction (one commit for all: group commit),
 /// in order, so their ids ascend in that order; returns them as sent to
 /// clients. Nothing is stored if any insert fails.
-pub async fn insert_all(db: &Db, messages: &[NewMessage]) -> Result<Vec<ChatLine>, DbError> {
-    let mut tx = db.begin().await?;
+pub async fn insert_all(
+    conn: &mut SqliteConnection,
+    messages: &[NewMessage],
+) -> Result<Vec<ChatLine>, DbError> {
+    let mut tx = conn.begin().await?;
     let mut lines = Vec::with_capacity(messages.len());
     for m in messages {
         let sent = now_rfc3339();

@@ -194,3 +194,20 @@ async fn refused_messages_are_answered_without_a_store() {
         Err(ErrorCode::BadRoom)
     );
 }
+
+#[tokio::test]
+async fn the_store_connection_leaves_checkpoints_to_the_pool() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = db::open(None, dir.path()).await.expect("open db");
+    let mut conn = db::messages::store_connection(&db).await.expect("conn");
+    let (own,): (i64,) = sqlx::query_as("PRAGMA wal_autocheckpoint")
+        .fetch_one(&mut conn)
+        .await
+        .expect("pragma");
+    let (pool,): (i64,) = sqlx::query_as("PRAGMA wal_autocheckpoint")
+        .fetch_one(&db)
+        .await
+        .expect("pragma");
+    assert_eq!((own, pool), (0, 1000));
+    db::messages::checkpoint(&db).await.expect("checkpoint");
+}
