@@ -114,6 +114,14 @@ fn cpu_secs(pid: u32) -> anyhow::Result<f64> {
     Ok(ticks / 100.0)
 }
 
+/// The machine's load averages (1, 5, 15 minutes), as /proc/loadavg gives them.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
+}
+
 fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
@@ -406,6 +414,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }));
     }
     let sender_url = format!("{ws_base}/ws?otp={}", ticket(&http, &base).await?);
+    let load_before = load_average();
     let cpu_before = cpu_secs(pid)?;
     let own_cpu_before = cpu_secs(std::process::id())?;
     let sender =
@@ -470,6 +479,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "  load generator CPU during fan-out: {:.0}% of one core",
         own_cpu / elapsed.as_secs_f64() * 100.0
+    );
+    println!(
+        "  machine load average (1 5 15 min): {load_before} before, {} after",
+        load_average()
     );
     server.kill().await.ok();
     Ok(())
