@@ -77,29 +77,38 @@ pub async fn insert_all(
     conn: &mut SqliteConnection,
     messages: &[NewMessage],
 ) -> Result<Vec<ChatLine>, DbError> {
+    if let [m] = messages {
+        // One statement commits by itself: no BEGIN and COMMIT round trips.
+        return Ok(vec![insert_one(conn, m).await?]);
+    }
     let mut tx = conn.begin().await?;
     let mut lines = Vec::with_capacity(messages.len());
     for m in messages {
-        let sent = now_rfc3339();
-        let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO messages (room_id, user_id, body, sent_at) VALUES (?, ?, ?, ?) RETURNING id",
-        )
-        .bind(m.room_id)
-        .bind(m.user_id)
-        .bind(&m.body)
-        .bind(&sent)
-        .fetch_one(&mut *tx)
-        .await?;
-        lines.push(ChatLine {
-            id,
-            room: m.room.clone(),
-            from: m.user.clone(),
-            message: m.body.clone(),
-            sent,
-        });
+        lines.push(insert_one(&mut tx, m).await?);
     }
     tx.commit().await?;
     Ok(lines)
+}
+
+/// Inserts one message (in the caller's transaction, if any).
+async fn insert_one(conn: &mut SqliteConnection, m: &NewMessage) -> Result<ChatLine, DbError> {
+    let sent = now_rfc3339();
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO messages (room_id, user_id, body, sent_at) VALUES (?, ?, ?, ?) RETURNING id",
+    )
+    .bind(m.room_id)
+    .bind(m.user_id)
+    .bind(&m.body)
+    .bind(&sent)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(ChatLine {
+        id,
+        room: m.room.clone(),
+        from: m.user.clone(),
+        message: m.body.clone(),
+        sent,
+    })
 }
 
 /// Messages of a room with `after < id <= upto`, oldest first, at most `limit`
