@@ -69,3 +69,4 @@ bench: build tools-test
 	ulimit -n 20000 && ./target/release/examples/chat-load --server-bin target/release/termroom
 	./target/release/examples/login-flood --server-bin target/release/termroom
 	cargo bench -p server --bench term_bench
+	TERMROOM_BIN=target/release/termroom TERMROOM_SITE_ROOT=target/site scripts/bench-browser.sh
