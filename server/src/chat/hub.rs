@@ -368,11 +368,18 @@ fn encode(msg: &ServerMsg) -> Utf8Bytes {
 impl Hub {
     async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
         loop {
+            if self.take_waiting(&mut rx).await.is_break() {
+                break;
+            }
             self.store.start();
             tokio::select! {
                 biased;
                 stored = self.store.finished() => {
-                    // Store the next batch while this one is broadcast.
+                    // Messages that arrived during the last fan-out join
+                    // the next batch, stored while this one is broadcast.
+                    if self.take_waiting(&mut rx).await.is_break() {
+                        break;
+                    }
                     self.store.start();
                     self.deliver(stored).await;
                 }
@@ -384,6 +391,22 @@ impl Hub {
                 }
             }
         }
+    }
+
+    /// Handles the commands already waiting (at most a queue's worth), so
+    /// that messages sent while the hub was busy are stored as one batch
+    /// and reach each socket in one write: a hub that fell behind catches up.
+    async fn take_waiting(&mut self, rx: &mut mpsc::Receiver<Cmd>) -> std::ops::ControlFlow<()> {
+        for _ in 0..HUB_QUEUE {
+            if self.store.is_full() {
+                break;
+            }
+            match rx.try_recv() {
+                Ok(cmd) => self.handle(cmd).await?,
+                Err(_) => break,
+            }
+        }
+        std::ops::ControlFlow::Continue(())
     }
 
     async fn handle(&mut self, cmd: Cmd) -> std::ops::ControlFlow<()> {

@@ -15,10 +15,22 @@ use super::*;
 #[derive(Default)]
 struct Recorder {
     offers: Mutex<Vec<Vec<Value>>>,
+    /// Keep the hub busy in the first chat message's offer for this long.
+    stall_first: Option<Duration>,
+    /// Set when that stall begins.
+    stalled: std::sync::atomic::AtomicBool,
 }
 
 impl Outlet for Recorder {
     fn offer_all(&self, outs: &[Outbound]) -> Offered {
+        let message = outs.iter().any(|o| matches!(o, Outbound::Message { .. }));
+        if let Some(stall) = self.stall_first.filter(|_| message) {
+            use std::sync::atomic::Ordering;
+            if !self.stalled.swap(true, Ordering::SeqCst) {
+                // A slow fan-out (the hub's thread is busy, as writing 1000 sockets).
+                std::thread::sleep(stall);
+            }
+        }
         let frames = outs
             .iter()
             .map(|o| {
@@ -90,7 +102,11 @@ async fn setup() -> Setup {
 }
 
 async fn client(s: &Setup, room: &str) -> (ClientId, Arc<Recorder>) {
-    let rec = Arc::new(Recorder::default());
+    client_with(s, room, Recorder::default()).await
+}
+
+async fn client_with(s: &Setup, room: &str, rec: Recorder) -> (ClientId, Arc<Recorder>) {
+    let rec = Arc::new(rec);
     let member = Member {
         user_id: s.user_id,
         user_name: "ann".into(),
@@ -174,6 +190,47 @@ async fn a_slow_store_does_not_stall_the_hub_and_a_batch_keeps_its_order() {
         got.iter().map(Vec::len).collect::<Vec<_>>(),
         [1, 2],
         "the batch stored together reaches a member in one offer"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_sent_during_a_fan_out_are_stored_and_delivered_as_one_batch() {
+    let s = setup().await;
+    let slow = Recorder {
+        stall_first: Some(Duration::from_millis(300)),
+        ..Recorder::default()
+    };
+    let (a, rec) = client_with(&s, "a", slow).await;
+    let first = s.hub.post(a, "1".into()).await.expect("post");
+    while !rec.stalled.load(std::sync::atomic::Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The hub is busy broadcasting "1": these wait in its queue.
+    let later: Vec<_> = [
+        s.hub.post(a, "2".into()).await.expect("post"),
+        s.hub.post(a, "3".into()).await.expect("post"),
+        s.hub.post(a, "4".into()).await.expect("post"),
+    ]
+    .into_iter()
+    .collect();
+    for answer in std::iter::once(first).chain(later) {
+        assert_eq!(
+            tokio::time::timeout(Duration::from_secs(5), answer)
+                .await
+                .expect("answered")
+                .expect("hub"),
+            Ok(())
+        );
+    }
+    let got = rec.messages();
+    let texts: Vec<Vec<&str>> = got
+        .iter()
+        .map(|o| o.iter().map(|(t, _)| t.as_str()).collect())
+        .collect();
+    assert_eq!(
+        texts,
+        [vec!["1"], vec!["2", "3", "4"]],
+        "one batch, one offer"
     );
 }
 
