@@ -28,7 +28,7 @@ use crate::components::xterm::{
     copy_to_clipboard, pasted_text, read_clipboard, FitAddon, PasteEvent, ResizeObserver,
     SearchAddon, Terminal, Unicode11Addon, WebLinksAddon, WebglAddon,
 };
-use crate::components::{backoff, browser};
+use crate::components::{browser, socket::backoff};
 use crate::error::ApiError;
 use crate::model::TermTicket;
 use crate::protocol::term::{ClientFrame, NoticeLevel, ServerFrame, MAX_CLIENT_FRAME_BYTES};
