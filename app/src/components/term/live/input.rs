@@ -1,6 +1,6 @@
-//! Keystrokes and pastes to the server: sent at once while the socket is
-//! open, kept in order while it (re)connects, and control frames (size,
-//! flow, resume).
+//! Keystrokes and pastes to the server: encoded and sent at once while the
+//! socket is open (nothing reactive on the way), kept in order while it
+//! (re)connects, and control frames (size, flow, resume).
 use leptos::prelude::*;
 
 use super::connection::clamp_u16;
@@ -22,14 +22,20 @@ pub(super) fn send_input(live: &Shared, bytes: &[u8]) {
     }
     let socket = socket(live);
     if socket.is_open() {
-        // Normally sent by `flush_pending` already; never let new input overtake it.
-        let earlier = live.borrow_mut().pending.take().bytes;
-        for chunk in earlier.chunks(INPUT_CHUNK).chain(bytes.chunks(INPUT_CHUNK)) {
-            socket.send_bytes(&ClientFrame::Input(chunk.to_vec()).encode());
+        let (earlier, tab, was_unsent) = {
+            let mut l = live.borrow_mut();
+            // Normally sent by `flush_pending` already; never let new input overtake it.
+            let earlier = (!l.pending.is_empty()).then(|| l.pending.take().bytes);
+            (earlier, l.tab, std::mem::take(&mut l.unsent_shown))
+        };
+        for chunk in earlier.iter().flat_map(|e| e.chunks(INPUT_CHUNK)) {
+            socket.send_bytes(&ClientFrame::encode_input(chunk));
         }
-        let tab = live.borrow().tab;
+        for chunk in bytes.chunks(INPUT_CHUNK) {
+            socket.send_bytes(&ClientFrame::encode_input(chunk));
+        }
         // The user is typing into a live shell again: the earlier loss is old news.
-        if tab.unsent.get_untracked() != 0 {
+        if was_unsent {
             tab.unsent.set(0);
         }
         return;
@@ -66,7 +72,7 @@ pub(super) fn flush_pending(live: &Shared) {
     let flushed = live.borrow_mut().pending.take();
     let socket = socket(live);
     for chunk in flushed.bytes.chunks(INPUT_CHUNK) {
-        socket.send_bytes(&ClientFrame::Input(chunk.to_vec()).encode());
+        socket.send_bytes(&ClientFrame::encode_input(chunk));
     }
     if flushed.refused > 0 {
         notice(
@@ -82,7 +88,11 @@ pub(super) fn flush_pending(live: &Shared) {
 
 /// `n` more bytes typed were not sent (shown on the tab until it is typed into again).
 pub(super) fn count_unsent(live: &Shared, n: usize) {
-    let tab = live.borrow().tab;
+    let tab = {
+        let mut l = live.borrow_mut();
+        l.unsent_shown = true;
+        l.tab
+    };
     tab.unsent.update(|u| *u = u.saturating_add(n));
 }
 

@@ -53,6 +53,11 @@ struct Live {
     flow: Watermarks,
     /// Input typed while the socket is not open, sent once it opens.
     pending: PendingInput,
+    /// `tab.unsent` is not 0: the keystroke path then clears it. A plain
+    /// copy, so typing into a live shell reads no signal.
+    unsent_shown: bool,
+    /// Reused buffer a received frame is copied into for decoding.
+    frame_buf: Vec<u8>,
     /// The last frame of this connection was a notice (level, text): when the
     /// server then closes cleanly, the notice says why (session closed,
     /// replaced by another tab, could not connect) and retrying is wrong.
@@ -83,6 +88,8 @@ pub(super) fn start(tab: TermTab, el: HtmlElement, on_input: Callback<(u64, Stri
             cursor: Cursor::default(),
             flow: Watermarks::default(),
             pending: PendingInput::default(),
+            unsent_shown: false,
+            frame_buf: Vec::new(),
             last_notice: None,
             exited: false,
             disposed: false,

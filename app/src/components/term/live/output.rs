@@ -1,5 +1,7 @@
-//! Server frames into xterm.js: decoding, stream offsets so nothing is shown
-//! twice after a reattach, flow control by write callbacks, exit and notices.
+//! Server frames into xterm.js: decoding (in a reused buffer; the terminal
+//! bytes go to xterm.js as a view of the received frame), stream offsets so
+//! nothing is shown twice after a reattach, flow control by write callbacks,
+//! exit and notices.
 use std::rc::Rc;
 
 use js_sys::{ArrayBuffer, Uint8Array};
@@ -10,7 +12,11 @@ use super::connection::session_over;
 use super::{input, Shared};
 use crate::components::term::flow::FlowSignal;
 use crate::components::term::TabState;
-use crate::protocol::term::{ClientFrame, NoticeLevel, ServerFrame};
+use crate::protocol::term::{ClientFrame, NoticeLevel, ServerFrameView};
+
+/// Largest decode buffer kept between frames: an output frame (at most
+/// `MAX_OUTPUT_CHUNK`, 64 KiB) fits; the buffer of a larger snapshot is freed.
+const KEEP_FRAME_BUF: usize = 128 * 1024;
 
 /// Decodes a frame from the socket and acts on it.
 pub(super) fn on_message(live: &Shared, ev: &MessageEvent) {
@@ -18,33 +24,44 @@ pub(super) fn on_message(live: &Shared, ev: &MessageEvent) {
         leptos::logging::warn!("terminal socket: ignoring a text frame");
         return;
     };
-    match ServerFrame::decode(&Uint8Array::new(&buf).to_vec()) {
-        Ok(frame) => on_frame(live, frame),
+    let frame = Uint8Array::new(&buf);
+    // postcard decodes from Wasm memory: copy the frame into a buffer kept
+    // between frames (taken out, so no borrow is held while xterm runs).
+    let mut bytes = std::mem::take(&mut live.borrow_mut().frame_buf);
+    bytes.clear();
+    bytes.resize(frame.length() as usize, 0);
+    frame.copy_to(&mut bytes);
+    match ServerFrameView::decode(&bytes) {
+        Ok(view) => on_frame(live, &frame, &bytes, view),
         Err(e) => leptos::logging::warn!("terminal socket: {e}"),
+    }
+    if bytes.capacity() <= KEEP_FRAME_BUF {
+        live.borrow_mut().frame_buf = bytes;
     }
 }
 
-fn on_frame(live: &Shared, frame: ServerFrame) {
-    let this_notice = match &frame {
-        ServerFrame::Notice { level, text } => Some((*level, printable(text))),
+/// `view` was decoded from `bytes`, the Wasm copy of the JS `frame`.
+fn on_frame(live: &Shared, frame: &Uint8Array, bytes: &[u8], view: ServerFrameView<'_>) {
+    let this_notice = match &view {
+        ServerFrameView::Notice { level, text } => Some((*level, printable(text))),
         _ => None,
     };
     let previous_notice = std::mem::replace(&mut live.borrow_mut().last_notice, this_notice);
-    match frame {
-        ServerFrame::Output { seq, data } => {
-            let fresh = live.borrow_mut().cursor.accept(seq, &data);
+    match view {
+        ServerFrameView::Output { seq, data } => {
+            let fresh = live.borrow_mut().cursor.accept(seq, data);
             if !fresh.is_empty() {
-                write_tracked(live, fresh);
+                write_tracked(live, &js_view(frame, bytes, fresh));
             }
         }
-        ServerFrame::Snapshot { seq, data } => {
+        ServerFrameView::Snapshot { seq, data } => {
             let term = live.borrow().term.clone();
             term.reset();
             live.borrow_mut().cursor.reset(seq);
-            write_tracked(live, &data);
+            write_tracked(live, &js_view(frame, bytes, data));
         }
-        ServerFrame::Notice { level, text } => notice(live, level, &text),
-        ServerFrame::Exit { code, signal } => {
+        ServerFrameView::Notice { level, text } => notice(live, level, &text),
+        ServerFrameView::Exit { code, signal } => {
             let (status, line) = match (code, signal) {
                 (Some(code), _) => (
                     code.to_string(),
@@ -72,28 +89,44 @@ fn on_frame(live: &Shared, frame: ServerFrame) {
     }
 }
 
-/// Writes output to xterm.js, counting it until xterm's callback says it was
-/// processed; pauses and resumes the server by watermarks.
-fn write_tracked(live: &Shared, bytes: &[u8]) {
-    let n = bytes.len();
-    let (term, signal) = {
+/// The part of the received JS `frame` that `part` (a slice of `bytes`, the
+/// Wasm copy of the frame) covers: a view on the frame's own buffer, so the
+/// terminal bytes go back to JavaScript without another copy. The buffer
+/// belongs to the message event and is never written, so xterm.js may keep
+/// the view until it has parsed it.
+fn js_view(frame: &Uint8Array, bytes: &[u8], part: &[u8]) -> Uint8Array {
+    let start = (part.as_ptr() as usize).saturating_sub(bytes.as_ptr() as usize);
+    let end = start.saturating_add(part.len()).min(bytes.len());
+    frame.subarray(start.min(end) as u32, end as u32)
+}
+
+/// Writes output to xterm.js and counts it until a write callback says it
+/// was processed; pauses and resumes the server by watermarks. Only every
+/// `ACK_EVERY` bytes (and the pausing write) carry a callback: a keystroke's
+/// echo is a plain `write`.
+fn write_tracked(live: &Shared, data: &Uint8Array) {
+    let n = data.length() as usize;
+    let (term, write) = {
         let mut l = live.borrow_mut();
         (l.term.clone(), l.flow.written(n))
     };
-    if let Some(signal) = signal {
+    if let Some(signal) = write.signal {
         send_flow(live, signal);
     }
+    let Some(acked) = write.ack else {
+        term.write_bytes(data);
+        return;
+    };
     let weak = Rc::downgrade(live);
     let done = Closure::<dyn FnMut()>::once_into_js(move || {
         if let Some(live) = weak.upgrade() {
-            let signal = live.borrow_mut().flow.rendered(n);
+            let signal = live.borrow_mut().flow.rendered(acked);
             if let Some(signal) = signal {
                 send_flow(&live, signal);
             }
         }
     });
-    // xterm keeps the array after `write` returns: hand it its own copy.
-    term.write_bytes(&Uint8Array::new_from_slice(bytes), done.unchecked_ref());
+    term.write_bytes_then(data, done.unchecked_ref());
 }
 
 fn send_flow(live: &Shared, signal: FlowSignal) {

@@ -9,6 +9,7 @@ use web_sys::{HtmlElement, KeyboardEvent};
 
 use super::{input, Shared};
 use crate::components::term::paste::{neutralize_markers, sanitize_input};
+use crate::components::term::settings::{Renderer, Settings};
 use crate::components::xterm::{
     copy_to_clipboard, pasted_text, FitAddon, PasteEvent, ResizeObserver, SearchAddon, Terminal,
     Unicode11Addon, WebLinksAddon, WebglAddon,
@@ -47,7 +48,8 @@ impl Handlers {
 
 /// Creates xterm.js inside `el` with its addons and fits it.
 pub(super) fn create(el: &HtmlElement) -> Parts {
-    let term = Terminal::new(&options());
+    let settings = Settings::load();
+    let term = Terminal::new(&options(&settings));
     term.open(el);
     let fit = FitAddon::new();
     load_addon(&term, &fit, "fit");
@@ -58,7 +60,10 @@ pub(super) fn create(el: &HtmlElement) -> Parts {
     load_addon(&term, &WebLinksAddon::new(), "web-links");
     let search = SearchAddon::new();
     load_addon(&term, &search, "search");
-    let context_loss = load_webgl(&term);
+    let context_loss = match settings.renderer {
+        Renderer::Webgl => load_webgl(&term),
+        Renderer::Dom => None,
+    };
     // Hook for tests and debugging: the pane element knows its terminal.
     let _ = Reflect::set(el, &"xterm".into(), &term);
     let _ = fit.fit();
@@ -70,14 +75,14 @@ pub(super) fn create(el: &HtmlElement) -> Parts {
     }
 }
 
-fn options() -> Object {
+fn options(settings: &Settings) -> Object {
     let theme = Object::new();
     set(&theme, "background", &"#0d1117".into());
     set(&theme, "foreground", &"#d6dde6".into());
     set(&theme, "cursor", &"#f2c35b".into());
     set(&theme, "selectionBackground", &"#3b5b8c".into());
     let o = Object::new();
-    set(&o, "cursorBlink", &true.into());
+    set(&o, "cursorBlink", &settings.cursor_blink.into());
     set(&o, "fontSize", &14.into());
     set(
         &o,
@@ -132,12 +137,19 @@ pub(super) fn wire(
         (l.term.clone(), l.tab.key)
     };
 
+    // The keystroke path: xterm.js → bytes on the socket, nothing reactive
+    // in between. Mirroring to other tabs (`on_input`) comes after the send.
     let w = weak.clone();
     let data = Closure::<dyn FnMut(String)>::new(move |data: String| {
         let Some(live) = w.upgrade() else { return };
         // A paste arrives here whole; whatever path it took into xterm.js,
-        // markers inside it must not end it early.
-        let data = sanitize_input(&data).into_owned();
+        // markers inside it must not end it early. Typed input is borrowed
+        // unchanged, so the common case copies nothing.
+        let cleaned = match sanitize_input(&data) {
+            Cow::Owned(clean) => Some(clean),
+            Cow::Borrowed(_) => None,
+        };
+        let data = cleaned.unwrap_or(data);
         input::send_input(&live, data.as_bytes());
         on_input.run((key, data));
     });
