@@ -115,6 +115,15 @@ impl<'a> ServerFrameView<'a> {
     }
 }
 
+/// Where `part` (terminal bytes a [`ServerFrameView`] borrowed from `frame`)
+/// lies in `frame`, so the browser can pass that range of the received
+/// buffer on without copying; `None` if `part` is not inside `frame`.
+pub fn span_in(frame: &[u8], part: &[u8]) -> Option<std::ops::Range<usize>> {
+    let start = (part.as_ptr() as usize).checked_sub(frame.as_ptr() as usize)?;
+    let end = start.checked_add(part.len())?;
+    (end <= frame.len()).then_some(start..end)
+}
+
 /// `ClientFrame::Input` borrowing its bytes, for encoding without a copy.
 /// Its variant index must stay `Input`'s (0); a test checks the bytes match.
 #[derive(Serialize)]
@@ -254,13 +263,35 @@ mod tests {
             };
             assert!(same, "{f:?} decoded as {view:?}");
             // The bytes are borrowed from the frame, not copied.
-            if let ServerFrameView::Output { data, .. } = view {
-                let start = data.as_ptr() as usize - bytes.as_ptr() as usize;
-                assert_eq!(&bytes[start..start + data.len()], data);
-                assert_eq!(start + data.len(), bytes.len());
+            if let ServerFrameView::Output { data, .. } | ServerFrameView::Snapshot { data, .. } =
+                view
+            {
+                let span = span_in(&bytes, data).expect("borrowed from the frame");
+                assert_eq!(&bytes[span.clone()], data);
+                assert_eq!(span.end, bytes.len());
+                assert_eq!(span_in(&bytes, &data[1..]), Some(span.start + 1..span.end));
             }
         }
         assert!(ServerFrameView::decode(&[0xFF, 0x01]).is_err());
+    }
+
+    #[test]
+    fn a_slice_of_another_buffer_has_no_span() {
+        let frame = vec![1u8; 16];
+        let other = vec![1u8; 16];
+        let (low, high) = if frame.as_ptr() < other.as_ptr() {
+            (&frame, &other)
+        } else {
+            (&other, &frame)
+        };
+        assert_eq!(span_in(high, &low[..4]), None);
+        assert_eq!(span_in(low, &high[..4]), None);
+        assert_eq!(
+            span_in(&frame[..8], &frame[4..12]),
+            None,
+            "runs past the end"
+        );
+        assert_eq!(span_in(&frame, &frame[..0]), Some(0..0));
     }
 
     #[test]

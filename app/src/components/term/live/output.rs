@@ -12,7 +12,7 @@ use super::connection::session_over;
 use super::{input, Shared};
 use crate::components::term::flow::FlowSignal;
 use crate::components::term::TabState;
-use crate::protocol::term::{ClientFrame, NoticeLevel, ServerFrameView};
+use crate::protocol::term::{span_in, ClientFrame, NoticeLevel, ServerFrameView};
 
 /// Largest decode buffer kept between frames: an output frame (at most
 /// `MAX_OUTPUT_CHUNK`, 64 KiB) fits; the buffer of a larger snapshot is freed.
@@ -95,9 +95,11 @@ fn on_frame(live: &Shared, frame: &Uint8Array, bytes: &[u8], view: ServerFrameVi
 /// belongs to the message event and is never written, so xterm.js may keep
 /// the view until it has parsed it.
 fn js_view(frame: &Uint8Array, bytes: &[u8], part: &[u8]) -> Uint8Array {
-    let start = (part.as_ptr() as usize).saturating_sub(bytes.as_ptr() as usize);
-    let end = start.saturating_add(part.len()).min(bytes.len());
-    frame.subarray(start.min(end) as u32, end as u32)
+    match span_in(bytes, part) {
+        Some(span) => frame.subarray(span.start as u32, span.end as u32),
+        // Not borrowed from this frame (cannot happen with postcard): copy.
+        None => Uint8Array::from(part),
+    }
 }
 
 /// Writes output to xterm.js and counts it until a write callback says it
