@@ -1,6 +1,6 @@
 //! The chat client: one `/ws` socket (rich protocol, a fresh ticket for every
-//! connect), per-room message logs, reconnect with exponential backoff, and
-//! backfill on rejoin (`change_room { since: last_id }`) so missed messages
+//! connect, reconnects by the shared [`ReconnectingSocket`]), per-room message
+//! logs, and backfill on rejoin (`change_room { since: last_id }`) so missed messages
 //! arrive and none is shown twice. [`use_chat_client`] starts it in an effect
 //! (browser only) and closes the socket when the component goes away.
 //! The composer's draft stays until the server's echo confirms the message
@@ -8,14 +8,13 @@
 use std::collections::{HashMap, VecDeque};
 
 use leptos::prelude::*;
-use leptos::task::spawn_local;
-use wasm_bindgen::{closure::Closure, JsCast};
-use web_sys::{CloseEvent, Event, MessageEvent, WebSocket};
+use web_sys::{CloseEvent, MessageEvent};
 
 use crate::api::chat_ticket;
 use crate::components::{
-    backoff, browser,
+    browser,
     chat_log::{Line, RoomLog},
+    socket::{Connector, Failure, ReconnectingSocket, SocketTarget, TicketFuture},
 };
 use crate::error::ApiError;
 use crate::protocol::chat::{
@@ -170,43 +169,24 @@ impl Outbox {
     }
 }
 
-/// The socket's event handlers; kept alive as long as the socket may call them.
-struct Handlers {
-    _open: Closure<dyn FnMut(Event)>,
-    _message: Closure<dyn FnMut(MessageEvent)>,
-    _close: Closure<dyn FnMut(CloseEvent)>,
-}
-
 /// Browser-side state that is not shown directly.
 struct Inner {
-    /// The open (or opening) socket.
-    ws: Option<WebSocket>,
-    /// Handlers of `ws`; replaced only outside their own calls.
-    handlers: Option<Handlers>,
-    /// Connection generation: events of older sockets and timers are ignored.
-    generation: u64,
-    /// Failed attempts since the last successful open.
-    attempt: u32,
+    /// The `/ws` connection (reconnects by itself; stopped on cleanup).
+    socket: ReconnectingSocket<ChatClient>,
     /// Every room seen in this page, by name.
     logs: HashMap<String, RoomLog>,
     /// The room the user wants to be in (re-joined after a reconnect).
     desired: String,
-    /// The component went away: never reconnect.
-    stopped: bool,
     /// Requests awaiting their answer (the draft's fate).
     outbox: Outbox,
 }
 
-impl Default for Inner {
-    fn default() -> Self {
+impl Inner {
+    fn new(client: ChatClient) -> Self {
         Self {
-            ws: None,
-            handlers: None,
-            generation: 0,
-            attempt: 0,
+            socket: ReconnectingSocket::new(client),
             logs: HashMap::new(),
             desired: DEFAULT_ROOM.to_string(),
-            stopped: false,
             outbox: Outbox::default(),
         }
     }
@@ -253,10 +233,12 @@ pub fn use_chat_client() -> ChatClient {
         if started.is_none() {
             client
                 .inner
-                .set_value(Some(StoredValue::new_local(Inner::default())));
+                .set_value(Some(StoredValue::new_local(Inner::new(client))));
             // Registered on the effect, so it runs before `Inner` is disposed.
             on_cleanup(move || client.stop());
-            client.connect();
+            if let Some(socket) = client.socket() {
+                socket.connect();
+            }
         }
     });
     client
@@ -271,6 +253,11 @@ impl ChatClient {
     /// Changes the browser state (`None` before the effect ran or after cleanup).
     fn update_inner<U>(&self, f: impl FnOnce(&mut Inner) -> U) -> Option<U> {
         self.inner.try_get_value().flatten()?.try_update_value(f)
+    }
+
+    /// The connection (`None` before the effect ran or after cleanup).
+    fn socket(&self) -> Option<ReconnectingSocket<ChatClient>> {
+        self.with_inner(|i| i.socket.clone())
     }
 
     /// Connection state.
@@ -423,118 +410,23 @@ impl ChatClient {
     /// Skips the rest of the backoff wait.
     pub fn retry_now(&self) {
         if matches!(self.state.get_untracked(), ConnState::Reconnecting { .. }) {
-            self.connect();
+            if let Some(socket) = self.socket() {
+                socket.connect();
+            }
         }
-    }
-
-    fn is_current(&self, generation: u64) -> bool {
-        self.with_inner(|i| !i.stopped && i.generation == generation)
-            .unwrap_or(false)
     }
 
     fn send_msg(&self, msg: &ClientMsg) -> bool {
-        let Some(Some(ws)) = self.with_inner(|i| i.ws.clone()) else {
+        let Some(socket) = self.socket() else {
             return false;
         };
-        if ws.ready_state() != WebSocket::OPEN {
-            return false;
-        }
         match serde_json::to_string(msg) {
-            Ok(text) => ws.send_with_str(&text).is_ok(),
+            Ok(text) => socket.send_text(&text),
             Err(_) => false,
         }
     }
 
-    /// Starts a new connection attempt: ticket, then socket.
-    fn connect(self) {
-        let Some(Some(generation)) = self.update_inner(|i| {
-            (!i.stopped).then(|| {
-                i.generation += 1;
-                i.generation
-            })
-        }) else {
-            return;
-        };
-        self.state.set(ConnState::Connecting);
-        spawn_local(async move {
-            let ticket = chat_ticket().await;
-            if !self.is_current(generation) {
-                return;
-            }
-            match ticket {
-                Ok(otp) => self.open(generation, &otp),
-                Err(ApiError::Unauthorized) => {
-                    self.state.set(ConnState::SignedOut);
-                    browser::go("/login");
-                }
-                Err(e) => {
-                    self.error
-                        .set(Some(format!("could not reach the chat server: {e}")));
-                    self.retry_later(generation);
-                }
-            }
-        });
-    }
-
-    fn open(self, generation: u64, otp: &str) {
-        let path = format!("/ws?otp={}&v=1", browser::encode_query_value(otp));
-        let ws =
-            match browser::ws_url(&path).map(|url| WebSocket::new_with_str(&url, RICH_PROTOCOL)) {
-                Some(Ok(ws)) => ws,
-                _ => return self.retry_later(generation),
-            };
-        let open = Closure::<dyn FnMut(Event)>::new(move |_: Event| self.on_open(generation));
-        let message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
-            if let Some(text) = ev.data().as_string() {
-                self.on_text(generation, &text);
-            }
-        });
-        let close =
-            Closure::<dyn FnMut(CloseEvent)>::new(move |_: CloseEvent| self.on_close(generation));
-        ws.set_onopen(Some(open.as_ref().unchecked_ref()));
-        ws.set_onmessage(Some(message.as_ref().unchecked_ref()));
-        ws.set_onclose(Some(close.as_ref().unchecked_ref()));
-        let handlers = Handlers {
-            _open: open,
-            _message: message,
-            _close: close,
-        };
-        // This runs in a task, never inside the old handlers: dropping them is safe.
-        let old = self.update_inner(|i| (i.ws.replace(ws), i.handlers.replace(handlers)));
-        if let Some((Some(old_ws), _)) = old {
-            crate::components::browser::detach_socket(&old_ws);
-        }
-    }
-
-    fn on_open(&self, generation: u64) {
-        if !self.is_current(generation) {
-            return;
-        }
-        let Some((desired, since)) = self.update_inner(|i| {
-            i.attempt = 0;
-            i.outbox.connected();
-            let since = i.logs.get(&i.desired).and_then(RoomLog::last_id);
-            (i.desired.clone(), since)
-        }) else {
-            return;
-        };
-        self.state.set(ConnState::Online);
-        // The server puts every new socket in `general` with recent history;
-        // rejoin the wanted room and ask only for what we missed.
-        if (desired != DEFAULT_ROOM || since.is_some())
-            && self.send_msg(&ClientMsg::ChangeRoom {
-                name: desired,
-                since,
-            })
-        {
-            self.update_inner(|i| i.outbox.sent(Request::Join));
-        }
-    }
-
-    fn on_text(&self, generation: u64, text: &str) {
-        if !self.is_current(generation) {
-            return;
-        }
+    fn on_text(&self, text: &str) {
         let msg = match serde_json::from_str::<ServerMsg>(text) {
             Ok(m) => m,
             Err(e) => {
@@ -616,57 +508,91 @@ impl ChatClient {
         }
     }
 
-    fn on_close(&self, generation: u64) {
-        if self.is_current(generation) {
-            let lost = self.update_inner(|i| i.outbox.forget()).unwrap_or_default();
-            if !lost.is_empty() {
-                self.error.set(Some(
-                    "connection lost before the server confirmed your message; its text is kept"
-                        .into(),
-                ));
+    /// Closes the socket for good (component cleanup).
+    fn stop(&self) {
+        if let Some(socket) = self.socket() {
+            socket.stop();
+        }
+    }
+}
+
+/// The chat client reacts to its socket: a fresh ticket for every attempt,
+/// the rooms rejoined on open, unconfirmed messages reported on close.
+impl Connector for ChatClient {
+    type Ticket = String;
+    type Error = ApiError;
+
+    fn attempting(&self, _first: bool) {
+        self.state.set(ConnState::Connecting);
+    }
+
+    fn fetch_ticket(&self) -> TicketFuture<String, ApiError> {
+        Box::pin(chat_ticket())
+    }
+
+    fn ticket_failed(&self, error: ApiError) -> Failure {
+        match error {
+            ApiError::Unauthorized => {
+                self.state.set(ConnState::SignedOut);
+                browser::go("/login");
+                Failure::Permanent
             }
-            self.update_sending();
-            self.retry_later(generation);
+            e => {
+                self.error
+                    .set(Some(format!("could not reach the chat server: {e}")));
+                Failure::Transient
+            }
         }
     }
 
-    /// Waits the backoff delay (showing a countdown), then reconnects.
-    fn retry_later(self, generation: u64) {
-        let Some(attempt) = self.update_inner(|i| {
-            i.ws = None;
-            i.attempt += 1;
-            i.attempt
+    fn target(&self, otp: String) -> SocketTarget {
+        SocketTarget {
+            path: format!("/ws?otp={}&v=1", browser::encode_query_value(&otp)),
+            protocol: Some(RICH_PROTOCOL),
+            binary: false,
+        }
+    }
+
+    fn opened(&self) {
+        let Some((desired, since)) = self.update_inner(|i| {
+            i.outbox.connected();
+            let since = i.logs.get(&i.desired).and_then(RoomLog::last_id);
+            (i.desired.clone(), since)
         }) else {
             return;
         };
-        let delay = backoff::delay_secs(attempt, browser::random());
-        spawn_local(async move {
-            for left in (1..=delay).rev() {
-                if !self.is_current(generation) {
-                    return;
-                }
-                self.state.set(ConnState::Reconnecting { in_secs: left });
-                browser::sleep_ms(1000).await;
-            }
-            if self.is_current(generation) {
-                self.connect();
-            }
-        });
+        self.state.set(ConnState::Online);
+        // The server puts every new socket in `general` with recent history;
+        // rejoin the wanted room and ask only for what we missed.
+        if (desired != DEFAULT_ROOM || since.is_some())
+            && self.send_msg(&ClientMsg::ChangeRoom {
+                name: desired,
+                since,
+            })
+        {
+            self.update_inner(|i| i.outbox.sent(Request::Join));
+        }
     }
 
-    /// Closes the socket for good (component cleanup).
-    fn stop(&self) {
-        let taken = self.update_inner(|i| {
-            i.stopped = true;
-            i.generation += 1;
-            (i.ws.take(), i.handlers.take())
-        });
-        if let Some((ws, handlers)) = taken {
-            if let Some(ws) = ws {
-                crate::components::browser::detach_socket(&ws);
-            }
-            drop(handlers);
+    fn message(&self, ev: &MessageEvent) {
+        if let Some(text) = ev.data().as_string() {
+            self.on_text(&text);
         }
+    }
+
+    fn closed(&self, _ev: &CloseEvent) -> Failure {
+        let lost = self.update_inner(|i| i.outbox.forget()).unwrap_or_default();
+        if !lost.is_empty() {
+            self.error.set(Some(
+                "connection lost before the server confirmed your message; its text is kept".into(),
+            ));
+        }
+        self.update_sending();
+        Failure::Transient
+    }
+
+    fn waiting(&self, in_secs: u32) {
+        self.state.set(ConnState::Reconnecting { in_secs });
     }
 }
 

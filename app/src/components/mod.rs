@@ -3,16 +3,17 @@
 //! - [`auth`], [`nav`]: who is logged in, the guard for protected pages, the top bar.
 //! - [`browser`]: tiny helpers around `window` (storage, dialogs, URLs); call them
 //!   only in effects and event handlers.
-//! - [`backoff`]: reconnect delays shared by the chat and terminal sockets.
+//! - [`socket`]: the reconnecting WebSocket shared by the chat and terminal
+//!   clients (policy in plain Rust, thin browser glue).
 //! - [`chat_log`], [`chat_socket`]: the chat client (per-room logs, `/ws`).
 //! - [`term`]: terminal tabs (state, pane, flow control, persistence); its
 //!   `live` module and [`xterm`] are the browser-only island (`hydrate`).
 pub mod auth;
-pub mod backoff;
 pub mod browser;
 pub mod chat_log;
 pub mod chat_socket;
 pub mod nav;
+pub mod socket;
 pub mod term;
 #[cfg(feature = "hydrate")]
 pub mod xterm;

@@ -18,10 +18,19 @@ extern "C" {
     #[wasm_bindgen(method)]
     pub fn open(this: &Terminal, parent: &web_sys::HtmlElement);
 
-    /// Queues bytes for parsing; `callback` runs once they are processed
-    /// (possibly synchronously). xterm keeps the array, so pass a copy.
+    /// Queues bytes for parsing. xterm keeps the array until it has parsed
+    /// it: pass one nobody writes to afterwards.
     #[wasm_bindgen(method, js_name = write)]
-    pub fn write_bytes(this: &Terminal, data: &js_sys::Uint8Array, callback: &js_sys::Function);
+    pub fn write_bytes(this: &Terminal, data: &js_sys::Uint8Array);
+
+    /// [`Terminal::write_bytes`], and `callback` runs once these bytes (and
+    /// all written before them) are processed, possibly synchronously.
+    #[wasm_bindgen(method, js_name = write)]
+    pub fn write_bytes_then(
+        this: &Terminal,
+        data: &js_sys::Uint8Array,
+        callback: &js_sys::Function,
+    );
 
     /// Writes text (notices from termroom itself).
     #[wasm_bindgen(method, js_name = write)]

@@ -82,6 +82,55 @@ pub enum ServerFrame {
     Notice { level: NoticeLevel, text: String },
 }
 
+/// [`ServerFrame`] decoded in place: the terminal bytes borrow the received
+/// frame, so the browser hands them to xterm.js without copying them into a
+/// `Vec` first. Same variants in the same order (postcard encodes the index).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub enum ServerFrameView<'a> {
+    /// See [`ServerFrame::Output`].
+    Output {
+        seq: u64,
+        #[serde(borrow)]
+        data: &'a [u8],
+    },
+    /// See [`ServerFrame::Snapshot`].
+    Snapshot {
+        seq: u64,
+        #[serde(borrow)]
+        data: &'a [u8],
+    },
+    /// See [`ServerFrame::Exit`].
+    Exit {
+        code: Option<u32>,
+        signal: Option<String>,
+    },
+    /// See [`ServerFrame::Notice`].
+    Notice { level: NoticeLevel, text: String },
+}
+
+impl<'a> ServerFrameView<'a> {
+    /// Decodes a binary frame without copying its terminal bytes.
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, FrameError> {
+        Ok(postcard::from_bytes(bytes)?)
+    }
+}
+
+/// Where `part` (terminal bytes a [`ServerFrameView`] borrowed from `frame`)
+/// lies in `frame`, so the browser can pass that range of the received
+/// buffer on without copying; `None` if `part` is not inside `frame`.
+pub fn span_in(frame: &[u8], part: &[u8]) -> Option<std::ops::Range<usize>> {
+    let start = (part.as_ptr() as usize).checked_sub(frame.as_ptr() as usize)?;
+    let end = start.checked_add(part.len())?;
+    (end <= frame.len()).then_some(start..end)
+}
+
+/// `ClientFrame::Input` borrowing its bytes, for encoding without a copy.
+/// Its variant index must stay `Input`'s (0); a test checks the bytes match.
+#[derive(Serialize)]
+enum InputFrame<'a> {
+    Input(#[serde(with = "serde_bytes")] &'a [u8]),
+}
+
 /// Why a frame could not be decoded.
 #[derive(Debug, thiserror::Error)]
 #[error("malformed terminal frame: {0}")]
@@ -91,6 +140,11 @@ impl ClientFrame {
     /// Encodes for the wire.
     pub fn encode(&self) -> Vec<u8> {
         postcard::to_allocvec(self).unwrap_or_default()
+    }
+    /// Encodes `ClientFrame::Input(data)` without copying `data` into a
+    /// frame first (the keystroke path).
+    pub fn encode_input(data: &[u8]) -> Vec<u8> {
+        postcard::to_allocvec(&InputFrame::Input(data)).unwrap_or_default()
     }
     /// Decodes a binary frame.
     pub fn decode(bytes: &[u8]) -> Result<Self, FrameError> {
@@ -151,6 +205,93 @@ mod tests {
         ] {
             assert_eq!(ServerFrame::decode(&f.encode()).unwrap(), f);
         }
+    }
+
+    #[test]
+    fn input_encoded_in_place_matches_the_frame() {
+        for data in [&b""[..], b"a", b"\x1b[A", &[0xC3, 0xA9], &[7u8; 300]] {
+            let bytes = ClientFrame::encode_input(data);
+            assert_eq!(bytes, ClientFrame::Input(data.to_vec()).encode());
+            assert_eq!(
+                ClientFrame::decode(&bytes).unwrap(),
+                ClientFrame::Input(data.to_vec())
+            );
+        }
+    }
+
+    #[test]
+    fn views_decode_every_server_frame() {
+        let frames = [
+            ServerFrame::Output {
+                seq: 1 << 33,
+                data: vec![0, 255, 27, b'['],
+            },
+            ServerFrame::Snapshot {
+                seq: 9,
+                data: b"\x1b[H".to_vec(),
+            },
+            ServerFrame::Exit {
+                code: None,
+                signal: Some("KILL".into()),
+            },
+            ServerFrame::Notice {
+                level: NoticeLevel::Warning,
+                text: "replaced by another tab".into(),
+            },
+        ];
+        for f in frames {
+            let bytes = f.encode();
+            let view = ServerFrameView::decode(&bytes).unwrap();
+            let same = match (&f, &view) {
+                (
+                    ServerFrame::Output { seq, data },
+                    ServerFrameView::Output { seq: s, data: d },
+                )
+                | (
+                    ServerFrame::Snapshot { seq, data },
+                    ServerFrameView::Snapshot { seq: s, data: d },
+                ) => seq == s && data.as_slice() == *d,
+                (
+                    ServerFrame::Exit { code, signal },
+                    ServerFrameView::Exit { code: c, signal: g },
+                ) => code == c && signal == g,
+                (
+                    ServerFrame::Notice { level, text },
+                    ServerFrameView::Notice { level: l, text: t },
+                ) => level == l && text == t,
+                _ => false,
+            };
+            assert!(same, "{f:?} decoded as {view:?}");
+            // The bytes are borrowed from the frame, not copied.
+            if let ServerFrameView::Output { data, .. } | ServerFrameView::Snapshot { data, .. } =
+                view
+            {
+                let span = span_in(&bytes, data).expect("borrowed from the frame");
+                assert_eq!(&bytes[span.clone()], data);
+                assert_eq!(span.end, bytes.len());
+                assert_eq!(span_in(&bytes, &data[1..]), Some(span.start + 1..span.end));
+            }
+        }
+        assert!(ServerFrameView::decode(&[0xFF, 0x01]).is_err());
+    }
+
+    #[test]
+    fn a_slice_of_another_buffer_has_no_span() {
+        let frame = vec![1u8; 16];
+        let other = vec![1u8; 16];
+        let (low, high) = if frame.as_ptr() < other.as_ptr() {
+            (&frame, &other)
+        } else {
+            (&other, &frame)
+        };
+        assert_eq!(span_in(high, &low[..4]), None);
+        assert_eq!(span_in(low, &high[..4]), None);
+        assert_eq!(
+            span_in(&frame[..8], &frame[4..12]),
+            None,
+            "runs past the end"
+        );
+        assert_eq!(span_in(&frame, &frame[..0]), Some(0..0));
     }
 
     #[test]

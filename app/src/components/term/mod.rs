@@ -12,6 +12,7 @@ pub mod flow;
 mod live;
 pub mod paste;
 pub mod pending;
+pub mod settings;
 pub mod store;
 
 /// Where a tab's session stands.
@@ -198,7 +199,7 @@ impl TermTab {
 
     /// Whether keystrokes reach a shell right now.
     pub fn is_live(&self) -> bool {
-        self.state.get_untracked() == TabState::Live
+        self.state.with_untracked(|s| *s == TabState::Live)
     }
 
     /// Whether "send to all" and mirroring should type into this tab.

@@ -1,0 +1,88 @@
+//! Terminal rendering settings a browser tab may override in `sessionStorage`
+//! (`termroom.renderer` = `webgl` | `dom`, `termroom.cursor-blink` = `on` |
+//! `off`), so a benchmark can compare them in one build and a user with a
+//! broken GPU driver can turn WebGL off. Parsing is plain Rust.
+
+/// `sessionStorage` key choosing the renderer.
+pub const RENDERER_KEY: &str = "termroom.renderer";
+/// `sessionStorage` key switching cursor blinking.
+pub const CURSOR_BLINK_KEY: &str = "termroom.cursor-blink";
+
+/// Which xterm.js renderer draws the terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renderer {
+    /// The WebGL addon when the browser has WebGL2 (DOM after a context loss).
+    Webgl,
+    /// xterm.js's own DOM renderer.
+    Dom,
+}
+
+/// The settings a terminal is created with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// Renderer to use.
+    pub renderer: Renderer,
+    /// Whether the cursor blinks.
+    pub cursor_blink: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            renderer: Renderer::Webgl,
+            cursor_blink: true,
+        }
+    }
+}
+
+impl Settings {
+    /// Settings from the stored values (`None`: not set); unknown values
+    /// keep the default.
+    pub fn parse(renderer: Option<&str>, cursor_blink: Option<&str>) -> Self {
+        let default = Self::default();
+        Self {
+            renderer: match renderer.map(str::trim) {
+                Some("dom") => Renderer::Dom,
+                Some("webgl") => Renderer::Webgl,
+                _ => default.renderer,
+            },
+            cursor_blink: match cursor_blink.map(str::trim) {
+                Some("off") => false,
+                Some("on") => true,
+                _ => default.cursor_blink,
+            },
+        }
+    }
+
+    /// The settings of this browser tab.
+    pub fn load() -> Self {
+        use crate::components::browser::session_get;
+        Self::parse(
+            session_get(RENDERER_KEY).as_deref(),
+            session_get(CURSOR_BLINK_KEY).as_deref(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_webgl_and_blinking() {
+        assert_eq!(Settings::parse(None, None), Settings::default());
+        assert_eq!(Settings::default().renderer, Renderer::Webgl);
+        assert!(Settings::default().cursor_blink);
+    }
+
+    #[test]
+    fn stored_values_override_and_garbage_is_ignored() {
+        let s = Settings::parse(Some("dom"), Some("off"));
+        assert_eq!(s.renderer, Renderer::Dom);
+        assert!(!s.cursor_blink);
+        let s = Settings::parse(Some(" webgl "), Some("on"));
+        assert_eq!(s, Settings::default());
+        let s = Settings::parse(Some("canvas"), Some("0"));
+        assert_eq!(s, Settings::default());
+    }
+}
