@@ -16,13 +16,15 @@ use super::{
 
 /// SSH receive window per channel (russh default 2 MiB): caps the output the
 /// host can have in flight when the owner's tab stalls, which bounds how much
-/// output follows a Ctrl-C; 1 MiB still fills a 100 ms link at 10 MB/s.
-const WINDOW_BYTES: u32 = 1 << 20;
+/// output follows a Ctrl-C (all of it must be drawn before the prompt);
+/// 256 KiB still fills a 25 ms link at 10 MB/s, faster than a browser draws.
+const WINDOW_BYTES: u32 = 256 << 10;
 /// Largest SSH data packet we accept (russh default).
 const MAX_PACKET_BYTES: u32 = 32 << 10;
 /// Channel messages russh buffers before its session loop waits for us
-/// (russh default 100): at most 1 MiB of 32 KiB packets.
-const CHANNEL_BUFFER_MESSAGES: usize = 32;
+/// (russh default 100): at most 256 KiB of 32 KiB packets, which the
+/// reader may still take past `HIGH_WATER` while input waits (`HARD_LIMIT`).
+const CHANNEL_BUFFER_MESSAGES: usize = 8;
 /// Keepalive after this much silence from the host.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 /// Unanswered keepalives before the connection is declared dead (about a minute).

@@ -5,9 +5,9 @@
 //! once per [`ACK_EVERY`] bytes, not per frame).
 
 /// Unrendered bytes above which the browser asks the server to pause.
-pub const HIGH_WATER: usize = 512 * 1024;
+pub const HIGH_WATER: usize = 128 * 1024;
 /// Unrendered bytes below which a paused stream is resumed.
-pub const LOW_WATER: usize = 128 * 1024;
+pub const LOW_WATER: usize = 32 * 1024;
 /// Bytes written between two write callbacks. A keystroke's echo (a few
 /// bytes) then costs no callback at all; xterm.js processes writes in order,
 /// so one callback acknowledges every byte written before it. Below
