@@ -25,16 +25,16 @@ use crate::auth::ratelimit::TokenBucket;
 /// Output kept for reattaching (1 MiB: many screens of history, bounded per session).
 pub const RING_BYTES: usize = 1 << 20;
 /// Owner lag (bytes received from the target but not yet handed to the owner)
-/// at which the reader stops reading the target: 128 KiB keeps two 64 KiB
-/// frames in flight on a fast link while a stalled tab costs little, and
-/// bounds what still follows a Ctrl-C.
-pub const HIGH_WATER: u64 = 128 << 10;
+/// at which the reader stops reading the target: 64 KiB keeps a full frame
+/// in flight on a fast link while a stalled tab costs little, and bounds
+/// what still follows a Ctrl-C.
+pub const HIGH_WATER: u64 = 64 << 10;
 /// Lag allowed while owner input is still on its way to the target. Reading
 /// on lets russh's session loop (which stalls when its channel buffer is full)
 /// take the input, so Ctrl-C gets through under `yes`: above `HIGH_WATER` by
 /// more than russh's channel buffer (8 × 32 KiB). Appends wait for room in
 /// the ring anyway, so no byte is ever overwritten.
-pub const HARD_LIMIT: u64 = 512 << 10;
+pub const HARD_LIMIT: u64 = 384 << 10;
 /// Input frames queued for the target's writer (each at most 64 KiB, so at
 /// most 2 MiB); a full queue makes `send` wait, which pushes back on the socket.
 pub(crate) const INPUT_QUEUE: usize = 32;

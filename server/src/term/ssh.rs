@@ -25,6 +25,12 @@ const MAX_PACKET_BYTES: u32 = 32 << 10;
 /// (russh default 100): at most 256 KiB of 32 KiB packets, which the
 /// reader may still take past `HIGH_WATER` while input waits (`HARD_LIMIT`).
 const CHANNEL_BUFFER_MESSAGES: usize = 8;
+// While input waits, the reader must be allowed to empty russh's channel
+// buffer, or Ctrl-C could not get through under `yes`.
+const _: () = assert!(
+    super::HARD_LIMIT - super::HIGH_WATER
+        >= CHANNEL_BUFFER_MESSAGES as u64 * MAX_PACKET_BYTES as u64
+);
 /// Keepalive after this much silence from the host.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 /// Unanswered keepalives before the connection is declared dead (about a minute).

@@ -5,14 +5,19 @@
 //! once per [`ACK_EVERY`] bytes, not per frame).
 
 /// Unrendered bytes above which the browser asks the server to pause.
-pub const HIGH_WATER: usize = 128 * 1024;
+pub const HIGH_WATER: usize = 64 * 1024;
 /// Unrendered bytes below which a paused stream is resumed.
-pub const LOW_WATER: usize = 32 * 1024;
+pub const LOW_WATER: usize = 16 * 1024;
 /// Bytes written between two write callbacks. A keystroke's echo (a few
 /// bytes) then costs no callback at all; xterm.js processes writes in order,
 /// so one callback acknowledges every byte written before it. Below
 /// [`LOW_WATER`], so the unacknowledged tail can never keep a stream paused.
-pub const ACK_EVERY: usize = 32 * 1024;
+pub const ACK_EVERY: usize = 8 * 1024;
+
+// A tail of unacknowledged bytes at least LOW_WATER would keep a paused
+// stream paused for ever (seen in the browser benchmark when LOW_WATER was
+// lowered below ACK_EVERY).
+const _: () = assert!(ACK_EVERY < LOW_WATER && LOW_WATER < HIGH_WATER);
 
 /// The next stream offset the terminal expects.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
