@@ -168,13 +168,7 @@ async fn a_slow_store_does_not_stall_the_hub_and_a_batch_keeps_its_order() {
 
     lock_conn.execute("ROLLBACK").await.expect("rollback");
     for answer in [first, second, third] {
-        assert_eq!(
-            tokio::time::timeout(Duration::from_secs(5), answer)
-                .await
-                .expect("answered")
-                .expect("hub"),
-            Ok(())
-        );
+        assert_answered_ok(answer).await;
     }
     lock_conn.close().await.expect("close");
 
@@ -214,13 +208,7 @@ async fn messages_sent_during_a_fan_out_are_stored_and_delivered_as_one_batch() 
     .into_iter()
     .collect();
     for answer in std::iter::once(first).chain(later) {
-        assert_eq!(
-            tokio::time::timeout(Duration::from_secs(5), answer)
-                .await
-                .expect("answered")
-                .expect("hub"),
-            Ok(())
-        );
+        assert_answered_ok(answer).await;
     }
     let got = rec.messages();
     let texts: Vec<Vec<&str>> = got
@@ -267,4 +255,17 @@ async fn the_store_connection_leaves_checkpoints_to_the_pool() {
         .expect("pragma");
     assert_eq!((own, pool), (0, 1000));
     db::messages::checkpoint(&db).await.expect("checkpoint");
+}
+
+/// Waits (at most 5 s) for a posted message's answer and checks it is `Ok`.
+async fn assert_answered_ok<T: std::fmt::Debug + PartialEq, E: std::fmt::Debug>(
+    answer: impl std::future::Future<Output = Result<Result<(), T>, E>>,
+) {
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(5), answer)
+            .await
+            .expect("answered")
+            .expect("hub"),
+        Ok(())
+    );
 }
