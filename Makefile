@@ -63,10 +63,11 @@ e2e: build-debug
 conformance: tools-test
 	scripts/conformance.sh
 
-## bench: chat fan-out, login flood and terminal benchmarks (print numbers; see BENCHMARKS.md)
+## bench: chat fan-out, login flood, session memory and terminal benchmarks (print numbers; see BENCHMARKS.md)
 bench: build tools-test
-	cargo build --release -p server --example chat-load --example login-flood
+	cargo build --release -p server --example chat-load --example login-flood --example session-memory
 	ulimit -n 20000 && ./target/release/examples/chat-load --server-bin target/release/termroom
 	./target/release/examples/login-flood --server-bin target/release/termroom
+	./target/release/examples/session-memory --server-bin target/release/termroom
 	cargo bench -p server --bench term_bench
 	TERMROOM_BIN=target/release/termroom TERMROOM_SITE_ROOT=target/site scripts/bench-browser.sh

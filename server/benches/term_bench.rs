@@ -386,47 +386,20 @@ async fn main() -> anyhow::Result<()> {
     }
     let data = tempfile::tempdir()?;
     let pw = "bench-password-123\n";
-    bench_server::cli(
+    bench_server::add_ssh_host(
         &bin,
         data.path(),
-        &["user", "add", "bench", "--role", "admin"],
-        Some(pw),
+        "bench",
+        pw.trim(),
+        &bench_server::SshTarget {
+            port: sshd.port,
+            user: sshd::TEST_USER,
+            key: &sshd.client_key.path,
+            fingerprint: &sshd.host_fingerprint,
+        },
     )
     .await?;
-    bench_server::cli(&bin, data.path(), &["namespace", "add", "bench"], None).await?;
-    let port = sshd.port.to_string();
-    let key = sshd.client_key.path.to_string_lossy().into_owned();
-    bench_server::cli(
-        &bin,
-        data.path(),
-        &[
-            "host",
-            "add",
-            "box",
-            "--namespace",
-            "bench",
-            "--address",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--user",
-            sshd::TEST_USER,
-            "--key-file",
-            &key,
-        ],
-        None,
-    )
-    .await?;
-    let fp = bench_server::cli(&bin, data.path(), &["host", "trust", "box"], None).await?;
-    if fp.trim() != sshd.host_fingerprint {
-        bail!(
-            "trusted fingerprint {fp:?} differs from {}",
-            sshd.host_fingerprint
-        );
-    }
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
-    drop(listener);
+    let addr = bench_server::free_addr()?;
     let mut server = bench_server::serve(&bin, &addr.to_string(), data.path(), &[], "warn")?;
     let base = format!("http://{addr}");
     let http = bench_server::same_origin_client(&base)?;

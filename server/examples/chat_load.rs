@@ -122,15 +122,6 @@ fn load_average() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("VmRSS not found")
-}
-
 async fn ticket(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
     let r = http.post(format!("{base}/api/chat_ticket")).send().await?;
     if !r.status().is_success() {
@@ -359,14 +350,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         clients.push((open_listener(&http, &base, &addr, rich).await?, rich));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut samples = vec![(clients.len(), rss_kib(pid)?)];
+    let mut samples = vec![(clients.len(), bench_server::rss_kib(pid)?)];
     for &n in &args.clients {
         while clients.len() < n {
             let rich = rich_at(clients.len());
             clients.push((open_listener(&http, &base, &addr, rich).await?, rich));
         }
         tokio::time::sleep(Duration::from_millis(1000)).await;
-        samples.push((clients.len(), rss_kib(pid)?));
+        samples.push((clients.len(), bench_server::rss_kib(pid)?));
     }
     println!("idle memory (server RSS):");
     for (n, kib) in &samples {

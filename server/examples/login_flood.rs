@@ -58,15 +58,6 @@ const WARMUP_LOGINS: usize = 16;
 /// Time for the server to settle after a flood before "after" is measured.
 const SETTLE: Duration = Duration::from_secs(2);
 
-fn rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("VmRSS not found")
-}
-
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
@@ -122,7 +113,7 @@ fn sample_peak(pid: u32, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> 
     let peak = Arc::new(AtomicU64::new(0));
     tokio::spawn(async move {
         while !stop.load(Ordering::Relaxed) {
-            if let Ok(kib) = rss_kib(pid) {
+            if let Ok(kib) = bench_server::rss_kib(pid) {
                 peak.fetch_max(kib, Ordering::Relaxed);
             }
             tokio::time::sleep(RSS_SAMPLE_EVERY).await;
@@ -174,7 +165,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         r.context("warm-up login")?;
     }
     tokio::time::sleep(SETTLE).await;
-    let before = rss_kib(pid)?;
+    let before = bench_server::rss_kib(pid)?;
     println!(
         "login flood: {} bad logins at once, {} round(s), {}; server args: {:?}",
         args.bad,
@@ -236,9 +227,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let settled_at = Instant::now() + SETTLE;
         while Instant::now() < settled_at {
             tokio::time::sleep(SETTLE / 8).await;
-            curve.push(format!("{:.1}", mib(rss_kib(pid)?)));
+            curve.push(format!("{:.1}", mib(bench_server::rss_kib(pid)?)));
         }
-        after = rss_kib(pid)?;
+        after = bench_server::rss_kib(pid)?;
         let (good_time, good_attempts) = good?;
         worst_peak = worst_peak.max(peak);
         worst_good = worst_good.max(good_time);

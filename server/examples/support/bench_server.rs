@@ -58,6 +58,84 @@ pub async fn add_member(bin: &Path, data: &Path, name: &str, password: &str) -> 
     .map(|_| ())
 }
 
+/// An sshd on 127.0.0.1 that a benchmark's host points at.
+pub struct SshTarget<'a> {
+    pub port: u16,
+    /// Account logged in as.
+    pub user: &'a str,
+    /// Private key file for that account.
+    pub key: &'a Path,
+    /// The host key's `SHA256:` fingerprint, checked when it is trusted.
+    pub fingerprint: &'a str,
+}
+
+/// Sets up what a terminal benchmark needs in `data`: the admin `user` with
+/// `password`, the namespace `bench`, and the host `box` pointing at
+/// `target`, its host key trusted and checked.
+pub async fn add_ssh_host(
+    bin: &Path,
+    data: &Path,
+    user: &str,
+    password: &str,
+    target: &SshTarget<'_>,
+) -> anyhow::Result<()> {
+    cli(
+        bin,
+        data,
+        &["user", "add", user, "--role", "admin"],
+        Some(&format!("{password}\n")),
+    )
+    .await?;
+    cli(bin, data, &["namespace", "add", "bench"], None).await?;
+    let port = target.port.to_string();
+    let key = target.key.to_string_lossy();
+    cli(
+        bin,
+        data,
+        &[
+            "host",
+            "add",
+            "box",
+            "--namespace",
+            "bench",
+            "--address",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--user",
+            target.user,
+            "--key-file",
+            &key,
+        ],
+        None,
+    )
+    .await?;
+    let fp = cli(bin, data, &["host", "trust", "box"], None).await?;
+    if fp.trim() != target.fingerprint {
+        bail!(
+            "trusted fingerprint {fp:?} differs from {}",
+            target.fingerprint
+        );
+    }
+    Ok(())
+}
+
+/// The resident set size of process `pid` in KiB (Linux `/proc`).
+pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS in /proc status")
+}
+
+/// A free loopback address for a server to listen on.
+pub fn free_addr() -> anyhow::Result<std::net::SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?)
+}
+
 /// Starts `termroom serve --addr ADDR EXTRA… --data-dir DATA` with its output
 /// silenced and `RUST_LOG=log`; killed when the handle is dropped.
 pub fn serve(
