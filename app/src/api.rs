@@ -13,7 +13,7 @@ pub mod ssr {
 
     use leptos::prelude::*;
 
-    use crate::backend::{Caller, ClientInfo, Services, SESSION_COOKIE};
+    use crate::backend::{Caller, ClientInfo, Services, DEVICE_COOKIE, SESSION_COOKIE};
     use crate::error::ApiError;
 
     /// Remote address of the request, put into request extensions by the server.
@@ -44,8 +44,8 @@ pub mod ssr {
         use_context::<http::request::Parts>()
     }
 
-    /// Value of the login cookie, if any.
-    pub fn session_cookie() -> Option<String> {
+    /// Value of the request's cookie `name`, if any.
+    fn cookie(name: &str) -> Option<String> {
         let parts = parts()?;
         parts
             .headers
@@ -54,8 +54,18 @@ pub mod ssr {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(';'))
             .filter_map(|kv| kv.trim().split_once('='))
-            .find(|(k, _)| *k == SESSION_COOKIE)
+            .find(|(k, _)| *k == name)
             .map(|(_, v)| v.to_string())
+    }
+
+    /// Value of the login cookie, if any.
+    pub fn session_cookie() -> Option<String> {
+        cookie(SESSION_COOKIE)
+    }
+
+    /// Value of the device cookie, if any.
+    pub fn device_cookie() -> Option<String> {
+        cookie(DEVICE_COOKIE)
     }
 
     /// Whether the request came over TLS (directly or through a proxy).
@@ -69,19 +79,35 @@ pub mod ssr {
         })
     }
 
-    /// Sets (or with `None`, clears) the login cookie: HttpOnly, SameSite=Lax, Secure over TLS.
-    pub fn set_session_cookie(token: Option<&str>) {
+    /// Adds a `Set-Cookie` header to the response (`; Secure` over TLS).
+    fn set_cookie(cookie: String) {
         let Some(opts) = use_context::<leptos_axum::ResponseOptions>() else {
             return;
         };
         let secure = if is_https() { "; Secure" } else { "" };
-        let cookie = match token {
-            Some(t) => format!("{SESSION_COOKIE}={t}; Path=/; HttpOnly; SameSite=Lax{secure}"),
-            None => format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"),
-        };
-        if let Ok(v) = http::HeaderValue::from_str(&cookie) {
+        if let Ok(v) = http::HeaderValue::from_str(&format!("{cookie}{secure}")) {
             opts.append_header(http::header::SET_COOKIE, v);
         }
+    }
+
+    /// Sets (or with `None`, clears) the login cookie: HttpOnly, SameSite=Lax, Secure over TLS.
+    pub fn set_session_cookie(token: Option<&str>) {
+        set_cookie(match token {
+            Some(t) => format!("{SESSION_COOKIE}={t}; Path=/; HttpOnly; SameSite=Lax"),
+            None => format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+        });
+    }
+
+    /// How long a browser keeps its device cookie (a year; renewed at each login).
+    const DEVICE_COOKIE_MAX_AGE_SECS: u64 = 365 * 24 * 3600;
+
+    /// Sets the device cookie: sent back to `/login` only, HttpOnly,
+    /// SameSite=Strict, kept for a year (and across logouts).
+    pub fn set_device_cookie(token: &str) {
+        set_cookie(format!(
+            "{DEVICE_COOKIE}={token}; Path=/login; HttpOnly; SameSite=Strict; \
+             Max-Age={DEVICE_COOKIE_MAX_AGE_SECS}"
+        ));
     }
 
     /// The remote address and user agent of the request.
@@ -136,10 +162,13 @@ pub async fn login(username: String, password: String) -> Result<LoginReply, Api
         .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
     let grant = services
         .accounts
-        .login(&username, &password, remote)
+        .login(&username, &password, remote, device_cookie().as_deref())
         .await
         .map_err(fail)?;
     set_session_cookie(Some(&grant.session_token));
+    if let Some(token) = &grant.device_token {
+        set_device_cookie(token);
+    }
     Ok(LoginReply { otp: grant.otp })
 }
 

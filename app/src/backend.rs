@@ -11,6 +11,9 @@ use crate::model::*;
 
 /// Name of the login cookie.
 pub const SESSION_COOKIE: &str = "termroom_session";
+/// Name of the device cookie: a browser that logged into an account before
+/// (sent to `/login` only; its login goes ahead of a flood of strangers').
+pub const DEVICE_COOKIE: &str = "termroom_device";
 
 /// What a successful login yields.
 #[derive(Debug, Clone)]
@@ -21,6 +24,8 @@ pub struct LoginGrant {
     pub session_token: String,
     /// Single-use ticket for `/ws` (purpose `chat`).
     pub otp: String,
+    /// A fresh device token for the device cookie (`None` if none could be made).
+    pub device_token: Option<String>,
 }
 
 /// Who is calling: from the login cookie plus transport details.
@@ -35,12 +40,14 @@ pub struct Caller {
 /// Accounts, login sessions and tickets.
 #[async_trait]
 pub trait Accounts: Send + Sync + 'static {
-    /// Checks credentials (rate-limited per address) and opens a login session.
+    /// Checks credentials (rate-limited per address and account) and opens
+    /// a login session; `device` is the browser's device cookie, if any.
     async fn login(
         &self,
         name: &str,
         password: &str,
         remote: IpAddr,
+        device: Option<&str>,
     ) -> Result<LoginGrant, ApiError>;
     /// The user behind a login-session token, if it is valid.
     async fn caller(&self, session_token: &str) -> Result<Option<Caller>, ApiError>;

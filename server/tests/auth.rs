@@ -430,6 +430,111 @@ async fn a_full_hash_queue_answers_503_with_retry_after_and_bounds_concurrency()
     assert_eq!(r.status(), 200);
 }
 
+#[tokio::test]
+async fn a_browser_that_logged_in_before_gets_in_during_a_flood_of_strangers() {
+    use std::sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc,
+    };
+    let s = Arc::new(
+        TestServer::start_with(Options {
+            hash_workers: Some(1),
+            hash_queue: Some(1),
+            trusted_proxies: vec!["127.0.0.1/32".into()],
+            ..Options::default()
+        })
+        .await,
+    );
+    s.add_user("alice", Role::Member).await;
+    let c = reqwest::Client::new();
+    // The first login from this browser gives it a device cookie for /login only.
+    let r = try_login(&s, &c, "alice", PASSWORD, Some("198.51.100.200")).await;
+    assert_eq!(r.status(), 200);
+    let set = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("termroom_device="))
+        .expect("a device cookie")
+        .to_string();
+    for part in ["Path=/login", "HttpOnly", "SameSite=Strict", "Max-Age="] {
+        assert!(set.contains(part), "{part} in {set}");
+    }
+    let device = set.split(';').next().unwrap_or_default().to_string();
+
+    // Strangers guess without pause, each from its own address: the queue
+    // stays full.
+    let stop = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let flood: Vec<_> = (0..8)
+        .map(|i| {
+            let (s, c, stop, refused) = (s.clone(), c.clone(), stop.clone(), refused.clone());
+            tokio::spawn(async move {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let xff = format!("10.9.{i}.{}", n % 250);
+                    let name = format!("ghost{i}x{n}");
+                    let r = try_login(&s, &c, &name, "guess-guess", Some(&xff)).await;
+                    if r.status() == 503 {
+                        refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    while refused.load(Ordering::Relaxed) == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // Without the cookie, alice is refused as busy like everyone else...
+    let mut busy_without = 0;
+    for k in 0..20 {
+        let xff = format!("198.51.100.{}", 10 + k);
+        if try_login(&s, &c, "alice", PASSWORD, Some(&xff))
+            .await
+            .status()
+            == 503
+        {
+            busy_without += 1;
+        }
+    }
+    // ...with it, she gets in every time.
+    for k in 0..5 {
+        let r = c
+            .post(s.url("/login"))
+            .headers(s.same_origin())
+            .header("cookie", &device)
+            .header("x-forwarded-for", format!("198.51.100.{}", 40 + k))
+            .json(&json!({"username": "alice", "password": PASSWORD}))
+            .send()
+            .await
+            .expect("login request");
+        assert_eq!(r.status(), 200, "login {k} from the known browser");
+    }
+    // The cookie is no key: a wrong password from that browser still fails,
+    // and the cookie does nothing for another account.
+    s.add_user("bob", Role::Member).await;
+    let r = c
+        .post(s.url("/login"))
+        .headers(s.same_origin())
+        .header("cookie", &device)
+        .header("x-forwarded-for", "198.51.100.60")
+        .json(&json!({"username": "alice", "password": "not-her-password"}))
+        .send()
+        .await
+        .expect("login request");
+    assert_eq!(r.status(), 401);
+    stop.store(true, Ordering::Relaxed);
+    for f in flood {
+        f.await.expect("flood task");
+    }
+    assert!(
+        busy_without > 0,
+        "the flood kept the queue full (alice without the cookie was never refused)"
+    );
+}
+
 /// Fails `n` logins on distinct unknown names, each with `xff(i)` as X-Forwarded-For.
 async fn fail_many(s: &TestServer, n: u32, xff: impl Fn(u32) -> String) {
     let c = reqwest::Client::new();

@@ -1,4 +1,5 @@
-//! Authentication: password hashing, random tokens, single-use tickets, rate limits.
+//! Authentication: password hashing, device cookies, random tokens, single-use tickets, rate limits.
+pub mod device;
 pub mod password;
 pub mod ratelimit;
 pub mod tickets;

@@ -10,7 +10,10 @@
 //! [`PasswordError::Busy`] (the caller answers 503 with `Retry-After`).
 //! A worker idle for [`IDLE_RELEASE`] frees its buffer and asks the allocator
 //! to return free memory to the system, so a burst does not leave the server
-//! larger than before it.
+//! larger than before it. Checks in [`Lane::Ahead`] (logins from a browser
+//! the account has used before, see `auth::device`) have their own queue,
+//! which workers empty first: a flood of strangers' guesses fills only the
+//! other one.
 use std::{
     sync::{
         atomic::{AtomicUsize, Ordering},
@@ -63,6 +66,15 @@ pub enum MemoryMode {
     Fresh,
 }
 
+/// Which queue a password check waits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Everyone else: first come, first served, refused when full.
+    Normal,
+    /// Checks the workers take before any in [`Lane::Normal`].
+    Ahead,
+}
+
 /// What a worker is asked to do.
 enum Work {
     /// Hash a new password (default parameters, random salt) into a PHC string.
@@ -84,10 +96,11 @@ struct Job {
     reply: oneshot::Sender<Result<Answer, PasswordError>>,
 }
 
-/// Fixed hashing workers fed through a bounded queue. Dropping the pool
-/// stops the workers (and frees their memory) once the queue is drained.
+/// Fixed hashing workers fed through two bounded queues (one per [`Lane`]).
+/// Dropping the pool stops the workers (and frees their memory).
 pub struct HashPool {
     queue: flume::Sender<Job>,
+    ahead: flume::Sender<Job>,
     workers: usize,
     stats: Arc<Stats>,
 }
@@ -112,21 +125,27 @@ impl std::fmt::Debug for HashPool {
 
 impl HashPool {
     /// Starts `workers` hashing threads (at least one) with room for `queue`
-    /// waiting requests. Buffers are allocated at a worker's first hash.
+    /// waiting requests in each lane. Buffers are allocated at a worker's
+    /// first hash.
     pub fn new(workers: usize, queue: usize, memory: MemoryMode) -> Result<Self, PasswordError> {
         let workers = workers.max(1);
         let (tx, rx) = flume::bounded::<Job>(queue);
+        let (ahead_tx, ahead_rx) = flume::bounded::<Job>(queue);
         let stats = Arc::new(Stats::default());
         for i in 0..workers {
-            let rx = rx.clone();
+            let queues = Queues {
+                ahead: ahead_rx.clone(),
+                normal: rx.clone(),
+            };
             let stats = stats.clone();
             thread::Builder::new()
                 .name(format!("argon2-{i}"))
-                .spawn(move || worker(&rx, &stats, memory))
+                .spawn(move || worker(&queues, &stats, memory))
                 .map_err(|e| PasswordError::Hash(format!("starting a hashing thread: {e}")))?;
         }
         Ok(Self {
             queue: tx,
+            ahead: ahead_tx,
             workers,
             stats,
         })
@@ -147,9 +166,21 @@ impl HashPool {
         self.stats.held.load(Ordering::Relaxed)
     }
 
-    async fn submit(&self, work: Work) -> Result<Answer, PasswordError> {
+    /// Requests waiting in `lane` right now.
+    pub fn waiting(&self, lane: Lane) -> usize {
+        self.sender(lane).len()
+    }
+
+    fn sender(&self, lane: Lane) -> &flume::Sender<Job> {
+        match lane {
+            Lane::Normal => &self.queue,
+            Lane::Ahead => &self.ahead,
+        }
+    }
+
+    async fn submit(&self, lane: Lane, work: Work) -> Result<Answer, PasswordError> {
         let (reply, answer) = oneshot::channel();
-        self.queue
+        self.sender(lane)
             .try_send(Job { work, reply })
             .map_err(|e| match e {
                 flume::TrySendError::Full(_) => PasswordError::Busy,
@@ -160,35 +191,47 @@ impl HashPool {
 
     /// Hashes a password into a PHC string (argon2id, default parameters).
     pub async fn hash(&self, password: &str) -> Result<String, PasswordError> {
-        match self.submit(Work::Hash(password.to_owned())).await? {
+        match self
+            .submit(Lane::Normal, Work::Hash(password.to_owned()))
+            .await?
+        {
             Answer::Phc(s) => Ok(s),
             Answer::Matches(_) => Err(PasswordError::Hash("unexpected answer".into())),
         }
     }
 
-    /// Checks a password against a PHC string; a malformed hash never matches.
-    pub async fn verify(&self, password: &str, phc: &str) -> Result<bool, PasswordError> {
+    /// Checks a password against a PHC string, waiting in `lane`; a
+    /// malformed hash never matches.
+    pub async fn verify(
+        &self,
+        lane: Lane,
+        password: &str,
+        phc: &str,
+    ) -> Result<bool, PasswordError> {
         if password.len() > MAX_PASSWORD_BYTES {
             return Ok(false);
         }
-        self.matches(Work::Verify {
-            password: password.to_owned(),
-            phc: phc.to_owned(),
-        })
+        self.matches(
+            lane,
+            Work::Verify {
+                password: password.to_owned(),
+                phc: phc.to_owned(),
+            },
+        )
         .await
     }
 
     /// The same work as [`HashPool::verify`] for a user that does not exist,
     /// so that unknown and known names take the same time. Never matches.
-    pub async fn verify_unknown(&self, password: &str) -> Result<bool, PasswordError> {
+    pub async fn verify_unknown(&self, lane: Lane, password: &str) -> Result<bool, PasswordError> {
         if password.len() > MAX_PASSWORD_BYTES {
             return Ok(false);
         }
-        self.matches(Work::Dummy(password.to_owned())).await
+        self.matches(lane, Work::Dummy(password.to_owned())).await
     }
 
-    async fn matches(&self, work: Work) -> Result<bool, PasswordError> {
-        match self.submit(work).await? {
+    async fn matches(&self, lane: Lane, work: Work) -> Result<bool, PasswordError> {
+        match self.submit(lane, work).await? {
             Answer::Matches(m) => Ok(m),
             Answer::Phc(_) => Err(PasswordError::Hash("unexpected answer".into())),
         }
@@ -215,26 +258,57 @@ pub async fn hash(password: &str) -> Result<String, PasswordError> {
 
 /// Checks a password on the process-wide default pool (command line use).
 pub async fn verify(password: &str, phc: &str) -> Result<bool, PasswordError> {
-    default_pool()?.verify(password, phc).await
+    default_pool()?.verify(Lane::Normal, password, phc).await
+}
+
+/// A worker's ends of the two lanes.
+struct Queues {
+    ahead: flume::Receiver<Job>,
+    normal: flume::Receiver<Job>,
+}
+
+/// What a worker found when it looked for work.
+enum Next {
+    Job(Job),
+    /// Nothing arrived within the wait.
+    Idle,
+    /// The pool was dropped.
+    Stopped,
+}
+
+impl Queues {
+    /// The next job, [`Lane::Ahead`] first; waits at most `wait` (or for ever).
+    fn next(&self, wait: Option<Duration>) -> Next {
+        if let Ok(job) = self.ahead.try_recv() {
+            return Next::Job(job);
+        }
+        let select = flume::Selector::new()
+            .recv(&self.ahead, Result::ok)
+            .recv(&self.normal, Result::ok);
+        let got = match wait {
+            None => select.wait(),
+            Some(wait) => match select.wait_timeout(wait) {
+                Ok(got) => got,
+                Err(_) => return Next::Idle,
+            },
+        };
+        got.map_or(Next::Stopped, Next::Job)
+    }
 }
 
 /// A hashing thread: takes jobs until the pool is dropped; gives its memory
 /// back after [`IDLE_RELEASE`] without work.
-fn worker(rx: &flume::Receiver<Job>, stats: &Stats, memory: MemoryMode) {
+fn worker(queues: &Queues, stats: &Stats, memory: MemoryMode) {
     let mut blocks: Vec<Block> = Vec::new();
     loop {
-        let job = if blocks.is_empty() {
-            rx.recv().map_err(|_| flume::RecvTimeoutError::Disconnected)
-        } else {
-            rx.recv_timeout(IDLE_RELEASE)
-        };
-        let job = match job {
-            Ok(job) => job,
-            Err(flume::RecvTimeoutError::Timeout) => {
+        let wait = (!blocks.is_empty()).then_some(IDLE_RELEASE);
+        let job = match queues.next(wait) {
+            Next::Job(job) => job,
+            Next::Idle => {
                 release(&mut blocks, stats);
                 continue;
             }
-            Err(flume::RecvTimeoutError::Disconnected) => return,
+            Next::Stopped => return,
         };
         if job.reply.is_closed() {
             continue; // the request was abandoned while queued
@@ -382,17 +456,29 @@ mod tests {
         .hash_password(b"battery staple", &salt)
         .unwrap()
         .to_string();
-        assert!(pool.verify("battery staple", &theirs).await.unwrap());
-        assert!(!pool.verify("battery stapler", &theirs).await.unwrap());
-        assert!(!pool.verify_unknown("battery staple").await.unwrap());
-        assert!(pool.verify("correct horse", &ours).await.unwrap());
+        assert!(pool
+            .verify(Lane::Normal, "battery staple", &theirs)
+            .await
+            .unwrap());
+        assert!(!pool
+            .verify(Lane::Normal, "battery stapler", &theirs)
+            .await
+            .unwrap());
+        assert!(!pool
+            .verify_unknown(Lane::Normal, "battery staple")
+            .await
+            .unwrap());
+        assert!(pool
+            .verify(Lane::Normal, "correct horse", &ours)
+            .await
+            .unwrap());
     }
 
     #[tokio::test]
     async fn huge_memory_costs_in_stored_hashes_never_match() {
         let pool = HashPool::new(1, 4, MemoryMode::Reuse).unwrap();
         let huge = "$argon2id$v=19$m=4194304,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-        assert!(!pool.verify("x", huge).await.unwrap());
+        assert!(!pool.verify(Lane::Normal, "x", huge).await.unwrap());
     }
 
     #[tokio::test]
@@ -400,7 +486,7 @@ mod tests {
         let pool = Arc::new(HashPool::new(1, 1, MemoryMode::Reuse).unwrap());
         let tries = (0..12).map(|_| {
             let pool = pool.clone();
-            tokio::spawn(async move { pool.verify_unknown("guess-guess").await })
+            tokio::spawn(async move { pool.verify_unknown(Lane::Normal, "guess-guess").await })
         });
         let results = futures::future::join_all(tries).await;
         let busy = results
@@ -417,6 +503,50 @@ mod tests {
         assert_eq!(pool.peak_concurrency(), 1);
     }
 
+    /// Waits (polling, up to 5 s) until `cond` holds.
+    async fn until(what: &str, cond: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !cond() {
+            assert!(std::time::Instant::now() < deadline, "never: {what}");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn checks_in_the_ahead_lane_go_before_waiting_strangers_and_are_not_refused() {
+        let pool = Arc::new(HashPool::new(1, 2, MemoryMode::Reuse).unwrap());
+        let done = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let check = |lane: Lane, tag: &'static str| {
+            let (pool, done) = (pool.clone(), done.clone());
+            tokio::spawn(async move {
+                let r = pool.verify_unknown(lane, "guess-guess").await;
+                done.lock().unwrap().push(tag);
+                r
+            })
+        };
+        // One running and two waiting: the normal lane is full.
+        let mut tasks = vec![check(Lane::Normal, "n0")];
+        until("n0 running", || pool.stats.busy.load(Ordering::SeqCst) == 1).await;
+        tasks.push(check(Lane::Normal, "n1"));
+        tasks.push(check(Lane::Normal, "n2"));
+        until("two waiting", || pool.waiting(Lane::Normal) == 2).await;
+        assert!(matches!(
+            pool.verify_unknown(Lane::Normal, "guess-guess").await,
+            Err(PasswordError::Busy)
+        ));
+        tasks.push(check(Lane::Ahead, "ahead"));
+        for t in tasks {
+            assert!(!t.await.unwrap().unwrap(), "every check answered");
+        }
+        let done = done.lock().unwrap().clone();
+        let pos = |tag| done.iter().position(|t| *t == tag).unwrap();
+        assert!(
+            pos("ahead") < pos("n2"),
+            "the ahead check jumped the queue: {done:?}"
+        );
+        assert_eq!(pool.peak_concurrency(), 1);
+    }
+
     #[tokio::test]
     async fn an_idle_worker_gives_its_memory_back() {
         let pool = HashPool::new(2, 4, MemoryMode::Reuse).unwrap();
@@ -426,8 +556,8 @@ mod tests {
             "nothing is allocated before the first hash"
         );
         let (a, b) = tokio::join!(
-            pool.verify_unknown("guess-one"),
-            pool.verify_unknown("guess-two")
+            pool.verify_unknown(Lane::Normal, "guess-one"),
+            pool.verify_unknown(Lane::Normal, "guess-two")
         );
         assert!(!a.unwrap() && !b.unwrap());
         let one_buffer = Params::default().block_count() * std::mem::size_of::<Block>();
@@ -442,6 +572,9 @@ mod tests {
         }
         assert_eq!(pool.memory_held(), 0, "idle workers freed their buffers");
         // And the next hash still works.
-        assert!(!pool.verify_unknown("guess-three").await.unwrap());
+        assert!(!pool
+            .verify_unknown(Lane::Normal, "guess-three")
+            .await
+            .unwrap());
     }
 }
