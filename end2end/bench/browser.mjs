@@ -14,6 +14,7 @@
 // BENCH_SIGINT (default 3: Ctrl-C samples with a python `yes` that notes when SIGINT arrived),
 // BENCH_CHROMIUM_ARGS (extra Chromium flags, e.g. --disable-webgl), BENCH_XTERM_OPTIONS (JSON
 // xterm options set on both terminals, for experiments, e.g. '{"cursorBlink":false}'),
+// BENCH_RENDERER (termroom's renderer: auto, webgl or dom; default: its own default, auto),
 // BENCH_PROFILE=0 skips the CPU profile / trace of keystrokes,
 // BENCH_OUT=DIR writes results.json, the profiles and traces there.
 //
@@ -48,6 +49,7 @@ const CTRLC_SAMPLES = Number(process.env.BENCH_CTRLC ?? 5);
 const XTERM_OPTIONS = process.env.BENCH_XTERM_OPTIONS ? JSON.parse(process.env.BENCH_XTERM_OPTIONS) : null;
 const SIGINT_SAMPLES = Number(process.env.BENCH_SIGINT ?? 3);
 const PROFILE = process.env.BENCH_PROFILE !== '0';
+const RENDERER = process.env.BENCH_RENDERER ?? null;
 const OUT = process.env.BENCH_OUT ? path.resolve(process.env.BENCH_OUT) : null;
 const SSH_USER = 'termroom-sshtest';
 const PROMPT = 'bench> ';
@@ -272,10 +274,10 @@ async function startWetty(sshd) {
 
 // ---------------------------------------------------------------- pages
 
-async function newPage(base) {
+async function newPage(base, init = '') {
   const context = await browser.newContext({ baseURL: base, viewport: { width: 1280, height: 800 }, serviceWorkers: 'block' });
   context.setDefaultTimeout(30_000);
-  await context.addInitScript({ content: HOOKS });
+  await context.addInitScript({ content: HOOKS + init });
   const page = await context.newPage();
   page.consoleLog = [];
   page.on('console', (m) => { page.consoleLog.push(`[${m.type()}] ${m.text()}`); if (page.consoleLog.length > 200) page.consoleLog.splice(0, 100); });
@@ -292,7 +294,9 @@ async function attach(page, find) {
 }
 
 async function openTermroom(app) {
-  const page = await newPage(app.base);
+  // termroom reads its renderer override from sessionStorage (term/settings.rs).
+  const init = RENDERER ? `\ntry { sessionStorage.setItem('termroom.renderer', ${JSON.stringify(RENDERER)}); } catch {}\n` : '';
+  const page = await newPage(app.base, init);
   await page.goto('/login');
   await page.locator('[data-testid=login-submit]:not([disabled])').waitFor();
   await page.getByTestId('login-username').fill(USER.name);

@@ -393,8 +393,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let start = Instant::now() + Duration::from_millis(500);
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(n * total)));
     let rich_count = clients.iter().filter(|(_, rich)| *rich).count();
-    let read_deadline = tokio::time::Instant::from_std(start + interval * total as u32)
-        + Duration::from_secs(30);
+    let read_deadline =
+        tokio::time::Instant::from_std(start + interval * total as u32) + Duration::from_secs(30);
     let lateness = tokio::spawn(generator_lateness(start, interval * total as u32));
     let mut readers = Vec::new();
     for (mut tcp, rich) in clients {

@@ -32,9 +32,10 @@ pub const HIGH_WATER: u64 = 64 << 10;
 /// Lag allowed while owner input is still on its way to the target. Reading
 /// on lets russh's session loop (which stalls when its channel buffer is full)
 /// take the input, so Ctrl-C gets through under `yes`: above `HIGH_WATER` by
-/// more than russh's channel buffer (8 × 32 KiB). Appends wait for room in
-/// the ring anyway, so no byte is ever overwritten.
-pub const HARD_LIMIT: u64 = 384 << 10;
+/// russh's channel buffer (2 × 32 KiB), and no more, since everything read
+/// here is drawn before the prompt that follows a Ctrl-C. Appends wait for
+/// room in the ring anyway, so no byte is ever overwritten.
+pub const HARD_LIMIT: u64 = 128 << 10;
 /// Input frames queued for the target's writer (each at most 64 KiB, so at
 /// most 2 MiB); a full queue makes `send` wait, which pushes back on the socket.
 pub(crate) const INPUT_QUEUE: usize = 32;

@@ -22,9 +22,9 @@ const WINDOW_BYTES: u32 = 256 << 10;
 /// Largest SSH data packet we accept (russh default).
 const MAX_PACKET_BYTES: u32 = 32 << 10;
 /// Channel messages russh buffers before its session loop waits for us
-/// (russh default 100): at most 256 KiB of 32 KiB packets, which the
+/// (russh default 100): at most 64 KiB of 32 KiB packets, which the
 /// reader may still take past `HIGH_WATER` while input waits (`HARD_LIMIT`).
-const CHANNEL_BUFFER_MESSAGES: usize = 8;
+const CHANNEL_BUFFER_MESSAGES: usize = 2;
 // While input waits, the reader must be allowed to empty russh's channel
 // buffer, or Ctrl-C could not get through under `yes`.
 const _: () = assert!(

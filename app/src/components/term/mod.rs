@@ -14,6 +14,7 @@ pub mod paste;
 pub mod pending;
 pub mod settings;
 pub mod store;
+pub mod webgl_probe;
 
 /// Where a tab's session stands.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! Terminal rendering settings a browser tab may override in `sessionStorage`
-//! (`termroom.renderer` = `webgl` | `dom`, `termroom.cursor-blink` = `on` |
-//! `off`), so a benchmark can compare them in one build and a user with a
-//! broken GPU driver can turn WebGL off. Parsing is plain Rust.
+//! (`termroom.renderer` = `auto` | `webgl` | `dom`, `termroom.cursor-blink` =
+//! `on` | `off`), so a benchmark can compare them in one build and a user
+//! with a broken GPU driver can turn WebGL off. Parsing is plain Rust.
 
 /// `sessionStorage` key choosing the renderer.
 pub const RENDERER_KEY: &str = "termroom.renderer";
@@ -11,6 +11,9 @@ pub const CURSOR_BLINK_KEY: &str = "termroom.cursor-blink";
 /// Which xterm.js renderer draws the terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Renderer {
+    /// WebGL when a GPU draws it, the DOM renderer when the browser's WebGL
+    /// is a software rasterizer (see `webgl_probe`).
+    Auto,
     /// The WebGL addon when the browser has WebGL2 (DOM after a context loss).
     Webgl,
     /// xterm.js's own DOM renderer.
@@ -32,7 +35,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            renderer: Renderer::Webgl,
+            renderer: Renderer::Auto,
             cursor_blink: false,
         }
     }
@@ -47,6 +50,7 @@ impl Settings {
             renderer: match renderer.map(str::trim) {
                 Some("dom") => Renderer::Dom,
                 Some("webgl") => Renderer::Webgl,
+                Some("auto") => Renderer::Auto,
                 _ => default.renderer,
             },
             cursor_blink: match cursor_blink.map(str::trim) {
@@ -72,9 +76,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_are_webgl_and_a_steady_cursor() {
+    fn defaults_are_the_automatic_renderer_and_a_steady_cursor() {
         assert_eq!(Settings::parse(None, None), Settings::default());
-        assert_eq!(Settings::default().renderer, Renderer::Webgl);
+        assert_eq!(Settings::default().renderer, Renderer::Auto);
         assert!(!Settings::default().cursor_blink);
     }
 
@@ -86,6 +90,8 @@ mod tests {
         let s = Settings::parse(Some(" webgl "), Some("on"));
         assert_eq!(s.renderer, Renderer::Webgl);
         assert!(s.cursor_blink);
+        let s = Settings::parse(Some("auto"), None);
+        assert_eq!(s.renderer, Renderer::Auto);
         let s = Settings::parse(Some("canvas"), Some("0"));
         assert_eq!(s, Settings::default());
     }

@@ -10,6 +10,7 @@ use web_sys::{HtmlElement, KeyboardEvent};
 use super::{input, Shared};
 use crate::components::term::paste::{neutralize_markers, sanitize_input};
 use crate::components::term::settings::{Renderer, Settings};
+use crate::components::term::webgl_probe;
 use crate::components::xterm::{
     copy_to_clipboard, pasted_text, FitAddon, PasteEvent, ResizeObserver, SearchAddon, Terminal,
     Unicode11Addon, WebLinksAddon, WebglAddon,
@@ -62,7 +63,8 @@ pub(super) fn create(el: &HtmlElement) -> Parts {
     load_addon(&term, &search, "search");
     let context_loss = match settings.renderer {
         Renderer::Webgl => load_webgl(&term),
-        Renderer::Dom => None,
+        Renderer::Auto if !webgl_probe::webgl_is_software() => load_webgl(&term),
+        Renderer::Auto | Renderer::Dom => None,
     };
     // Hook for tests and debugging: the pane element knows its terminal.
     let _ = Reflect::set(el, &"xterm".into(), &term);
