@@ -99,7 +99,7 @@ struct Job {
 /// Fixed hashing workers fed through two bounded queues (one per [`Lane`]).
 /// Dropping the pool stops the workers (and frees their memory).
 pub struct HashPool {
-    queue: flume::Sender<Job>,
+    normal: flume::Sender<Job>,
     ahead: flume::Sender<Job>,
     workers: usize,
     stats: Arc<Stats>,
@@ -144,7 +144,7 @@ impl HashPool {
                 .map_err(|e| PasswordError::Hash(format!("starting a hashing thread: {e}")))?;
         }
         Ok(Self {
-            queue: tx,
+            normal: tx,
             ahead: ahead_tx,
             workers,
             stats,
@@ -173,7 +173,7 @@ impl HashPool {
 
     fn sender(&self, lane: Lane) -> &flume::Sender<Job> {
         match lane {
-            Lane::Normal => &self.queue,
+            Lane::Normal => &self.normal,
             Lane::Ahead => &self.ahead,
         }
     }

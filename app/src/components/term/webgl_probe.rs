@@ -48,7 +48,8 @@ mod probe {
     /// `gl.RENDERER`, for when the unmasked name is not offered.
     const RENDERER: u32 = 0x1F01;
 
-    /// Calls `target.method(arg)`; `None` if it is missing, throws or gives null.
+    /// Calls `target.method(arg)`; `None` if it is missing, throws or gives
+    /// null or undefined.
     fn call(target: &JsValue, method: &str, arg: &JsValue) -> Option<JsValue> {
         let f: Function = Reflect::get(target, &method.into()).ok()?.dyn_into().ok()?;
         let v = f.call1(target, arg).ok()?;
@@ -72,11 +73,7 @@ mod probe {
         // Give the context back now rather than at garbage collection
         // (browsers keep only a few alive).
         if let Some(lose) = call(&gl, "getExtension", &"WEBGL_lose_context".into()) {
-            if let Ok(f) = Reflect::get(&lose, &"loseContext".into()) {
-                if let Ok(f) = f.dyn_into::<Function>() {
-                    let _ = f.call0(&lose);
-                }
-            }
+            let _ = call(&lose, "loseContext", &JsValue::UNDEFINED);
         }
         name?.as_string()
     }
