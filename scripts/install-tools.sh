@@ -2,8 +2,9 @@
 # Installs the build tools termroom needs, skipping what is already there.
 # Usage: scripts/install-tools.sh [build|test]
 #   build: wasm32 target, cargo-leptos, wasm-bindgen-cli, npm packages
-#   test:  everything for build, plus chromium, openssh-server (apt) and the
-#          Autobahn conformance runner kosoku (PyPI) in a venv under
+#   test:  everything for build, plus chromium, openssh-server (apt), the
+#          asciinema 3.x CLI (crates.io: the recording tests' independent
+#          reader), and the Autobahn conformance runner kosoku (PyPI) in a venv under
 #          ${TERMROOM_TOOLS_DIR:-~/.cache/termroom} (outside the clone: it survives fresh clones)
 set -euo pipefail
 
@@ -47,6 +48,14 @@ if [ "$MODE" = "test" ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
     apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+fi
+
+if [ "$MODE" = "test" ]; then
+  ASCIINEMA_VERSION="3.2.0"
+  if [ "$(asciinema --version 2>/dev/null | awk '{print $2}')" != "$ASCIINEMA_VERSION" ]; then
+    log "installing asciinema $ASCIINEMA_VERSION (reads recordings back in tests; once per machine, ~10 min)"
+    cargo install asciinema --locked --version "=$ASCIINEMA_VERSION"
   fi
 fi
 

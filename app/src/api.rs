@@ -46,9 +46,12 @@ pub mod ssr {
 
     /// Value of the request's cookie `name`, if any.
     fn cookie(name: &str) -> Option<String> {
-        let parts = parts()?;
-        parts
-            .headers
+        cookie_in(&parts()?.headers, name)
+    }
+
+    /// Value of cookie `name` in request headers (also for plain axum handlers).
+    pub fn cookie_in(headers: &http::HeaderMap, name: &str) -> Option<String> {
+        headers
             .get_all(http::header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())

@@ -7,7 +7,7 @@ use app::model::{NewHost, Role};
 
 use crate::{
     auth::password,
-    cli::{HostCmd, NamespaceCmd, StoreArgs, UserCmd},
+    cli::{HostCmd, NamespaceCmd, RecordingCmd, Retention, StoreArgs, UserCmd},
     db::{self, hosts, namespaces, users, Db},
     secrets::SecretBox,
     services::{
@@ -153,6 +153,38 @@ pub async fn namespace(cmd: NamespaceCmd, store: &StoreArgs) -> anyhow::Result<(
                 println!("{}\t{}", ns.name, ns.members.join(","));
             }
         }
+        NamespaceCmd::Recording {
+            name,
+            policy,
+            retention,
+            shared,
+        } => {
+            let id = namespaces::id_by_name(&db, &name)
+                .await?
+                .with_context(|| format!("no namespace {name}"))?;
+            let mut settings = namespaces::recording_settings(&db, &name).await?;
+            if let Some(p) = policy {
+                settings.policy = term::RecordingPolicy::parse(&p.replace('-', "_"))
+                    .with_context(|| format!("unknown policy {p}"))?;
+            }
+            match retention {
+                Some(Retention::Forever) => settings.retention_secs = None,
+                Some(Retention::Secs(s)) => settings.retention_secs = Some(s),
+                None => {}
+            }
+            if let Some(s) = shared {
+                settings.shared = s;
+            }
+            namespaces::set_recording_settings(&db, id, &settings).await?;
+            let keep = settings
+                .retention_secs
+                .map_or_else(|| "forever".to_string(), retention_text);
+            println!(
+                "{name}: policy {}, retention {keep}, shared with members: {}",
+                settings.policy.as_str().replace('_', "-"),
+                if settings.shared { "yes" } else { "no" }
+            );
+        }
     }
     db.close().await;
     Ok(())
@@ -249,6 +281,77 @@ pub async fn host(cmd: HostCmd, store: &StoreArgs) -> anyhow::Result<()> {
                 bail!("no host {name}");
             }
             println!("deleted host {name}");
+        }
+    }
+    db.close().await;
+    Ok(())
+}
+
+/// A retention period as `--retention` takes it: `90d`, `12h`, `30m`, `45s`.
+fn retention_text(secs: i64) -> String {
+    match secs {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// `termroom recording ...`
+pub async fn recording(cmd: RecordingCmd, store: &StoreArgs) -> anyhow::Result<()> {
+    let db = open_db(store).await?;
+    match cmd {
+        RecordingCmd::List { user, limit } => {
+            let user_id = match user {
+                Some(name) => Some(
+                    users::by_name(&db, &name)
+                        .await?
+                        .with_context(|| format!("no user {name}"))?
+                        .id,
+                ),
+                None => None,
+            };
+            let filter = db::terminal_sessions::RecordingFilter {
+                user_id,
+                ..Default::default()
+            };
+            let names: std::collections::HashMap<i64, String> = users::list(&db)
+                .await?
+                .into_iter()
+                .map(|u| (u.id, u.name))
+                .collect();
+            for r in db::terminal_sessions::recordings(&db, &filter, limit.max(0), 0).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    r.id,
+                    names.get(&r.user_id).map_or("?", String::as_str),
+                    r.target,
+                    r.started_at,
+                    r.status,
+                    r.recording_size.unwrap_or(0)
+                );
+            }
+        }
+        RecordingCmd::Export { id, format } => {
+            let format = crate::recordings::export::Format::parse(&format)
+                .with_context(|| format!("unknown format {format}"))?;
+            let row = db::terminal_sessions::by_id(&db, &id)
+                .await?
+                .filter(|r| {
+                    r.recording_id.is_some() && r.recording_state.as_deref() != Some("deleted")
+                })
+                .with_context(|| format!("no recording {id}"))?;
+            let file = store
+                .recordings()
+                .open(row.recording_id.as_deref().unwrap_or_default())
+                .with_context(|| format!("opening recording {id}"))?;
+            let stdout = std::io::stdout();
+            crate::recordings::export::export(
+                format,
+                std::io::BufReader::new(file),
+                std::io::BufWriter::new(stdout.lock()),
+            )
+            .with_context(|| format!("exporting recording {id}"))?;
         }
     }
     db.close().await;

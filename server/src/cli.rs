@@ -42,6 +42,21 @@ pub struct StoreArgs {
     /// `<data-dir>/secret.key`, generated on first start.
     #[arg(long, global = true, env = "TERMROOM_SECRET_KEY_FILE")]
     pub secret_key_file: Option<PathBuf>,
+    /// Directory for terminal recordings (asciicast files, named by id).
+    /// Default: `<data-dir>/recordings`.
+    #[arg(long, global = true, env = "TERMROOM_RECORDINGS_DIR")]
+    pub recordings_dir: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    /// Where recordings live.
+    pub fn recordings(&self) -> crate::recordings::files::RecordingDir {
+        crate::recordings::files::RecordingDir::new(
+            self.recordings_dir
+                .clone()
+                .unwrap_or_else(|| self.data_dir.join("recordings")),
+        )
+    }
 }
 
 /// What to do.
@@ -58,6 +73,9 @@ pub enum Command {
     /// Manage SSH hosts.
     #[command(subcommand)]
     Host(HostCmd),
+    /// List and export terminal recordings.
+    #[command(subcommand)]
+    Recording(RecordingCmd),
 }
 
 /// Who may open the `local` target (a shell on the termroom host itself).
@@ -222,6 +240,10 @@ pub struct ServeArgs {
     /// Most chat sockets (browser tabs) one user may have open at once; more are refused with 429.
     #[arg(long, env = "TERMROOM_MAX_CHAT_SOCKETS_PER_USER", default_value_t = 16)]
     pub max_chat_sockets_per_user: usize,
+    /// Do not record terminal sessions. Only for measuring what recording
+    /// costs: unrecorded sessions cannot be replayed or audited.
+    #[arg(long, hide = true)]
+    pub no_recording: bool,
 }
 
 /// A `--trusted-proxy` value: `10.0.0.0/8`, `2001:db8::/32` or a bare address.
@@ -261,6 +283,62 @@ pub enum NamespaceCmd {
     Revoke { namespace: String, user: String },
     /// List namespaces and members.
     List,
+    /// Show or change how a namespace's terminal sessions are recorded.
+    Recording {
+        name: String,
+        /// `strict`: a session whose recording cannot be written is ended
+        /// (the default); `best-effort`: it goes on, marked incomplete.
+        #[arg(long, value_parser = ["strict", "best-effort"])]
+        policy: Option<String>,
+        /// How long finished recordings are kept (`90d`, `12h`), or `forever`.
+        #[arg(long, value_parser = parse_retention)]
+        retention: Option<Retention>,
+        /// Whether members may replay each other's sessions in this namespace.
+        #[arg(long)]
+        shared: Option<bool>,
+    },
+}
+
+/// A `--retention` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    /// Keep for ever.
+    Forever,
+    /// Keep this many seconds after the session ended.
+    Secs(i64),
+}
+
+/// `forever`, or a duration such as `90d`, `12h` or `30s`.
+fn parse_retention(s: &str) -> Result<Retention, String> {
+    if s == "forever" {
+        return Ok(Retention::Forever);
+    }
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration like 90d or 12h, nor `forever`: {e}"))?;
+    i64::try_from(d.as_secs())
+        .map(Retention::Secs)
+        .map_err(|_| format!("{s:?} is too long"))
+}
+
+/// `termroom recording ...`
+#[derive(Debug, Subcommand)]
+pub enum RecordingCmd {
+    /// List recordings, newest first: id, user, target, start, status, size.
+    List {
+        /// Only this user's.
+        #[arg(long)]
+        user: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Write a recording to standard output.
+    Export {
+        id: String,
+        /// `v3` (the original asciicast), `v2` or `txt` (plain text).
+        #[arg(long, default_value = "v3", value_parser = ["v3", "v2", "txt"])]
+        format: String,
+    },
 }
 
 /// `termroom host ...`

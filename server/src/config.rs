@@ -39,6 +39,8 @@ pub struct Config {
     pub max_rooms: usize,
     /// Most chat sockets one user may have open at once.
     pub max_chat_sockets_per_user: usize,
+    /// Where terminal sessions are recorded; `None`: not recorded (benchmarks).
+    pub recordings: Option<crate::recordings::files::RecordingDir>,
 }
 
 impl Config {
@@ -62,6 +64,7 @@ impl Config {
             diagnostics: false,
             max_rooms: 1000,
             max_chat_sockets_per_user: 16,
+            recordings: None,
         }
     }
 

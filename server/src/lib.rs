@@ -28,6 +28,7 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod memory;
+pub mod recordings;
 pub mod revocation;
 pub mod secrets;
 pub mod services;

@@ -23,5 +23,6 @@ async fn main() -> anyhow::Result<()> {
         Command::User(cmd) => server::admin::user(cmd, &cli.store).await,
         Command::Namespace(cmd) => server::admin::namespace(cmd, &cli.store).await,
         Command::Host(cmd) => server::admin::host(cmd, &cli.store).await,
+        Command::Recording(cmd) => server::admin::recording(cmd, &cli.store).await,
     }
 }

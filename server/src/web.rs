@@ -53,6 +53,8 @@ pub struct Runtime {
     hub_task: tokio::task::JoinHandle<()>,
     /// The revocation watcher (polls the change counter, purges expired rows).
     watcher_task: tokio::task::JoinHandle<()>,
+    /// Deletes recordings past their retention period.
+    retention_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Runtime {
@@ -69,14 +71,15 @@ impl Runtime {
         let db = db::open(store.database_url.as_deref(), &store.data_dir)
             .await
             .context("opening the database")?;
+        let recordings = (!serve.no_recording).then(|| store.recordings());
         // Sessions of a previous process cannot be running any more.
-        let stale = db::terminal_sessions::close_stale(&db)
+        let stale = crate::recordings::recovery::recover_stale(&db, recordings.as_ref())
             .await
-            .context("closing stale terminal sessions")?;
+            .context("recovering interrupted terminal sessions")?;
         if stale > 0 {
             info!(
                 stale,
-                "marked terminal sessions of the previous run as closed"
+                "marked terminal sessions of the previous run as interrupted"
             );
         }
         let secrets = SecretBox::load(store.secret_key_file.as_deref(), &store.data_dir)?;
@@ -106,6 +109,7 @@ impl Runtime {
             diagnostics: serve.diagnostics,
             max_rooms: serve.max_rooms,
             max_chat_sockets_per_user: serve.max_chat_sockets_per_user,
+            recordings: recordings.clone(),
         };
         spawn_precompression(&leptos_options);
         let hash_workers = serve.hash_workers.unwrap_or_else(|| {
@@ -130,6 +134,7 @@ impl Runtime {
                 local_shell: config.local_shell.clone(),
                 connect_timeout: SSH_CONNECT_TIMEOUT,
                 max_sessions_per_user: config.max_sessions_per_user,
+                recordings: recordings.clone(),
                 ..TermConfig::default()
             },
             db.clone(),
@@ -145,6 +150,9 @@ impl Runtime {
             sockets: Default::default(),
         });
         let watcher_task = crate::revocation::spawn(core.clone());
+        let retention_task = recordings.map(|dir| {
+            crate::recordings::retention::spawn(core.db.clone(), dir, core.config.purge_interval)
+        });
         Ok(Self {
             state: AppState {
                 leptos_options,
@@ -152,6 +160,7 @@ impl Runtime {
             },
             hub_task,
             watcher_task,
+            retention_task,
         })
     }
 
@@ -159,6 +168,10 @@ impl Runtime {
     pub async fn stop(self) {
         self.watcher_task.abort();
         let _ = self.watcher_task.await;
+        if let Some(t) = self.retention_task {
+            t.abort();
+            let _ = t.await;
+        }
         self.state.core.hub.shutdown().await;
         let _ = self.hub_task.await;
         self.state.core.terms.shutdown().await;
@@ -266,6 +279,10 @@ pub fn router(state: AppState) -> Router {
             move || shell(options.clone())
         })
         .fallback_service(static_files)
+        .layer(middleware::from_fn_with_state(
+            state.core.clone(),
+            http::recordings::downloads,
+        ))
         .layer(middleware::from_fn_with_state(
             state.core.clone(),
             client_addr,

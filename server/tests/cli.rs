@@ -743,3 +743,160 @@ async fn a_different_pinned_key_is_replaced_only_when_confirmed() {
     assert_eq!(pin(db.clone()).await, sshd.host_fingerprint);
     db.close().await;
 }
+
+#[tokio::test]
+async fn a_killed_server_leaves_an_interrupted_recording_that_plays() {
+    use app::protocol::term::{ClientFrame, ServerFrame};
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut served = Served::start(&data, &[]);
+    let password = served.admin_password.clone().expect("first admin");
+    let admin = served.login("admin", &password).await;
+    let resp = admin
+        .post(served.url("/api/term_open"))
+        .form(&[("target", "local"), ("cols", "80"), ("rows", "24")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "term_open");
+    let ticket: serde_json::Value = resp.json().await.unwrap();
+    let id = ticket["session_id"].as_str().unwrap().to_string();
+    let otp = ticket["otp"].as_str().unwrap();
+    let mut ws = common::connect(
+        &format!("ws://{}/ws/term/{id}?otp={otp}", served.addr),
+        None,
+    )
+    .await
+    .expect("terminal socket");
+    let send = |f: ClientFrame| Message::Binary(f.encode().into());
+    ws.send(send(ClientFrame::ResumeFrom { seq: 0 }))
+        .await
+        .unwrap();
+    ws.send(send(ClientFrame::Input(
+        b"echo before-$((40+2))-kill\r".to_vec(),
+    )))
+    .await
+    .unwrap();
+    let mut seen = String::new();
+    while !seen.contains("before-42-kill") {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(15), ws.next())
+            .await
+            .expect("output in time");
+        if let Some(Ok(Message::Binary(b))) = msg {
+            if let Ok(ServerFrame::Output { data, .. }) = ServerFrame::decode(&b) {
+                seen.push_str(&String::from_utf8_lossy(&data));
+            }
+        }
+    }
+    // Past the recorder's group sync, then no chance to close anything.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let pid = served.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-9", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let _ = served.child.wait();
+    drop(ws);
+
+    let file = data.join("recordings").join(format!("{id}.cast"));
+    assert!(file.exists(), "the recording is on disk");
+    // Leave a torn line behind, as a crash mid-write would.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap()
+        .write_all(b"[0.1, \"o\", \"torn")
+        .unwrap();
+
+    served = Served::start(&data, &[]);
+    let listing = ok(termroom(&data, &["recording", "list"], None));
+    let line = listing
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .unwrap_or_else(|| panic!("{id} listed: {listing}"));
+    let cols: Vec<&str> = line.split('\t').collect();
+    assert_eq!(cols[1], "admin", "{line}");
+    assert_eq!(cols[2], "local", "{line}");
+    assert_eq!(cols[4], "interrupted", "{line}");
+    assert_eq!(
+        cols[5].parse::<u64>().unwrap(),
+        std::fs::metadata(&file).unwrap().len(),
+        "{line}"
+    );
+    let text = ok(termroom(
+        &data,
+        &["recording", "export", &id, "--format", "txt"],
+        None,
+    ));
+    assert!(text.contains("before-42-kill"), "{text}");
+    let v3 = ok(termroom(&data, &["recording", "export", &id], None));
+    assert!(!v3.contains("torn"), "the torn line is cut");
+    assert!(
+        v3.trim_end()
+            .ends_with("\"interrupted: the server stopped before the session ended\"]"),
+        "closed with a marker: {v3}"
+    );
+    // The independent reader plays it.
+    let out = Command::new("asciinema")
+        .args(["convert", "-q", "-f", "raw"])
+        .arg(&file)
+        .arg("-")
+        .output()
+        .expect("the asciinema 3.x CLI is on PATH (make test installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("before-42-kill"));
+    let err = err(termroom(
+        &data,
+        &["recording", "export", "../secret.key"],
+        None,
+    ));
+    assert!(err.contains("no recording"), "{err}");
+    drop(served);
+}
+
+#[test]
+fn namespace_recording_settings_are_shown_and_changed() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    ok(termroom(d, &["namespace", "add", "prod"], None));
+    let shown = ok(termroom(d, &["namespace", "recording", "prod"], None));
+    assert_eq!(
+        shown.trim(),
+        "prod: policy strict, retention forever, shared with members: no"
+    );
+    let shown = ok(termroom(
+        d,
+        &[
+            "namespace",
+            "recording",
+            "prod",
+            "--policy",
+            "best-effort",
+            "--retention",
+            "90d",
+            "--shared",
+            "true",
+        ],
+        None,
+    ));
+    assert_eq!(
+        shown.trim(),
+        "prod: policy best-effort, retention 90d, shared with members: yes"
+    );
+    let e = err(termroom(
+        d,
+        &["namespace", "recording", "prod", "--retention", "soon"],
+        None,
+    ));
+    assert!(e.contains("not a duration"), "{e}");
+    let e = err(termroom(d, &["namespace", "recording", "nope"], None));
+    assert!(e.contains("no namespace nope"), "{e}");
+}

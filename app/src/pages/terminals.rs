@@ -529,7 +529,7 @@ fn BroadcastBar(tabs: Tabs, mirror: RwSignal<bool>) -> impl IntoView {
             return;
         }
         for t in &targets {
-            t.send(TermCmd::Input(text.clone()));
+            t.send(TermCmd::SendToAll(text.clone()));
         }
         result.set(format!(
             "sent to {} tab{}",

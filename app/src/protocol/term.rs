@@ -42,6 +42,9 @@ pub enum ClientFrame {
     /// First frame after (re)attaching: send output from stream offset `seq`
     /// (0 for a fresh tab). If it is no longer buffered a snapshot comes instead.
     ResumeFrom { seq: u64 },
+    /// A line typed into "send to all": input like `Input`, and the session's
+    /// recording gets a marker with its text.
+    InputToAll(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 /// How serious a notice is.

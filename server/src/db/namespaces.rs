@@ -74,3 +74,63 @@ pub async fn is_member(db: &Db, namespace_id: i64, user_id: i64) -> Result<bool,
             .await?;
     Ok(row.is_some())
 }
+
+/// A namespace's recording settings (the defaults for the local target and
+/// for a name that does not exist).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordingSettings {
+    /// What happens when a recording cannot be written.
+    pub policy: crate::term::RecordingPolicy,
+    /// Seconds a finished recording is kept; `None`: for ever.
+    pub retention_secs: Option<i64>,
+    /// Members may replay each other's sessions of this namespace.
+    pub shared: bool,
+}
+
+impl Default for RecordingSettings {
+    fn default() -> Self {
+        Self {
+            policy: crate::term::RecordingPolicy::Strict,
+            retention_secs: None,
+            shared: false,
+        }
+    }
+}
+
+/// The recording settings of namespace `name`.
+pub async fn recording_settings(db: &Db, name: &str) -> Result<RecordingSettings, DbError> {
+    let row: Option<(String, Option<i64>, i64)> = sqlx::query_as(
+        "SELECT recording_policy, recording_retention_secs, recordings_shared FROM namespaces WHERE name = ?",
+    )
+    .bind(name)
+    .fetch_optional(db)
+    .await?;
+    Ok(match row {
+        Some((policy, retention_secs, shared)) => RecordingSettings {
+            // An unknown value (edited by hand) is read as the safe default.
+            policy: crate::term::RecordingPolicy::parse(&policy)
+                .unwrap_or(crate::term::RecordingPolicy::Strict),
+            retention_secs,
+            shared: shared != 0,
+        },
+        None => RecordingSettings::default(),
+    })
+}
+
+/// Stores namespace `id`'s recording settings.
+pub async fn set_recording_settings(
+    db: &Db,
+    id: i64,
+    s: &RecordingSettings,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE namespaces SET recording_policy = ?, recording_retention_secs = ?, recordings_shared = ? WHERE id = ?",
+    )
+    .bind(s.policy.as_str())
+    .bind(s.retention_secs)
+    .bind(i64::from(s.shared))
+    .bind(id)
+    .execute(db)
+    .await?;
+    Ok(())
+}

@@ -12,6 +12,9 @@ pub enum Status {
     Failed,
     /// Ended by the user, an admin, the grace period, or shutdown.
     Closed,
+    /// Still running when the server stopped without ending it (a crash):
+    /// found at the next start.
+    Interrupted,
 }
 
 impl Status {
@@ -22,6 +25,7 @@ impl Status {
             Status::Exited => "exited",
             Status::Failed => "failed",
             Status::Closed => "closed",
+            Status::Interrupted => "interrupted",
         }
     }
 }
@@ -47,6 +51,8 @@ pub struct NewTermSession<'a> {
     pub cols: u16,
     /// Initial rows.
     pub rows: u16,
+    /// Recording id, if the session is being recorded.
+    pub recording_id: Option<&'a str>,
 }
 
 /// A stored session.
@@ -78,13 +84,26 @@ pub struct TermSessionRow {
     pub status: String,
     /// Exit status of the shell, if it reported one.
     pub exit_code: Option<i64>,
+    /// Length in milliseconds, once ended.
+    pub duration_ms: Option<i64>,
+    /// Recording id, if recorded.
+    pub recording_id: Option<String>,
+    /// Bytes in the recording, once finished.
+    pub recording_size: Option<i64>,
+    /// SHA-256 of the finished recording, hex.
+    pub recording_digest: Option<String>,
+    /// `recording`, `complete`, `incomplete`, `recovered` or `deleted`.
+    pub recording_state: Option<String>,
 }
+
+/// The columns of [`TermSessionRow`], for `SELECT`s.
+pub const COLUMNS: &str = "id, user_id, host_id, target, namespace, remote_addr, user_agent, cols, rows, started_at, ended_at, status, exit_code, duration_ms, recording_id, recording_size, recording_digest, recording_state";
 
 /// Records a session as `running`.
 pub async fn insert(db: &Db, s: &NewTermSession<'_>) -> Result<(), DbError> {
     sqlx::query(
-        "INSERT INTO terminal_sessions (id, user_id, host_id, target, namespace, remote_addr, user_agent, cols, rows, started_at, status) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO terminal_sessions (id, user_id, host_id, target, namespace, remote_addr, user_agent, cols, rows, started_at, status, recording_id, recording_state) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(s.id)
     .bind(s.user_id)
@@ -97,6 +116,8 @@ pub async fn insert(db: &Db, s: &NewTermSession<'_>) -> Result<(), DbError> {
     .bind(i64::from(s.rows))
     .bind(now_rfc3339())
     .bind(Status::Running.as_str())
+    .bind(s.recording_id)
+    .bind(s.recording_id.map(|_| "recording"))
     .execute(db)
     .await?;
     Ok(())
@@ -108,36 +129,171 @@ pub async fn finish(
     id: &str,
     status: Status,
     exit_code: Option<u32>,
+    duration: std::time::Duration,
 ) -> Result<(), DbError> {
-    sqlx::query("UPDATE terminal_sessions SET status = ?, ended_at = ?, exit_code = ? WHERE id = ? AND ended_at IS NULL")
+    sqlx::query("UPDATE terminal_sessions SET status = ?, ended_at = ?, exit_code = ?, duration_ms = ? WHERE id = ? AND ended_at IS NULL")
         .bind(status.as_str())
         .bind(now_rfc3339())
         .bind(exit_code.map(i64::from))
+        .bind(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX))
         .bind(id)
         .execute(db)
         .await?;
     Ok(())
 }
 
-/// Marks sessions a previous run left `running` as `closed` (call at start-up,
-/// before any session opens); returns how many.
-pub async fn close_stale(db: &Db) -> Result<u64, DbError> {
-    let done = sqlx::query("UPDATE terminal_sessions SET status = ?, ended_at = ? WHERE status = ? AND ended_at IS NULL")
-        .bind(Status::Closed.as_str())
-        .bind(now_rfc3339())
-        .bind(Status::Running.as_str())
+/// How a recording ended: size, digest and whether it is whole.
+pub async fn finish_recording(
+    db: &Db,
+    id: &str,
+    summary: &crate::term::RecordingSummary,
+) -> Result<(), DbError> {
+    set_recording(
+        db,
+        id,
+        summary.size,
+        &summary.sha256,
+        if summary.complete {
+            "complete"
+        } else {
+            "incomplete"
+        },
+    )
+    .await
+}
+
+/// Sets a recording's size, digest and state.
+pub async fn set_recording(
+    db: &Db,
+    id: &str,
+    size: u64,
+    sha256: &str,
+    state: &str,
+) -> Result<(), DbError> {
+    sqlx::query("UPDATE terminal_sessions SET recording_size = ?, recording_digest = ?, recording_state = ? WHERE id = ?")
+        .bind(i64::try_from(size).unwrap_or(i64::MAX))
+        .bind(sha256)
+        .bind(state)
+        .bind(id)
         .execute(db)
         .await?;
-    Ok(done.rows_affected())
+    Ok(())
+}
+
+/// Sessions a previous run left `running` (call at start-up, before any
+/// session opens): they cannot be running any more.
+pub async fn stale(db: &Db) -> Result<Vec<TermSessionRow>, DbError> {
+    Ok(
+        sqlx::query_as::<_, TermSessionRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM terminal_sessions WHERE status = ? AND ended_at IS NULL"
+        )))
+        .bind(Status::Running.as_str())
+        .fetch_all(db)
+        .await?,
+    )
+}
+
+/// Marks a stale session `interrupted`.
+pub async fn mark_interrupted(db: &Db, id: &str) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE terminal_sessions SET status = ?, ended_at = ? WHERE id = ? AND ended_at IS NULL",
+    )
+    .bind(Status::Interrupted.as_str())
+    .bind(now_rfc3339())
+    .bind(id)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Filters of a recording list; `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct RecordingFilter {
+    /// Owner.
+    pub user_id: Option<i64>,
+    /// Target name.
+    pub target: Option<String>,
+    /// Namespace.
+    pub namespace: Option<String>,
+    /// Session status.
+    pub status: Option<String>,
+    /// Started at or after (RFC 3339).
+    pub since: Option<String>,
+    /// Started before (RFC 3339).
+    pub until: Option<String>,
+    /// Only what this user may see: theirs, and in namespaces that share
+    /// recordings and have them as a member (admins: `None`).
+    pub visible_to: Option<i64>,
+}
+
+/// Recorded sessions (recording not deleted), newest first.
+pub async fn recordings(
+    db: &Db,
+    f: &RecordingFilter,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<TermSessionRow>, DbError> {
+    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+        "SELECT {COLUMNS} FROM terminal_sessions t WHERE recording_id IS NOT NULL AND recording_state IS NOT 'deleted'"
+    ));
+    if let Some(u) = f.user_id {
+        q.push(" AND t.user_id = ").push_bind(u);
+    }
+    if let Some(v) = &f.target {
+        q.push(" AND t.target = ").push_bind(v.clone());
+    }
+    if let Some(v) = &f.namespace {
+        q.push(" AND t.namespace = ").push_bind(v.clone());
+    }
+    if let Some(v) = &f.status {
+        q.push(" AND t.status = ").push_bind(v.clone());
+    }
+    if let Some(v) = &f.since {
+        q.push(" AND t.started_at >= ").push_bind(v.clone());
+    }
+    if let Some(v) = &f.until {
+        q.push(" AND t.started_at < ").push_bind(v.clone());
+    }
+    if let Some(viewer) = f.visible_to {
+        q.push(" AND (t.user_id = ")
+            .push_bind(viewer)
+            .push(
+                " OR EXISTS (SELECT 1 FROM namespaces n JOIN memberships m ON m.namespace_id = n.id \
+                 WHERE n.name = t.namespace AND n.recordings_shared = 1 AND m.user_id = ",
+            )
+            .push_bind(viewer)
+            .push("))");
+    }
+    q.push(" ORDER BY t.started_at DESC, t.id DESC LIMIT ")
+        .push_bind(limit)
+        .push(" OFFSET ")
+        .push_bind(offset);
+    Ok(q.build_query_as::<TermSessionRow>().fetch_all(db).await?)
+}
+
+/// Finished recordings older than their namespace's retention period.
+pub async fn expired_recordings(db: &Db, now_unix: i64) -> Result<Vec<TermSessionRow>, DbError> {
+    let cols: Vec<String> = COLUMNS.split(", ").map(|c| format!("t.{c}")).collect();
+    Ok(sqlx::query_as::<_, TermSessionRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM terminal_sessions t JOIN namespaces n ON n.name = t.namespace \
+         WHERE t.recording_id IS NOT NULL AND t.recording_state IS NOT 'deleted' AND t.ended_at IS NOT NULL \
+         AND n.recording_retention_secs IS NOT NULL \
+         AND CAST(strftime('%s', t.ended_at) AS INTEGER) + n.recording_retention_secs <= ?",
+        cols.join(", ")
+    )))
+    .bind(now_unix)
+    .fetch_all(db)
+    .await?)
 }
 
 /// One session by id.
 pub async fn by_id(db: &Db, id: &str) -> Result<Option<TermSessionRow>, DbError> {
-    Ok(sqlx::query_as::<_, TermSessionRow>(
-        "SELECT id, user_id, host_id, target, namespace, remote_addr, user_agent, cols, rows, started_at, ended_at, status, exit_code \
-         FROM terminal_sessions WHERE id = ?",
+    Ok(
+        sqlx::query_as::<_, TermSessionRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM terminal_sessions WHERE id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(db)
+        .await?,
     )
-    .bind(id)
-    .fetch_optional(db)
-    .await?)
 }

@@ -1,4 +1,5 @@
-//! HTTP plumbing around the router: cross-site request checks, response compression and static files, TCP socket options.
+//! HTTP plumbing around the router: cross-site request checks, response compression and static files, recording downloads, TCP socket options.
 pub mod compress;
 pub mod csrf;
+pub mod recordings;
 pub mod tcp;

@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use super::{
     local,
+    recorder::RecorderTask,
     session::{Session, WriteOp},
     ssh::{self, ExitInfo},
     Target, TermConfig, TermError, TermManager,
@@ -43,6 +44,10 @@ pub(crate) struct Actor {
     pub(crate) user_name: String,
     /// The manager, to unregister the session at the end.
     pub(crate) manager: Weak<TermManager>,
+    /// The session's recorder, if it is recorded.
+    pub(crate) recorder: Option<RecorderTask>,
+    /// When the session was opened.
+    pub(crate) started: Instant,
 }
 
 /// Why a running session ended.
@@ -53,6 +58,16 @@ enum Outcome {
     Closed,
     /// Nobody was attached for the grace period.
     Abandoned,
+    /// The recording failed under the strict policy.
+    RecordingFailed(String),
+}
+
+/// Resolves with the reason once a strict recording failed (never without one).
+async fn recording_failed(recorder: &mut Option<RecorderTask>) -> String {
+    match recorder {
+        Some(r) => r.failed().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Resolves once a close was requested.
@@ -105,11 +120,22 @@ impl Actor {
         let mut closing = self.session.closing();
         // The input receiver moves into the writer task; a closed one stays behind.
         let input = std::mem::replace(&mut self.input, mpsc::channel(1).1);
-        let (status, code) = self.drive(&mut closing, input).await;
+        let mut recorder = self.recorder.take();
+        let (status, code) = self.drive(&mut closing, input, &mut recorder).await;
+        let duration = self.started.elapsed();
         if let Err(e) =
-            db::terminal_sessions::finish(&self.db, self.session.id(), status, code).await
+            db::terminal_sessions::finish(&self.db, self.session.id(), status, code, duration).await
         {
             tracing::warn!("cannot record the end of the session: {e}");
+        }
+        if let Some(r) = recorder {
+            let exit = (status == Status::Exited).then_some(code);
+            let summary = r.finish(exit).await;
+            if let Err(e) =
+                db::terminal_sessions::finish_recording(&self.db, self.session.id(), &summary).await
+            {
+                tracing::warn!("cannot record the end of the recording: {e}");
+            }
         }
         tracing::info!(status = status.as_str(), "terminal session ended");
         if matches!(status, Status::Exited | Status::Failed) {
@@ -126,6 +152,7 @@ impl Actor {
         &self,
         closing: &mut watch::Receiver<bool>,
         input: mpsc::Receiver<WriteOp>,
+        recorder: &mut Option<RecorderTask>,
     ) -> (Status, Option<u32>) {
         let session = &self.session;
         let connect = async {
@@ -183,7 +210,7 @@ impl Actor {
                 let (reader, writer, control) = c.into_parts();
                 let mut reader_task = Some(spawn(reader.run(session.clone())));
                 let writer_task = spawn(writer.run(input));
-                let outcome = self.supervise(closing, &mut reader_task).await;
+                let outcome = self.supervise(closing, &mut reader_task, recorder).await;
                 // Closed or abandoned: the rest of the output is not wanted.
                 // Dropping the read half also unblocks russh's session loop
                 // if it waits for us, so the disconnect below gets through.
@@ -207,7 +234,7 @@ impl Actor {
                 } = c;
                 let mut reader_task = Some(spawn(run_local(reader, child, session.clone())));
                 let writer_task = spawn(writer.run(input));
-                let outcome = self.supervise(closing, &mut reader_task).await;
+                let outcome = self.supervise(closing, &mut reader_task, recorder).await;
                 // Aborting the reader drops the child (killed on drop) and the
                 // PTY's read half; with the writer gone the PTY hangs up.
                 if let Some(task) = reader_task {
@@ -243,6 +270,15 @@ impl Actor {
                 session.end(vec![closed_notice(session)]);
                 (Status::Closed, None)
             }
+            Outcome::RecordingFailed(reason) => {
+                session.end(vec![ServerFrame::Notice {
+                    level: NoticeLevel::Error,
+                    text: format!(
+                        "terminal session ended: {reason}; every session here must be recorded"
+                    ),
+                }]);
+                (Status::Closed, None)
+            }
             Outcome::Abandoned => {
                 let grace = self.config.grace.as_secs();
                 let text = format!("terminal session ended: nobody was attached for {grace} s");
@@ -261,6 +297,7 @@ impl Actor {
         &self,
         closing: &mut watch::Receiver<bool>,
         reader: &mut Option<JoinHandle<ExitInfo>>,
+        recorder: &mut Option<RecorderTask>,
     ) -> Outcome {
         let Some(task) = reader.as_mut() else {
             return Outcome::Closed;
@@ -273,6 +310,7 @@ impl Actor {
                     return Outcome::Exited(r.unwrap_or(ExitInfo { lost: true, ..ExitInfo::default() }));
                 }
                 () = close_requested(closing) => return Outcome::Closed,
+                reason = recording_failed(recorder) => return Outcome::RecordingFailed(reason),
                 () = self.session.actor_wake.notified() => {}
                 () = sleep_until(deadline) => return Outcome::Abandoned,
             }

@@ -17,7 +17,7 @@ use super::{
 /// Bytes per PTY read (PTYs hand out about 4 KiB at a time; this leaves headroom).
 const READ_BYTES: usize = 16 << 10;
 /// Terminal type announced to the shell.
-const TERM: &str = "xterm-256color";
+use super::recorder::TERM_TYPE as TERM;
 
 /// A shell running on a local PTY.
 pub(crate) struct LocalConn {

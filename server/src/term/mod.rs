@@ -12,6 +12,7 @@
 use crate::sync::lock;
 mod actor;
 mod local;
+pub mod recorder;
 mod ring;
 mod screen;
 mod session;
@@ -33,6 +34,7 @@ use rand::RngCore;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+pub use recorder::{Policy as RecordingPolicy, Summary as RecordingSummary};
 pub use session::{
     Attachment, AttachmentSender, Phase, Session, SnapshotLimit, HARD_LIMIT, HIGH_WATER,
     REPLACED_NOTICE, RING_BYTES, SNAPSHOT_LIMIT_NOTICE,
@@ -40,6 +42,7 @@ pub use session::{
 pub use ssh::probe_host_key;
 
 use crate::db::{self, Db};
+use crate::recordings::{cast::Header, files::RecordingDir};
 
 /// How long `close` waits for the session's actor to finish.
 const CLOSE_WAIT: Duration = Duration::from_secs(10);
@@ -59,6 +62,8 @@ pub struct TermConfig {
     pub max_sessions_per_user: usize,
     /// Screen snapshots one attachment may ask for.
     pub snapshots: SnapshotLimit,
+    /// Where sessions are recorded; `None`: not recorded (benchmarks only).
+    pub recordings: Option<RecordingDir>,
 }
 
 /// Default [`TermConfig::max_sessions_per_user`]: a busy operator has a dozen
@@ -73,6 +78,7 @@ impl Default for TermConfig {
             connect_timeout: Duration::from_secs(15),
             max_sessions_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
             snapshots: SnapshotLimit::default(),
+            recordings: None,
         }
     }
 }
@@ -179,6 +185,9 @@ pub enum TermError {
     /// The user already has the most live sessions allowed.
     #[error("too many terminal sessions: at most {0} may be open at once; close one first")]
     TooManySessions(usize),
+    /// The recording could not be started and the namespace requires one.
+    #[error("cannot record the session, and every session here must be recorded: {0}")]
+    Recording(String),
 }
 
 /// A new random, url-safe session id.
@@ -257,6 +266,20 @@ impl TermManager {
             }
             sessions.insert(id.clone(), session.clone());
         }
+        let recording = match self
+            .start_recording(&id, &req, &target_name, &namespace)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                self.unregister(&id);
+                return Err(e);
+            }
+        };
+        if let Some((tx, _)) = &recording {
+            session.set_recorder(tx.clone());
+        }
+        let recorder = recording.map(|(_, task)| task);
         if let Err(e) = db::terminal_sessions::insert(
             &self.db,
             &db::terminal_sessions::NewTermSession {
@@ -269,6 +292,7 @@ impl TermManager {
                 user_agent: req.user_agent.as_deref(),
                 cols: req.cols,
                 rows: req.rows,
+                recording_id: recorder.is_some().then_some(id.as_str()),
             },
         )
         .await
@@ -286,6 +310,8 @@ impl TermManager {
             db: self.db.clone(),
             user_name: req.user_name,
             manager: Arc::downgrade(self),
+            recorder,
+            started: std::time::Instant::now(),
         };
         let span = tracing::info_span!("term", session = %id);
         {
@@ -299,6 +325,7 @@ impl TermManager {
                     &id,
                     db::terminal_sessions::Status::Closed,
                     None,
+                    Duration::ZERO,
                 )
                 .await;
                 return Err(TermError::ShuttingDown);
@@ -307,6 +334,49 @@ impl TermManager {
             actors.spawn(actor.run().instrument(span));
         }
         Ok(id)
+    }
+
+    /// Creates the session's recording (named by the session id) and starts
+    /// its writer. `None` when recording is off, or when the file cannot be
+    /// created under the best-effort policy (logged); under the strict
+    /// policy that is an error and the session does not open.
+    async fn start_recording(
+        &self,
+        id: &str,
+        req: &OpenRequest,
+        target_name: &str,
+        namespace: &str,
+    ) -> Result<Option<(recorder::RecorderTx, recorder::RecorderTask)>, TermError> {
+        let Some(dir) = self.config.recordings.clone() else {
+            return Ok(None);
+        };
+        let policy = db::namespaces::recording_settings(&self.db, namespace)
+            .await?
+            .policy;
+        let created = {
+            let id = id.to_string();
+            tokio::task::spawn_blocking(move || dir.create(&id))
+                .await
+                .map_err(|e| TermError::Recording(e.to_string()))
+                .and_then(|r| r.map_err(|e| TermError::Recording(e.to_string())))
+        };
+        let file = match (created, policy) {
+            (Ok(f), _) => f,
+            (Err(e), RecordingPolicy::Strict) => return Err(e),
+            (Err(e), RecordingPolicy::BestEffort) => {
+                tracing::warn!(session = id, "session not recorded (best effort): {e}");
+                return Ok(None);
+            }
+        };
+        let header = Header {
+            cols: req.cols,
+            rows: req.rows,
+            term_type: recorder::TERM_TYPE.into(),
+            timestamp: db::now_unix(),
+            title: format!("{}@{target_name}", req.user_name),
+            env: [("TERM".to_string(), recorder::TERM_TYPE.to_string())].into(),
+        };
+        Ok(Some(recorder::RecorderTask::start(file, &header, policy)))
     }
 
     /// A live (or ended but not yet seen) session by id.

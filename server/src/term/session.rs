@@ -11,7 +11,7 @@ use std::{
     collections::VecDeque,
     sync::{
         atomic::{AtomicUsize, Ordering},
-        Arc, Mutex,
+        Arc, Mutex, OnceLock,
     },
     time::Instant,
 };
@@ -19,7 +19,7 @@ use std::{
 use app::protocol::term::{self, ClientFrame, NoticeLevel, ServerFrame, MAX_OUTPUT_CHUNK};
 use tokio::sync::{mpsc, watch, Notify};
 
-use super::{ring::Ring, screen::ScreenModel, TermError};
+use super::{recorder::RecorderTx, ring::Ring, screen::ScreenModel, TermError};
 use crate::auth::ratelimit::TokenBucket;
 
 /// Output kept for reattaching (1 MiB: many screens of history, bounded per session).
@@ -190,6 +190,8 @@ pub struct Session {
     closing: watch::Sender<bool>,
     /// Set by the actor when it is finished.
     done: watch::Sender<bool>,
+    /// The recorder's queue, once recording started (never waited on).
+    recorder: OnceLock<RecorderTx>,
 }
 
 impl std::fmt::Debug for Session {
@@ -257,8 +259,19 @@ impl Session {
             input,
             closing: watch::Sender::new(false),
             done: watch::Sender::new(false),
+            recorder: OnceLock::new(),
         });
         (session, input_rx)
+    }
+
+    /// Records everything from now on through `tx` (set once, before the actor runs).
+    pub(crate) fn set_recorder(&self, tx: RecorderTx) {
+        let _ = self.recorder.set(tx);
+    }
+
+    /// The recorder, if the session is recorded.
+    pub(crate) fn recorder(&self) -> Option<&RecorderTx> {
+        self.recorder.get()
     }
 
     /// Session id.
@@ -329,6 +342,11 @@ impl Session {
             s.detached_since = None;
             generation
         };
+        if generation > 1 {
+            if let Some(r) = self.recorder() {
+                r.marker("reattached");
+            }
+        }
         self.bump();
         self.gate.wake.notify_one();
         self.actor_wake.notify_one();
@@ -463,6 +481,9 @@ impl Session {
     /// Appends target output to the ring and screen model. Waits (in pieces)
     /// while the attached owner has not received what would be overwritten.
     pub(crate) async fn push_output(&self, mut data: &[u8]) {
+        if let Some(r) = self.recorder() {
+            r.output(data);
+        }
         while !data.is_empty() {
             let taken = {
                 let mut screen = lock(&self.screen);
@@ -625,26 +646,41 @@ pub struct AttachmentSender {
 }
 
 impl AttachmentSender {
+    /// Queues input for the target's writer.
+    async fn input(&self, bytes: Vec<u8>) -> Result<(), TermError> {
+        let session = &self.session;
+        session.with_owner(self.generation, |_| ())?;
+        if bytes.is_empty() || session.phase() == Phase::Ended {
+            return Ok(());
+        }
+        // Counted before queueing: from now on the reader may read up to
+        // HARD_LIMIT so the target's session loop can take this input.
+        session.gate.pending_inputs.fetch_add(1, Ordering::AcqRel);
+        let pending = PendingInput {
+            bytes,
+            gate: session.gate.clone(),
+        };
+        session.gate.wake.notify_one();
+        // Err: the writer is gone (session ending); the input is dropped with it.
+        let _ = session.input.send(WriteOp::Input(pending)).await;
+        Ok(())
+    }
+
     /// Hands a client frame to the session. `Err(Detached)` once replaced.
     pub async fn send(&self, frame: ClientFrame) -> Result<(), TermError> {
         let session = &self.session;
         match frame {
-            ClientFrame::Input(bytes) => {
+            ClientFrame::Input(bytes) => self.input(bytes).await,
+            ClientFrame::InputToAll(bytes) => {
                 session.with_owner(self.generation, |_| ())?;
-                if bytes.is_empty() || session.phase() == Phase::Ended {
-                    return Ok(());
+                if let Some(r) = session.recorder() {
+                    let text = String::from_utf8_lossy(&bytes);
+                    r.marker(format!(
+                        "send to all: {}",
+                        text.trim_end_matches(['\r', '\n'])
+                    ));
                 }
-                // Counted before queueing: from now on the reader may read up to
-                // HARD_LIMIT so the target's session loop can take this input.
-                session.gate.pending_inputs.fetch_add(1, Ordering::AcqRel);
-                let pending = PendingInput {
-                    bytes,
-                    gate: session.gate.clone(),
-                };
-                session.gate.wake.notify_one();
-                // Err: the writer is gone (session ending); the input is dropped with it.
-                let _ = session.input.send(WriteOp::Input(pending)).await;
-                Ok(())
+                self.input(bytes).await
             }
             ClientFrame::Resize { cols, rows } => {
                 session.with_owner(self.generation, |_| ())?;
@@ -656,6 +692,9 @@ impl AttachmentSender {
                     return Ok(());
                 }
                 session.resize_screen(rows, cols);
+                if let Some(r) = session.recorder() {
+                    r.resize(cols, rows);
+                }
                 let _ = session.input.send(WriteOp::Resize { cols, rows }).await;
                 Ok(())
             }

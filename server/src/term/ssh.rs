@@ -39,7 +39,7 @@ const KEEPALIVE_MAX: usize = 4;
 /// (keepalive replies count as traffic, so a live idle shell is never hit).
 const INACTIVITY_TIMEOUT: Duration = Duration::from_secs(300);
 /// Terminal type announced to the host.
-const TERM: &str = "xterm-256color";
+use super::recorder::TERM_TYPE as TERM;
 
 /// Why the SSH handshake handler refused.
 #[derive(Debug, thiserror::Error)]

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod sshd;
+pub mod term;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -49,6 +50,8 @@ pub struct Options {
     pub max_chat_sockets_per_user: usize,
     /// Site root (static files); default `target/site`.
     pub site_root: Option<PathBuf>,
+    /// Recordings directory; default `<data dir>/recordings`.
+    pub recordings_dir: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -72,6 +75,7 @@ impl Default for Options {
             max_rooms: 1000,
             max_chat_sockets_per_user: 16,
             site_root: None,
+            recordings_dir: None,
         }
     }
 }
@@ -130,11 +134,13 @@ impl TestServer {
             diagnostics: opts.diagnostics,
             max_rooms: opts.max_rooms,
             max_chat_sockets_per_user: opts.max_chat_sockets_per_user,
+            no_recording: false,
         };
         let store = StoreArgs {
             data_dir: data_dir.clone(),
             database_url: None,
             secret_key_file: None,
+            recordings_dir: opts.recordings_dir.clone(),
         };
         let options = LeptosOptions::builder()
             .output_name("termroom")

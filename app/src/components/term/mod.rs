@@ -121,8 +121,11 @@ impl TabState {
 /// What the page can ask of a tab's terminal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TermCmd {
-    /// Type this text into the shell (send to all, mirrored keystrokes).
+    /// Type this text into the shell (mirrored keystrokes).
     Input(String),
+    /// Type this line from the send-to-all bar into the shell; the session's
+    /// recording marks it.
+    SendToAll(String),
     /// Give the terminal keyboard focus.
     Focus,
     /// Fit the terminal to its pane (and tell the server the new size).

@@ -13,6 +13,19 @@ use crate::protocol::term::{ClientFrame, NoticeLevel, MAX_CLIENT_FRAME_BYTES};
 /// Largest input payload per frame (leaves room for the frame's own bytes).
 const INPUT_CHUNK: usize = MAX_CLIENT_FRAME_BYTES - 64;
 
+/// A send-to-all line: one `InputToAll` frame when the socket is open and
+/// nothing typed earlier waits (so the recording marks it); otherwise like
+/// any other input.
+pub(super) fn send_to_all(live: &Shared, bytes: &[u8]) {
+    let socket = socket(live);
+    let clear = live.borrow().pending.is_empty();
+    if socket.is_open() && clear && !bytes.is_empty() && bytes.len() <= INPUT_CHUNK {
+        socket.send_bytes(&ClientFrame::InputToAll(bytes.to_vec()).encode());
+        return;
+    }
+    send_input(live, bytes);
+}
+
 /// Sends input now if the socket is open; while (re)connecting keeps it (up
 /// to [`MAX_PENDING_BYTES`]) for when the socket opens. A tab that failed or
 /// ended drops it, as its state already says.

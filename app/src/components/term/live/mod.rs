@@ -115,6 +115,7 @@ fn command(live: &Shared, cmd: TermCmd) {
     };
     match cmd {
         TermCmd::Input(text) => input::send_input(live, sanitize_input(&text).as_bytes()),
+        TermCmd::SendToAll(text) => input::send_to_all(live, sanitize_input(&text).as_bytes()),
         TermCmd::Focus => term.focus(),
         TermCmd::Fit => terminal::fit(live),
         TermCmd::Find {

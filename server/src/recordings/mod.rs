@@ -1,0 +1,10 @@
+//! Terminal recordings at rest: the asciicast v3 format, the files, exports,
+//! crash recovery, retention, and who may read them. (The recorder that
+//! writes them beside a live session is `term::recorder`.)
+pub mod access;
+pub mod cast;
+pub mod export;
+pub mod files;
+pub mod recovery;
+pub mod retention;
+pub mod utf8;

@@ -1,0 +1,473 @@
+//! The session recorder: output, resizes, markers and the exit status go
+//! through a bounded queue to a task of its own that writes the asciicast v3
+//! file (whole lines, synced in groups: every [`SYNC_BYTES`] or
+//! [`SYNC_EVERY`], and on close). The session never waits on the disk: a full
+//! queue or a failed write is a recording failure, which ends the session
+//! under the strict policy and marks the recording incomplete under best effort.
+use std::{
+    fs::File,
+    io::Write,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use sha2::{Digest, Sha256};
+use tokio::{
+    sync::{mpsc, watch},
+    task::JoinHandle,
+    time::Instant,
+};
+
+use crate::recordings::{
+    cast::{Code, Event, Header},
+    utf8::Utf8Stream,
+};
+
+/// `TERM` of every session (SSH and local), as the recording's header says.
+pub const TERM_TYPE: &str = "xterm-256color";
+
+/// Events queued between the session and the writer (each a read of at most
+/// 64 KiB); past this the writer is too slow and the recording fails.
+const QUEUE: usize = 1024;
+/// Sync after this many bytes written since the last sync.
+const SYNC_BYTES: usize = 64 * 1024;
+/// Sync at least this often while there is something unsynced.
+const SYNC_EVERY: Duration = Duration::from_millis(200);
+/// Output arriving within this time of a pending output event joins it.
+const COALESCE: Duration = Duration::from_millis(10);
+/// A pending output event is written once it holds this much text.
+const COALESCE_BYTES: usize = 64 * 1024;
+
+/// What to do when the recording cannot be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// End the session with a clear message.
+    Strict,
+    /// Go on; the recording is marked incomplete.
+    BestEffort,
+}
+
+impl Policy {
+    /// The namespace setting's value.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "strict" => Some(Policy::Strict),
+            "best_effort" => Some(Policy::BestEffort),
+            _ => None,
+        }
+    }
+
+    /// The value stored in the namespace row.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Strict => "strict",
+            Policy::BestEffort => "best_effort",
+        }
+    }
+}
+
+/// How a recording ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Bytes in the file.
+    pub size: u64,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+    /// Every event reached the file.
+    pub complete: bool,
+}
+
+enum Item {
+    Output(Vec<u8>, Instant),
+    Resize(u16, u16, Instant),
+    Marker(String, Instant),
+    Exit(Option<u32>, Instant),
+    Close,
+}
+
+/// The session's side: queues events without ever waiting.
+#[derive(Debug, Clone)]
+pub struct RecorderTx {
+    tx: mpsc::Sender<Item>,
+    lost: Arc<AtomicBool>,
+    failure: Arc<watch::Sender<Option<String>>>,
+    policy: Policy,
+}
+
+impl std::fmt::Debug for Item {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("recorder item")
+    }
+}
+
+impl RecorderTx {
+    fn queue(&self, item: Item) {
+        if self.lost.load(Ordering::Acquire) {
+            return;
+        }
+        match self.tx.try_send(item) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.lost.store(true, Ordering::Release);
+                fail(
+                    &self.failure,
+                    self.policy,
+                    "the recording could not keep up with the output".into(),
+                );
+            }
+            // The writer ended (closed or failed): nothing more is recorded.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Records terminal output.
+    pub fn output(&self, data: &[u8]) {
+        if !data.is_empty() {
+            self.queue(Item::Output(data.to_vec(), Instant::now()));
+        }
+    }
+
+    /// Records a resize.
+    pub fn resize(&self, cols: u16, rows: u16) {
+        self.queue(Item::Resize(cols, rows, Instant::now()));
+    }
+
+    /// Records a marker.
+    pub fn marker(&self, label: impl Into<String>) {
+        self.queue(Item::Marker(label.into(), Instant::now()));
+    }
+}
+
+/// Reports a failure once; under the strict policy the actor ends the session.
+fn fail(failure: &watch::Sender<Option<String>>, policy: Policy, reason: String) {
+    tracing::warn!(policy = policy.as_str(), "recording failed: {reason}");
+    failure.send_if_modified(|f| {
+        if f.is_some() {
+            return false;
+        }
+        *f = Some(reason);
+        true
+    });
+}
+
+/// The actor's side: the failure signal and the end of the recording.
+#[derive(Debug)]
+pub struct RecorderTask {
+    tx: RecorderTx,
+    failure: watch::Receiver<Option<String>>,
+    task: JoinHandle<Summary>,
+}
+
+impl RecorderTask {
+    /// Starts writing `file` (already created) with `header`.
+    pub fn start(file: File, header: &Header, policy: Policy) -> (RecorderTx, RecorderTask) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let (failure, failure_rx) = watch::channel(None);
+        let tx = RecorderTx {
+            tx,
+            lost: Arc::default(),
+            failure: Arc::new(failure),
+            policy,
+        };
+        let writer = Writer::new(file, header.line(), tx.clone());
+        let task = tokio::spawn(writer.run(rx));
+        (
+            tx.clone(),
+            RecorderTask {
+                tx,
+                failure: failure_rx,
+                task,
+            },
+        )
+    }
+
+    /// Resolves with the reason once the recording failed under the strict
+    /// policy (never under best effort).
+    pub async fn failed(&mut self) -> String {
+        if self.tx.policy == Policy::BestEffort {
+            return std::future::pending().await;
+        }
+        let reason = match self.failure.wait_for(Option::is_some).await {
+            Ok(r) => r.clone(),
+            Err(_) => None,
+        };
+        match reason {
+            Some(r) => r,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Records the exit status (if the shell exited), closes the file and
+    /// says how the recording ended.
+    pub async fn finish(self, exit: Option<Option<u32>>) -> Summary {
+        let now = Instant::now();
+        if let Some(code) = exit {
+            let _ = self.tx.tx.send(Item::Exit(code, now)).await;
+        }
+        let _ = self.tx.tx.send(Item::Close).await;
+        let lost = self.tx.lost.clone();
+        match self.task.await {
+            Ok(mut s) => {
+                s.complete &= !lost.load(Ordering::Acquire);
+                s
+            }
+            Err(e) => {
+                tracing::warn!("recorder task failed: {e}");
+                Summary {
+                    size: 0,
+                    sha256: String::new(),
+                    complete: false,
+                }
+            }
+        }
+    }
+}
+
+/// The writing task's state.
+struct Writer {
+    file: Option<File>,
+    /// Lines not yet handed to the file.
+    buf: String,
+    /// Bytes written but not synced.
+    unsynced: usize,
+    hash: Sha256,
+    size: u64,
+    /// Time of the last event written (the first interval counts from the start).
+    last: Instant,
+    utf8: Utf8Stream,
+    /// Output not yet made an event: its text and first read's time.
+    pending: Option<(String, Instant)>,
+    broken: bool,
+    tx: RecorderTx,
+}
+
+impl Writer {
+    fn new(file: File, header: String, tx: RecorderTx) -> Self {
+        Self {
+            file: Some(file),
+            buf: header,
+            unsynced: 0,
+            hash: Sha256::new(),
+            size: 0,
+            last: Instant::now(),
+            utf8: Utf8Stream::default(),
+            pending: None,
+            broken: false,
+            tx,
+        }
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Item>) -> Summary {
+        // The header reaches the disk before any output.
+        self.write_out(true).await;
+        let mut sync_at: Option<Instant> = None;
+        loop {
+            let item = tokio::select! {
+                item = rx.recv() => item,
+                () = async {
+                    match sync_at {
+                        Some(t) => tokio::time::sleep_until(t).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    self.flush_pending();
+                    self.write_out(true).await;
+                    sync_at = None;
+                    continue;
+                }
+            };
+            match item {
+                Some(Item::Close) | None => break,
+                Some(Item::Output(bytes, at)) => {
+                    let joins = self.pending.as_ref().is_some_and(|(t, since)| {
+                        at.duration_since(*since) < COALESCE && t.len() < COALESCE_BYTES
+                    });
+                    if !joins {
+                        self.flush_pending();
+                        self.pending = Some((String::new(), at));
+                    }
+                    if let Some((text, _)) = self.pending.as_mut() {
+                        self.utf8.decode(&bytes, text);
+                    }
+                }
+                Some(Item::Resize(c, r, at)) => {
+                    self.flush_pending();
+                    self.event(at, Code::Resize, format!("{c}x{r}"));
+                }
+                Some(Item::Marker(label, at)) => {
+                    self.flush_pending();
+                    self.event(at, Code::Marker, label);
+                }
+                Some(Item::Exit(code, at)) => {
+                    self.flush_pending();
+                    let status = code.map_or_else(|| "-1".to_string(), |c| c.to_string());
+                    self.event(at, Code::Exit, status);
+                }
+            }
+            if self.buf.len() >= SYNC_BYTES {
+                self.write_out(true).await;
+                sync_at = None;
+            } else if !self.buf.is_empty() || self.pending.is_some() {
+                sync_at.get_or_insert_with(|| Instant::now() + SYNC_EVERY);
+            }
+        }
+        if let Some((text, _)) = self.pending.as_mut() {
+            self.utf8.finish(text);
+        }
+        self.flush_pending();
+        self.write_out(true).await;
+        Summary {
+            size: self.size,
+            sha256: hex::encode(self.hash.finalize()),
+            complete: !self.broken,
+        }
+    }
+
+    fn flush_pending(&mut self) {
+        if let Some((text, at)) = self.pending.take() {
+            if !text.is_empty() {
+                self.event(at, Code::Output, text);
+            }
+        }
+    }
+
+    fn event(&mut self, at: Instant, code: Code, data: String) {
+        // Events are queued in order; a clock step backwards counts as zero.
+        let interval = at.saturating_duration_since(self.last);
+        self.last = self.last.max(at);
+        let line = Event {
+            interval_us: u64::try_from(interval.as_micros()).unwrap_or(u64::MAX),
+            code,
+            data,
+        }
+        .line();
+        self.buf.push_str(&line);
+    }
+
+    /// Hands the buffered lines to the file and syncs it (on a blocking
+    /// thread: the disk may be slow). A failure stops the recording.
+    async fn write_out(&mut self, sync: bool) {
+        if self.broken {
+            self.buf.clear();
+            return;
+        }
+        let Some(mut file) = self.file.take() else {
+            return;
+        };
+        let data = std::mem::take(&mut self.buf);
+        let unsynced = self.unsynced + data.len();
+        let need_sync = sync && unsynced > 0;
+        let result = tokio::task::spawn_blocking(move || {
+            let r = file.write_all(data.as_bytes()).and_then(|()| {
+                if need_sync {
+                    file.sync_data()
+                } else {
+                    Ok(())
+                }
+            });
+            (file, data, r)
+        })
+        .await;
+        match result {
+            Ok((file, data, Ok(()))) => {
+                self.hash.update(data.as_bytes());
+                self.size += data.len() as u64;
+                self.unsynced = if need_sync { 0 } else { unsynced };
+                self.file = Some(file);
+            }
+            Ok((_, _, Err(e))) => self.broken(format!("writing the recording failed: {e}")),
+            Err(e) => self.broken(format!("the recording writer stopped: {e}")),
+        }
+    }
+
+    fn broken(&mut self, reason: String) {
+        self.broken = true;
+        self.tx.lost.store(true, Ordering::Release);
+        fail(&self.tx.failure, self.tx.policy, reason);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recordings::cast::Cast;
+    use std::collections::BTreeMap;
+
+    fn header() -> Header {
+        Header {
+            cols: 80,
+            rows: 24,
+            term_type: "xterm-256color".into(),
+            timestamp: 0,
+            title: "t@h".into(),
+            env: BTreeMap::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn events_reach_the_file_in_order_with_split_characters_joined() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("r.cast");
+        let file = File::create(&path).unwrap();
+        let (tx, task) = RecorderTask::start(file, &header(), Policy::Strict);
+        let euro = "€".as_bytes();
+        tx.output(b"price: ");
+        tx.output(&euro[..1]);
+        tx.output(&euro[1..]);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        tx.resize(100, 30);
+        tx.marker("reattached");
+        tx.output(b"bye\r\n");
+        let summary = task.finish(Some(Some(3))).await;
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(summary.complete);
+        assert_eq!(summary.size, text.len() as u64);
+        assert_eq!(summary.sha256, hex::encode(Sha256::digest(text.as_bytes())));
+        let cast = Cast::parse(&text).unwrap();
+        let got: Vec<(Code, &str)> = cast
+            .events
+            .iter()
+            .map(|e| (e.code, e.data.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Code::Output, "price: €"),
+                (Code::Resize, "100x30"),
+                (Code::Marker, "reattached"),
+                (Code::Output, "bye\r\n"),
+                (Code::Exit, "3"),
+            ]
+        );
+        assert!(
+            cast.events[1].interval_us >= 30_000,
+            "times come from the clock"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_disk_fails_a_strict_recording_and_not_a_best_effort_one() {
+        for policy in [Policy::Strict, Policy::BestEffort] {
+            // /dev/full takes opens and refuses every write (ENOSPC).
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap();
+            let (tx, mut task) = RecorderTask::start(file, &header(), policy);
+            tx.output(b"x");
+            let failed = tokio::time::timeout(Duration::from_millis(500), task.failed()).await;
+            match policy {
+                Policy::Strict => {
+                    let reason = failed.expect("strict recordings report the failure");
+                    assert!(reason.contains("writing the recording failed"), "{reason}");
+                }
+                Policy::BestEffort => assert!(failed.is_err(), "best effort goes on"),
+            }
+            let summary = task.finish(None).await;
+            assert!(!summary.complete);
+        }
+    }
+}

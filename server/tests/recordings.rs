@@ -1,0 +1,401 @@
+//! Recordings through the whole server: every terminal session written as
+//! asciicast v3 beside the data path, read back by an independent reader
+//! (the asciinema 3.x CLI, which `make test` installs), the download routes
+//! and who may use them, the failure policies on a full disk, retention.
+mod common;
+
+use std::{path::Path, process::Command, time::Duration};
+
+use app::{model::Role, protocol::term::ClientFrame};
+use common::{sshd::Sshd, term::*, *};
+use server::{
+    db::{self, namespaces::RecordingSettings, terminal_sessions::TermSessionRow},
+    recordings::cast::{Cast, Code},
+    term::RecordingPolicy,
+};
+use sha2::{Digest, Sha256};
+
+/// Waits until session `id`'s recording is finished; returns its row.
+async fn finished_row(s: &TestServer, id: &str) -> TermSessionRow {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let row = db::terminal_sessions::by_id(&s.core().db, id)
+            .await
+            .expect("row query")
+            .expect("row exists");
+        if matches!(
+            row.recording_state.as_deref(),
+            Some("complete" | "incomplete")
+        ) {
+            return row;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "recording never finished: {row:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn get(client: &reqwest::Client, s: &TestServer, path: &str) -> (u16, Vec<u8>) {
+    let r = client.get(s.url(path)).send().await.expect("request");
+    let status = r.status().as_u16();
+    (status, r.bytes().await.expect("body").to_vec())
+}
+
+/// `asciinema convert -f FORMAT file -`: the independent reader.
+fn asciinema(format: &str, file: &Path) -> Vec<u8> {
+    let out = Command::new("asciinema")
+        .args(["convert", "-q", "-f", format])
+        .arg(file)
+        .arg("-")
+        .output()
+        .expect("the asciinema 3.x CLI is on PATH (make test installs it)");
+    assert!(
+        out.status.success(),
+        "asciinema convert -f {format} {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Sets namespace `ns`'s recording settings directly.
+async fn set_recording(s: &TestServer, ns: &str, settings: RecordingSettings) {
+    let id = db::namespaces::id_by_name(&s.core().db, ns)
+        .await
+        .unwrap()
+        .expect("namespace");
+    db::namespaces::set_recording_settings(&s.core().db, id, &settings)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_ssh_session_recording_plays_in_asciinema_and_holds_everything() {
+    let sshd = Sshd::start();
+    let s = TestServer::start().await;
+    s.add_user("root1", Role::Admin).await;
+    let (admin, _) = s.login("root1").await;
+    setup_host(&s, &sshd, &admin, "box", None).await;
+    let (id, otp) = open(&s, &admin, "box").await.expect("open");
+    let mut t = Term::attach(&s, &id, &otp, 0).await;
+    t.type_line("echo typed-$((6*7))").await;
+    t.until(15, |t| t.text.contains("typed-42")).await;
+    // 20 KB of two- and three-byte characters: reads split some of them.
+    t.type_line(r"printf '%.0s\xc3\xa9\xe2\x82\xac' $(seq 1 4000); echo; echo mb-done")
+        .await;
+    t.until(15, |t| t.text.contains("mb-done\r\n")).await;
+    t.send(ClientFrame::Resize {
+        cols: 100,
+        rows: 30,
+    })
+    .await;
+    t.type_line("stty size").await;
+    t.until(10, |t| t.text.contains("30 100")).await;
+    t.send(ClientFrame::InputToAll(b"echo from-the-bar\r".to_vec()))
+        .await;
+    t.until(10, |t| t.text.contains("from-the-bar\r\n")).await;
+    t.type_line("exit 0").await;
+    t.until(10, |t| t.exit.is_some()).await;
+
+    let row = finished_row(&s, &id).await;
+    assert_eq!(row.recording_state.as_deref(), Some("complete"));
+    assert_eq!(row.status, "exited");
+    assert!(row.duration_ms.unwrap_or(0) > 0, "{row:?}");
+
+    // The original, byte for byte as stored, with its size and digest.
+    let (status, cast_bytes) = get(&admin, &s, &format!("/recordings/{id}.cast")).await;
+    assert_eq!(status, 200);
+    assert_eq!(row.recording_size, Some(cast_bytes.len() as i64));
+    assert_eq!(
+        row.recording_digest.as_deref(),
+        Some(hex::encode(Sha256::digest(&cast_bytes)).as_str())
+    );
+    let text = String::from_utf8(cast_bytes.clone()).expect("a recording is UTF-8");
+    let cast = Cast::parse(&text).expect("valid v3");
+    assert_eq!((cast.header.cols, cast.header.rows), (80, 24));
+    assert_eq!(cast.header.title, "root1@box");
+    let codes = |c: Code| cast.events.iter().filter(move |e| e.code == c);
+    assert_eq!(
+        codes(Code::Resize)
+            .map(|e| e.data.as_str())
+            .collect::<Vec<_>>(),
+        vec!["100x30"]
+    );
+    assert!(
+        codes(Code::Marker).any(|e| e.data == "send to all: echo from-the-bar"),
+        "send to all is marked: {:?}",
+        codes(Code::Marker).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        codes(Code::Exit)
+            .map(|e| e.data.as_str())
+            .collect::<Vec<_>>(),
+        vec!["0"]
+    );
+
+    // An independent reader: asciinema's raw output is exactly what the
+    // browser received, split characters and all.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rec.cast");
+    std::fs::write(&file, &cast_bytes).unwrap();
+    let raw = String::from_utf8(asciinema("raw", &file)).expect("UTF-8 output");
+    // asciinema starts raw output by setting the recorded size.
+    let raw = raw
+        .strip_prefix("\u{1b}[8;24;80t")
+        .unwrap_or(&raw)
+        .to_string();
+    assert!(
+        raw.as_bytes() == t.raw.as_slice(),
+        "the recording replays the session's output exactly ({} bytes replayed, {} received)",
+        raw.len(),
+        t.raw.len()
+    );
+    assert!(
+        raw.contains(&"é€".repeat(4000)),
+        "multi-byte characters survive"
+    );
+    assert!(!raw.contains('\u{fffd}'), "nothing mangled");
+
+    // v2 export: valid v2 for asciinema too, same output.
+    let (status, v2) = get(&admin, &s, &format!("/recordings/{id}.v2.cast")).await;
+    assert_eq!(status, 200);
+    let v2_text = String::from_utf8(v2.clone()).unwrap();
+    let header: serde_json::Value = serde_json::from_str(v2_text.lines().next().unwrap()).unwrap();
+    assert_eq!(header["version"], 2);
+    assert_eq!(header["width"], 80);
+    let mut last = 0.0f64;
+    for line in v2_text.lines().skip(1) {
+        let (at, code, _): (f64, String, String) = serde_json::from_str(line).unwrap();
+        assert!(at >= last, "v2 times are absolute and ascending");
+        assert!(code != "x", "v2 has no exit events");
+        last = at;
+    }
+    let v2_file = dir.path().join("rec.v2.cast");
+    std::fs::write(&v2_file, &v2).unwrap();
+    let v2_raw = asciinema("raw", &v2_file);
+    assert!(
+        v2_raw.ends_with(raw.as_bytes()),
+        "v2 replays the same output ({} bytes, v3 {})",
+        v2_raw.len(),
+        raw.len()
+    );
+
+    // The transcript holds the printed lines, as asciinema renders them.
+    let (status, txt) = get(&admin, &s, &format!("/recordings/{id}.txt")).await;
+    assert_eq!(status, 200);
+    let txt = String::from_utf8(txt).unwrap();
+    assert!(txt.lines().any(|l| l == "typed-42"), "{txt}");
+    assert!(txt.lines().any(|l| l == "from-the-bar"), "{txt}");
+    assert!(
+        !txt.contains('\u{1b}'),
+        "no escape sequences in a transcript"
+    );
+    let theirs = String::from_utf8(asciinema("txt", &file)).unwrap();
+    assert_eq!(
+        txt.trim_end().lines().collect::<Vec<_>>(),
+        theirs.trim_end().lines().collect::<Vec<_>>(),
+        "same transcript as asciinema's"
+    );
+    s.assert_audited("recording.download", &id, "root1").await;
+}
+
+#[tokio::test]
+async fn recording_routes_follow_the_access_matrix() {
+    let sshd = Sshd::start();
+    let s = TestServer::start().await;
+    s.add_user("root1", Role::Admin).await;
+    for u in ["alice", "carol", "bob"] {
+        s.add_user(u, Role::Member).await;
+    }
+    let (admin, _) = s.login("root1").await;
+    setup_host(&s, &sshd, &admin, "box", None).await;
+    let r = s.call(&admin, "namespace_add", &[("name", "dev")]).await;
+    assert_eq!(r.status(), 200);
+    grant(&s, &admin, "prod", "alice").await;
+    grant(&s, &admin, "prod", "carol").await;
+    grant(&s, &admin, "dev", "bob").await;
+    let (alice, _) = s.login("alice").await;
+    let (carol, _) = s.login("carol").await;
+    let (bob, _) = s.login("bob").await;
+    let anonymous = reqwest::Client::new();
+
+    let (id, otp) = open(&s, &alice, "box").await.expect("open");
+    let mut t = Term::attach(&s, &id, &otp, 0).await;
+    t.type_line("echo secret-work; exit").await;
+    t.until(15, |t| t.exit.is_some()).await;
+    finished_row(&s, &id).await;
+
+    for suffix in ["cast", "v2.cast", "txt"] {
+        let path = format!("/recordings/{id}.{suffix}");
+        assert_eq!(get(&anonymous, &s, &path).await.0, 401, "anonymous {path}");
+        assert_eq!(
+            get(&bob, &s, &path).await.0,
+            404,
+            "another namespace {path}"
+        );
+        assert_eq!(get(&carol, &s, &path).await.0, 404, "not shared {path}");
+        let (status, body) = get(&alice, &s, &path).await;
+        assert_eq!(status, 200, "owner {path}");
+        assert!(String::from_utf8_lossy(&body).contains("secret-work"));
+        assert_eq!(get(&admin, &s, &path).await.0, 200, "admin {path}");
+    }
+    set_recording(
+        &s,
+        "prod",
+        RecordingSettings {
+            shared: true,
+            ..RecordingSettings::default()
+        },
+    )
+    .await;
+    let path = format!("/recordings/{id}.cast");
+    assert_eq!(get(&carol, &s, &path).await.0, 200, "shared with members");
+    assert_eq!(
+        get(&bob, &s, &path).await.0,
+        404,
+        "still not another namespace"
+    );
+    // Ids that look like paths or do not exist are not found, and nothing
+    // of the data directory is ever served.
+    for bad in [
+        "/recordings/..%2Fsecret.key.cast",
+        "/recordings/..%2F..%2Ftermroom.db.txt",
+        "/recordings/00000000000000000000000000000000.cast",
+        &format!("/recordings/{}.cast", id.to_uppercase()),
+    ] {
+        assert_eq!(get(&admin, &s, bad).await.0, 404, "{bad}");
+    }
+}
+
+/// A 64 KiB tmpfs as the recordings directory: full after a little output.
+struct TinyDisk(tempfile::TempDir);
+
+impl TinyDisk {
+    fn mount() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("mount");
+        assert!(st.success(), "mounting a tmpfs (needs root)");
+        TinyDisk(dir)
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.0.path()).status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_ends_a_strict_session_and_best_effort_goes_on() {
+    let sshd = Sshd::start();
+    let disk = TinyDisk::mount();
+    let s = TestServer::start_with(Options {
+        recordings_dir: Some(disk.0.path().to_path_buf()),
+        ..Options::default()
+    })
+    .await;
+    s.add_user("root1", Role::Admin).await;
+    let (admin, _) = s.login("root1").await;
+    setup_host(&s, &sshd, &admin, "box", None).await;
+
+    // Strict (the default): the session ends with a clear message.
+    let (id, otp) = open(&s, &admin, "box").await.expect("open");
+    let mut t = Term::attach(&s, &id, &otp, 0).await;
+    t.type_line("head -c 300000 /dev/zero | tr '\\0' x; echo; sleep 30")
+        .await;
+    t.until(20, |t| t.exit.is_some() || !t.notices.is_empty())
+        .await;
+    let notice = t.notices.join(" | ");
+    assert!(
+        notice.contains("writing the recording failed") && notice.contains("must be recorded"),
+        "{notice}"
+    );
+    let row = finished_row(&s, &id).await;
+    assert_eq!(row.recording_state.as_deref(), Some("incomplete"));
+    assert_eq!(row.status, "closed");
+    // Free the disk for the next session.
+    std::fs::remove_file(disk.0.path().join(format!("{id}.cast"))).unwrap();
+
+    // Best effort: the session goes on, the row says what was lost.
+    set_recording(
+        &s,
+        "prod",
+        RecordingSettings {
+            policy: RecordingPolicy::BestEffort,
+            ..RecordingSettings::default()
+        },
+    )
+    .await;
+    let (id, otp) = open(&s, &admin, "box").await.expect("open");
+    let mut t = Term::attach(&s, &id, &otp, 0).await;
+    t.type_line("head -c 300000 /dev/zero | tr '\\0' y; echo; echo still-$((1+1))")
+        .await;
+    t.until(20, |t| t.text.contains("still-2")).await;
+    assert!(t.notices.is_empty(), "{:?}", t.notices);
+    t.type_line("exit").await;
+    t.until(10, |t| t.exit.is_some()).await;
+    let row = finished_row(&s, &id).await;
+    assert_eq!(row.recording_state.as_deref(), Some("incomplete"));
+    assert_eq!(row.status, "exited");
+}
+
+#[tokio::test]
+async fn expired_recordings_are_deleted_and_audited() {
+    let sshd = Sshd::start();
+    let s = TestServer::start_with(Options {
+        purge_interval_secs: 1,
+        ..Options::default()
+    })
+    .await;
+    s.add_user("root1", Role::Admin).await;
+    let (admin, _) = s.login("root1").await;
+    setup_host(&s, &sshd, &admin, "box", None).await;
+    set_recording(
+        &s,
+        "prod",
+        RecordingSettings {
+            retention_secs: Some(2),
+            ..RecordingSettings::default()
+        },
+    )
+    .await;
+    let (id, otp) = open(&s, &admin, "box").await.expect("open");
+    let mut t = Term::attach(&s, &id, &otp, 0).await;
+    t.type_line("echo short-lived; exit").await;
+    t.until(15, |t| t.exit.is_some()).await;
+    finished_row(&s, &id).await;
+    let file = s.data_dir.join("recordings").join(format!("{id}.cast"));
+    assert!(file.exists(), "kept until the retention period ends");
+    assert_eq!(
+        get(&admin, &s, &format!("/recordings/{id}.cast")).await.0,
+        200
+    );
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while file.exists() {
+        assert!(tokio::time::Instant::now() < deadline, "never deleted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let row = db::terminal_sessions::by_id(&s.core().db, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.recording_state.as_deref(), Some("deleted"));
+    let audit = db::audit::recent(&s.core().db, 50).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "recording.deleted" && e.target.as_deref() == Some(id.as_str())),
+        "the deletion is audited"
+    );
+    assert_eq!(
+        get(&admin, &s, &format!("/recordings/{id}.cast")).await.0,
+        404
+    );
+}
