@@ -645,3 +645,56 @@ test('terminal: input typed while reconnecting is sent after reattach; beyond 64
     await tab.getByTestId('tab-unsent').waitFor({ state: 'hidden' });
   });
 });
+
+test('recordings: a session is listed, plays with its markers, seeks on a marker and on a search hit', { timeout: 180_000 }, async () => {
+  await withPages('recording', async (open) => {
+    const page = await open('alice');
+    await login(page, 'alice');
+    await openTerminalsPage(page);
+    const key = await openLocalTab(page);
+    await page.getByTestId('broadcast-input').fill('echo marked-$((6*7))');
+    await page.getByTestId('broadcast-input').press('Enter');
+    await waitLine(page, key, 'marked-42');
+    await sleep(1_500);
+    await typeInTab(page, key, 'echo findme-$((2+3))\n');
+    await waitLine(page, key, 'findme-5');
+    await typeInTab(page, key, 'exit\n');
+    await page.locator(`[data-testid=term-tab][data-key="${key}"][data-state=exited]`).waitFor({ timeout: TERM_WAIT_MS });
+
+    await page.goto('/recordings');
+    await hydrated(page);
+    const row = page.getByTestId('recording-row').first();
+    await row.waitFor();
+    assert.match(await row.textContent(), /local/);
+    await row.getByTestId('recording-link').click();
+    await page.waitForURL(/\/recordings\/[0-9a-f]{32}$/);
+    await hydrated(page);
+    // asciinema-player draws into the box.
+    await page.locator('[data-testid=player] .ap-player').waitFor({ timeout: TERM_WAIT_MS });
+    const marker = page.getByTestId('marker').filter({ hasText: 'send to all: echo marked-$((6*7))' });
+    await marker.waitFor();
+    const markerTime = Number(await marker.getAttribute('data-time'));
+    assert.ok(markerTime > 0, `the marker has a time (${markerTime})`);
+    const playerTime = async () => Number(await page.getByTestId('player-time').getAttribute('data-seconds'));
+    await marker.click();
+    await until('the player at the marker', async () => Math.abs((await playerTime()) - markerTime) < 0.5);
+
+    await page.getByTestId('recording-search').fill('findme-5');
+    await page.getByTestId('recording-search').press('Enter');
+    const hits = page.getByTestId('search-hit');
+    await hits.first().waitFor();
+    // The echoed command line holds "findme-$((2+3))", the output line "findme-5".
+    const hit = hits.filter({ hasText: 'findme-5' }).first();
+    const hitTime = Number(await hit.getAttribute('data-time'));
+    assert.ok(hitTime > markerTime, `printed after the marker (${hitTime} > ${markerTime})`);
+    await hit.click();
+    await until('the player at the hit', async () => Math.abs((await playerTime()) - hitTime) < 0.5);
+    if (process.env.E2E_SHOTS) {
+      mkdirSync(RESULTS, { recursive: true });
+      await page.screenshot({ path: path.join(RESULTS, 'player.png'), fullPage: true });
+      await page.goto('/recordings');
+      await page.getByTestId('recording-row').first().waitFor();
+      await page.screenshot({ path: path.join(RESULTS, 'recordings.png'), fullPage: true });
+    }
+  });
+});

@@ -269,6 +269,44 @@ pub async fn close_terminal(session_id: String) -> Result<(), ApiError> {
         .map_err(fail)
 }
 
+/// Recordings the caller may replay, newest first (one page).
+#[server(prefix = "/api", endpoint = "recordings")]
+pub async fn list_recordings(
+    #[server(default)] query: RecordingQuery,
+) -> Result<Vec<RecordingInfo>, ApiError> {
+    use ssr::*;
+    let caller = caller().await?;
+    services()?
+        .recordings
+        .list(&caller, &query)
+        .await
+        .map_err(fail)
+}
+
+/// One recording: its row, markers and length (404 if not the caller's to see).
+#[server(prefix = "/api", endpoint = "recording")]
+pub async fn get_recording(id: String) -> Result<RecordingDetail, ApiError> {
+    use ssr::*;
+    let caller = caller().await?;
+    services()?
+        .recordings
+        .detail(&caller, &id)
+        .await
+        .map_err(fail)
+}
+
+/// Where `text` was printed in a recording, with times.
+#[server(prefix = "/api", endpoint = "recording_search")]
+pub async fn search_recording(id: String, text: String) -> Result<Vec<SearchHit>, ApiError> {
+    use ssr::*;
+    let caller = caller().await?;
+    services()?
+        .recordings
+        .search(&caller, &id, &text)
+        .await
+        .map_err(fail)
+}
+
 /// Admin: every user.
 #[server(prefix = "/api", endpoint = "users")]
 pub async fn list_users() -> Result<Vec<UserSummary>, ApiError> {

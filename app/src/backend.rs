@@ -127,10 +127,31 @@ pub trait Terminals: Send + Sync + 'static {
     async fn close(&self, caller: &Caller, session_id: &str) -> Result<(), ApiError>;
 }
 
+/// Terminal recordings; what the caller may not read is `NotFound`.
+#[async_trait]
+pub trait Recordings: Send + Sync + 'static {
+    /// Recordings the caller may read, newest first, one page.
+    async fn list(
+        &self,
+        caller: &Caller,
+        query: &RecordingQuery,
+    ) -> Result<Vec<RecordingInfo>, ApiError>;
+    /// One recording's row, markers and length.
+    async fn detail(&self, caller: &Caller, id: &str) -> Result<RecordingDetail, ApiError>;
+    /// Where `text` was printed (case-insensitive), at most a page of hits.
+    async fn search(
+        &self,
+        caller: &Caller,
+        id: &str,
+        text: &str,
+    ) -> Result<Vec<SearchHit>, ApiError>;
+}
+
 /// Everything server functions can reach, provided as Leptos context.
 #[derive(Clone)]
 pub struct Services {
     pub accounts: Arc<dyn Accounts>,
     pub directory: Arc<dyn Directory>,
     pub terminals: Arc<dyn Terminals>,
+    pub recordings: Arc<dyn Recordings>,
 }

@@ -152,3 +152,72 @@ pub struct TermSessionInfo {
     /// RFC 3339 start time.
     pub started: String,
 }
+
+/// A recorded terminal session, as the Recordings page lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingInfo {
+    /// Recording (and session) id.
+    pub id: String,
+    /// Owner's name.
+    pub user: String,
+    /// Host name or `local`.
+    pub target: String,
+    /// Namespace of the host (empty for `local`).
+    pub namespace: String,
+    /// RFC 3339 start.
+    pub started: String,
+    /// `running`, `exited`, `closed`, `failed` or `interrupted`.
+    pub status: String,
+    /// Length in milliseconds, once ended.
+    pub duration_ms: Option<i64>,
+    /// Bytes of the recording, once finished.
+    pub size: Option<i64>,
+    /// `recording`, `complete`, `incomplete` or `recovered`.
+    pub state: String,
+}
+
+/// Filters of the Recordings page; empty (or missing) fields match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RecordingQuery {
+    pub user: String,
+    pub target: String,
+    pub namespace: String,
+    pub status: String,
+    /// Started on or after this day (`YYYY-MM-DD`).
+    pub since: String,
+    /// Started on or before this day (`YYYY-MM-DD`).
+    pub until: String,
+    /// Page number, from 0.
+    pub page: u32,
+}
+
+/// Rows per page of the Recordings page.
+pub const RECORDINGS_PER_PAGE: u32 = 50;
+
+/// A marker on a recording's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordingMarker {
+    /// Seconds from the start.
+    pub time: f64,
+    /// What happened (send to all, reattached, interrupted, ...).
+    pub label: String,
+}
+
+/// What the player page needs besides the file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordingDetail {
+    pub info: RecordingInfo,
+    pub markers: Vec<RecordingMarker>,
+    /// Seconds.
+    pub duration: f64,
+}
+
+/// Where a searched text was printed in a recording.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchHit {
+    /// Seconds from the start.
+    pub time: f64,
+    /// The printed line that holds it.
+    pub line: String,
+}

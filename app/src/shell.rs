@@ -21,6 +21,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="color-scheme" content="light dark"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <link rel="stylesheet" href="/vendor/xterm/xterm.css"/>
+                <link rel="stylesheet" href="/vendor/asciinema-player/asciinema-player.css"/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>
@@ -53,6 +54,8 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/") view=pages::chat::ChatPage/>
                 <Route path=path!("/login") view=pages::login::LoginPage/>
                 <Route path=path!("/terminals") view=pages::terminals::TerminalsPage/>
+                <Route path=path!("/recordings") view=pages::recordings::RecordingsPage/>
+                <Route path=path!("/recordings/:id") view=pages::player::PlayerPage/>
                 <Route path=path!("/admin") view=pages::admin::AdminPage/>
             </Routes>
         </Router>

@@ -257,6 +257,101 @@ async fn recording_routes_follow_the_access_matrix() {
         404,
         "still not another namespace"
     );
+    // The same rules for the server functions behind the Recordings page.
+    let list = |c: reqwest::Client, q: Vec<(&'static str, String)>| {
+        let s = &s;
+        async move {
+            let form: Vec<(&str, &str)> = q.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let r = s.call(&c, "recordings", &form).await;
+            let status = r.status();
+            let body = r.text().await.unwrap();
+            assert_eq!(status, 200, "{body}");
+            let rows: serde_json::Value = serde_json::from_str(&body).unwrap();
+            rows.as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(list(alice.clone(), vec![]).await, vec![id.clone()]);
+    assert_eq!(
+        list(carol.clone(), vec![]).await,
+        vec![id.clone()],
+        "shared"
+    );
+    assert!(list(bob.clone(), vec![]).await.is_empty());
+    assert_eq!(
+        list(
+            admin.clone(),
+            vec![
+                ("query[user]", "alice".into()),
+                ("query[status]", "exited".into())
+            ]
+        )
+        .await,
+        vec![id.clone()]
+    );
+    assert!(list(admin.clone(), vec![("query[user]", "carol".into())])
+        .await
+        .is_empty());
+    assert!(
+        list(admin.clone(), vec![("query[since]", "2999-01-01".into())])
+            .await
+            .is_empty()
+    );
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    assert_eq!(
+        list(
+            admin.clone(),
+            vec![("query[since]", today.clone()), ("query[until]", today)]
+        )
+        .await,
+        vec![id.clone()]
+    );
+    let r = s
+        .call(&admin, "recordings", &[("query[since]", "yesterday")])
+        .await;
+    assert_eq!(r.status(), 400, "a bad date is a clear error");
+    let r = s.call(&bob, "recording", &[("id", id.as_str())]).await;
+    assert_eq!(r.status(), 404, "detail of another namespace's recording");
+    let r = s
+        .call(
+            &bob,
+            "recording_search",
+            &[("id", id.as_str()), ("text", "secret")],
+        )
+        .await;
+    assert_eq!(r.status(), 404, "search in another namespace's recording");
+    let detail: serde_json::Value = s
+        .call(&alice, "recording", &[("id", id.as_str())])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["info"]["user"], "alice");
+    assert!(detail["duration"].as_f64().unwrap() > 0.0);
+    let hits: serde_json::Value = s
+        .call(
+            &carol,
+            "recording_search",
+            &[("id", id.as_str()), ("text", "SECRET-WORK")],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let lines: Vec<&str> = hits
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["line"].as_str().unwrap())
+        .collect();
+    assert!(
+        lines.contains(&"secret-work"),
+        "case-insensitive hit on the printed line: {lines:?}"
+    );
+
     // Ids that look like paths or do not exist are not found, and nothing
     // of the data directory is ever served.
     for bad in [

@@ -8,11 +8,14 @@
 //! - [`chat_log`], [`chat_socket`]: the chat client (per-room logs, `/ws`).
 //! - [`term`]: terminal tabs (state, pane, flow control, persistence); its
 //!   `live` module and [`xterm`] are the browser-only island (`hydrate`).
+//! - `player`: the asciinema-player binding for the recording player (`hydrate`).
 pub mod auth;
 pub mod browser;
 pub mod chat_log;
 pub mod chat_socket;
 pub mod nav;
+#[cfg(feature = "hydrate")]
+pub mod player;
 pub mod socket;
 pub mod term;
 #[cfg(feature = "hydrate")]

@@ -20,6 +20,7 @@ pub fn TopNav() -> impl IntoView {
                                 <nav class="links">
                                     <A href="/" exact=true>"Chat"</A>
                                     <A href="/terminals">"Terminals"</A>
+                                    <A href="/recordings">"Recordings"</A>
                                     {admin.then(|| view! { <A href="/admin">"Admin"</A> })}
                                 </nav>
                                 <span class="who" data-testid="current-user" title=user.role.as_str()>

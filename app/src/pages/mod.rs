@@ -1,7 +1,9 @@
-//! One module per page: login, chat (`/`), terminals, admin.
+//! One module per page: login, chat (`/`), terminals, recordings and their player, admin.
 pub mod admin;
 pub mod chat;
 pub mod login;
+pub mod player;
+pub mod recordings;
 pub mod terminals;
 
 use crate::error::ApiError;

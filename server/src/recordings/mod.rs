@@ -1,5 +1,5 @@
 //! Terminal recordings at rest: the asciicast v3 format, the files, exports,
-//! crash recovery, retention, and who may read them. (The recorder that
+//! crash recovery, retention, markers and search, and who may read them. (The recorder that
 //! writes them beside a live session is `term::recorder`.)
 pub mod access;
 pub mod cast;
@@ -7,4 +7,5 @@ pub mod export;
 pub mod files;
 pub mod recovery;
 pub mod retention;
+pub mod timeline;
 pub mod utf8;

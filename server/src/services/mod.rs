@@ -1,6 +1,7 @@
 //! Implementations of the `app::backend` traits that server functions call.
 pub mod accounts;
 pub mod directory;
+pub mod recordings;
 pub mod terminals;
 
 use std::sync::Arc;
@@ -18,7 +19,8 @@ pub fn services(core: Arc<Core>) -> Services {
     Services {
         accounts: Arc::new(accounts::AccountService(core.clone())),
         directory: Arc::new(directory::DirectoryService(core.clone())),
-        terminals: Arc::new(terminals::TerminalService(core)),
+        terminals: Arc::new(terminals::TerminalService(core.clone())),
+        recordings: Arc::new(recordings::RecordingService(core)),
     }
 }
 

@@ -1,0 +1,312 @@
+//! Player page (`/recordings/{id}`, `?t=SECONDS` to start there): the
+//! recording in asciinema-player with its markers on the timeline and in a
+//! list beside it (click to seek), speed and idle-time-limit controls, search
+//! in what was printed (click a hit to seek), and downloads.
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_router::hooks::{use_params_map, use_query_map};
+
+use crate::api::{get_recording, search_recording};
+use crate::components::auth::RequireUser;
+use crate::model::{RecordingDetail, SearchHit};
+use crate::pages::recordings::{duration_text, short_time, size_text};
+
+/// The player page.
+#[component]
+pub fn PlayerPage() -> impl IntoView {
+    view! {
+        <RequireUser>
+            <PlayerView/>
+        </RequireUser>
+    }
+    .into_any()
+}
+
+#[component]
+fn PlayerView() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let id = move || params.with(|p| p.get("id").unwrap_or_default());
+    let start = query.with_untracked(|q| {
+        q.get("t")
+            .and_then(|t| t.parse::<f64>().ok())
+            .filter(|t| t.is_finite() && *t >= 0.0)
+            .unwrap_or(0.0)
+    });
+    let detail = Resource::new(id, get_recording);
+    view! {
+        <main class="page player-page">
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match detail.await {
+                        Ok(d) => view! { <Player detail=d start/> }.into_any(),
+                        Err(e) => view! {
+                            <p class="error" data-testid="player-error">{crate::pages::error_text(&e)}</p>
+                        }
+                        .into_any(),
+                    }
+                })}
+            </Transition>
+        </main>
+    }
+    .into_any()
+}
+
+/// `12.3` seconds as `0:12`, `75` as `1:15`, `3725` as `1:02:05`.
+pub(crate) fn clock(seconds: f64) -> String {
+    let s = seconds.max(0.0) as u64;
+    match (s / 3600, (s / 60) % 60, s % 60) {
+        (0, m, s) => format!("{m}:{s:02}"),
+        (h, m, s) => format!("{h}:{m:02}:{s:02}"),
+    }
+}
+
+#[component]
+fn Player(detail: RecordingDetail, start: f64) -> impl IntoView {
+    let RecordingDetail {
+        info,
+        markers,
+        duration,
+    } = detail;
+    let id = info.id.clone();
+    let node = NodeRef::<leptos::html::Div>::new();
+    let speed = RwSignal::new("1".to_string());
+    let idle = RwSignal::new(String::new());
+    let now = RwSignal::new(start);
+    let search_text = RwSignal::new(String::new());
+    let hits = RwSignal::new(None::<Result<Vec<SearchHit>, String>>);
+    let timeline: Vec<(f64, String)> = markers.iter().map(|m| (m.time, m.label.clone())).collect();
+    {
+        let src = format!("/recordings/{id}.cast");
+        Effect::new(move |_| {
+            let speed = speed.get().parse::<f64>().unwrap_or(1.0);
+            let idle = idle.get().parse::<f64>().ok();
+            if let Some(el) = node.get() {
+                // Recreated at the current position when the options change.
+                let at = now.get_untracked();
+                live::mount(el.into(), &src, speed, idle, at, timeline.clone(), now);
+            }
+        });
+    }
+    on_cleanup(live::dispose);
+    let seek = move |t: f64| {
+        live::seek(t);
+        now.set(t);
+    };
+    let search = {
+        let id = id.clone();
+        move |ev: leptos::ev::SubmitEvent| {
+            ev.prevent_default();
+            let text = search_text.get_untracked();
+            let id = id.clone();
+            spawn_local(async move {
+                let r = search_recording(id, text)
+                    .await
+                    .map_err(|e| crate::pages::error_text(&e));
+                hits.set(Some(r));
+            });
+        }
+    };
+    let title = format!("{}@{}", info.user, info.target);
+    let (cast, v2, txt) = (
+        format!("/recordings/{id}.cast"),
+        format!("/recordings/{id}.v2.cast"),
+        format!("/recordings/{id}.txt"),
+    );
+    view! {
+        <header class="player-head">
+            <h1 data-testid="player-title">{title}</h1>
+            <p class="muted">
+                {short_time(&info.started)} " · " {info.status.clone()} " · "
+                {duration_text(info.duration_ms)} " · " {size_text(info.size)}
+                {(!info.namespace.is_empty()).then(|| format!(" · namespace {}", info.namespace))}
+            </p>
+        </header>
+        <div class="player-layout">
+            <div class="player" data-testid="player" node_ref=node></div>
+            <aside class="player-side">
+                <div class="controls">
+                    <label>
+                        "Speed"
+                        <select data-testid="player-speed" bind:value=speed>
+                            <option value="0.5">"0.5×"</option>
+                            <option value="1">"1×"</option>
+                            <option value="2">"2×"</option>
+                            <option value="4">"4×"</option>
+                        </select>
+                    </label>
+                    <label>
+                        "Pauses"
+                        <select data-testid="player-idle" bind:value=idle>
+                            <option value="">"as recorded"</option>
+                            <option value="1">"at most 1 s"</option>
+                            <option value="2">"at most 2 s"</option>
+                            <option value="5">"at most 5 s"</option>
+                        </select>
+                    </label>
+                    <span class="muted" data-testid="player-time" data-seconds=move || format!("{:.2}", now.get())>
+                        {move || format!("{} / {}", clock(now.get()), clock(duration))}
+                    </span>
+                </div>
+                <h2>"Markers"</h2>
+                {if markers.is_empty() {
+                    view! { <p class="muted">"No markers."</p> }.into_any()
+                } else {
+                    view! {
+                        <ol class="markers" data-testid="markers">
+                            {markers
+                                .into_iter()
+                                .map(|m| {
+                                    let t = m.time;
+                                    view! {
+                                        <li>
+                                            <button class="link" data-testid="marker" data-time=format!("{t:.3}") on:click=move |_| seek(t)>
+                                                <span class="time">{clock(t)}</span>
+                                                " "
+                                                {m.label}
+                                            </button>
+                                        </li>
+                                    }
+                                })
+                                .collect_view()}
+                        </ol>
+                    }
+                    .into_any()
+                }}
+                <h2>"Search"</h2>
+                <form class="search" on:submit=search>
+                    <input type="search" placeholder="text that was printed" data-testid="recording-search" bind:value=search_text/>
+                    <button type="submit">"Find"</button>
+                </form>
+                {move || hits.get().map(|r| match r {
+                    Err(e) => view! { <p class="error">{e}</p> }.into_any(),
+                    Ok(list) if list.is_empty() => view! { <p class="muted" data-testid="no-hits">"Not found."</p> }.into_any(),
+                    Ok(list) => view! {
+                        <ol class="hits" data-testid="hits">
+                            {list.into_iter().map(|h| {
+                                let t = h.time;
+                                view! {
+                                    <li>
+                                        <button class="link" data-testid="search-hit" data-time=format!("{t:.3}") on:click=move |_| seek(t)>
+                                            <span class="time">{clock(t)}</span>
+                                            " "
+                                            <code>{h.line}</code>
+                                        </button>
+                                    </li>
+                                }
+                            }).collect_view()}
+                        </ol>
+                    }.into_any(),
+                })}
+                <h2>"Download"</h2>
+                <p class="downloads">
+                    <a href=cast download="">"asciicast v3"</a> " · "
+                    <a href=v2 download="">"v2"</a> " · "
+                    <a href=txt download="">"text"</a>
+                </p>
+            </aside>
+        </div>
+    }
+}
+
+/// The page's one player (browser only).
+#[cfg(feature = "hydrate")]
+mod live {
+    use std::cell::RefCell;
+
+    use leptos::prelude::*;
+
+    use crate::components::player::{self, Options, Player};
+
+    thread_local! {
+        static PLAYER: RefCell<Option<(Player, IntervalHandle)>> = const { RefCell::new(None) };
+    }
+
+    /// (Re)creates the player in `el`; `now` follows its position.
+    pub fn mount(
+        el: web_sys::HtmlElement,
+        src: &str,
+        speed: f64,
+        idle_time_limit: Option<f64>,
+        start_at: f64,
+        markers: Vec<(f64, String)>,
+        now: RwSignal<f64>,
+    ) {
+        dispose();
+        el.set_inner_html("");
+        let src = src.to_string();
+        leptos::task::spawn_local(async move {
+            let opts = Options {
+                speed,
+                idle_time_limit,
+                start_at,
+                markers,
+            };
+            match player::create(&src, &player::element(&el), &opts).await {
+                Ok(p) => {
+                    let follow = p.clone();
+                    let timer = set_interval_with_handle(
+                        move || now.set(player::time_of(&follow)),
+                        std::time::Duration::from_millis(250),
+                    );
+                    if let Ok(timer) = timer {
+                        PLAYER.with(|cell| *cell.borrow_mut() = Some((p, timer)));
+                    }
+                }
+                Err(e) => leptos::logging::warn!("cannot start the player: {e:?}"),
+            }
+        });
+    }
+
+    /// Jumps to `t` seconds.
+    pub fn seek(t: f64) {
+        PLAYER.with(|cell| {
+            if let Some((p, _)) = cell.borrow().as_ref() {
+                let _ = p.seek(t);
+            }
+        });
+    }
+
+    /// Removes the player and its timer.
+    pub fn dispose() {
+        if let Some((p, timer)) = PLAYER.with(|cell| cell.borrow_mut().take()) {
+            timer.clear();
+            p.dispose();
+        }
+    }
+}
+
+/// The server renders the empty player box; the browser fills it.
+#[cfg(not(feature = "hydrate"))]
+mod live {
+    use leptos::prelude::RwSignal;
+
+    pub fn mount(
+        _el: web_sys::HtmlElement,
+        _src: &str,
+        _speed: f64,
+        _idle: Option<f64>,
+        _start: f64,
+        _markers: Vec<(f64, String)>,
+        _now: RwSignal<f64>,
+    ) {
+    }
+
+    pub fn seek(_t: f64) {}
+
+    pub fn dispose() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clock;
+
+    #[test]
+    fn clock_reads_like_a_player() {
+        assert_eq!(clock(0.0), "0:00");
+        assert_eq!(clock(12.7), "0:12");
+        assert_eq!(clock(75.0), "1:15");
+        assert_eq!(clock(3725.0), "1:02:05");
+        assert_eq!(clock(-3.0), "0:00");
+    }
+}
