@@ -646,7 +646,7 @@ test('terminal: input typed while reconnecting is sent after reattach; beyond 64
   });
 });
 
-test('recordings: a session is listed, plays with its markers, seeks on a marker and on a search hit', { timeout: 180_000 }, async () => {
+test('recordings: a session is listed, plays with its markers, seeks on a marker and on a search hit, and is shared into chat', { timeout: 180_000 }, async () => {
   await withPages('recording', async (open) => {
     const page = await open('alice');
     await login(page, 'alice');
@@ -689,6 +689,29 @@ test('recordings: a session is listed, plays with its markers, seeks on a marker
     assert.ok(hitTime > markerTime, `printed after the marker (${hitTime} > ${markerTime})`);
     await hit.click();
     await until('the player at the hit', async () => Math.abs((await playerTime()) - hitTime) < 0.5);
+
+    // Share it into a chat room at the current time: a card in the chat
+    // opens the player there; bob (no access) sees it is restricted.
+    const recordingUrl = new URL(page.url());
+    await page.getByTestId('share-room').fill('general');
+    await page.getByTestId('share-send').click();
+    await page.getByTestId('share-result').filter({ hasText: 'posted to #general' }).waitFor();
+    const bobPage = await open('bob');
+    await login(bobPage, 'bob');
+    await bobPage.goto('/');
+    await chatOnline(bobPage);
+    await bobPage.getByTestId('recording-card-restricted').last().waitFor();
+    assert.equal(await bobPage.getByTestId('recording-card').count(), 0, 'no card for a reader without access');
+    await page.goto('/');
+    await chatOnline(page);
+    const card = page.getByTestId('recording-card').last();
+    await card.waitFor();
+    assert.match(await card.textContent(), /alice@local/);
+    await card.click();
+    await page.waitForURL((u) => u.pathname === recordingUrl.pathname && u.searchParams.has('t'));
+    const sharedAt = Number(new URL(page.url()).searchParams.get('t'));
+    await hydrated(page);
+    await until('the player at the shared time', async () => Math.abs((await playerTime()) - sharedAt) < 0.6);
     if (process.env.E2E_SHOTS) {
       mkdirSync(RESULTS, { recursive: true });
       await page.screenshot({ path: path.join(RESULTS, 'player.png'), fullPage: true });

@@ -295,6 +295,18 @@ pub async fn get_recording(id: String) -> Result<RecordingDetail, ApiError> {
         .map_err(fail)
 }
 
+/// Posts a card linking to a recording (optionally at a time) into a chat room.
+#[server(prefix = "/api", endpoint = "recording_share")]
+pub async fn share_recording(id: String, room: String, at: Option<f64>) -> Result<(), ApiError> {
+    use ssr::*;
+    let caller = caller().await?;
+    services()?
+        .recordings
+        .share(&caller, &id, &room, at)
+        .await
+        .map_err(fail)
+}
+
 /// Where `text` was printed in a recording, with times.
 #[server(prefix = "/api", endpoint = "recording_search")]
 pub async fn search_recording(id: String, text: String) -> Result<Vec<SearchHit>, ApiError> {

@@ -138,6 +138,15 @@ pub trait Recordings: Send + Sync + 'static {
     ) -> Result<Vec<RecordingInfo>, ApiError>;
     /// One recording's row, markers and length.
     async fn detail(&self, caller: &Caller, id: &str) -> Result<RecordingDetail, ApiError>;
+    /// Posts a link to the recording (at `at` seconds, if given) into the
+    /// chat room `room` as the caller.
+    async fn share(
+        &self,
+        caller: &Caller,
+        id: &str,
+        room: &str,
+        at: Option<f64>,
+    ) -> Result<(), ApiError>;
     /// Where `text` was printed (case-insensitive), at most a page of hits.
     async fn search(
         &self,

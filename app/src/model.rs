@@ -221,3 +221,73 @@ pub struct SearchHit {
     /// The printed line that holds it.
     pub line: String,
 }
+
+/// A link to a recording found in a chat message: `/recordings/{id}`,
+/// optionally `?t=SECONDS`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordingLink {
+    pub id: String,
+    pub at: Option<f64>,
+}
+
+impl RecordingLink {
+    /// The link's path (what a chat card points to).
+    pub fn path(&self) -> String {
+        match self.at {
+            Some(t) => format!("/recordings/{}?t={t:.1}", self.id),
+            None => format!("/recordings/{}", self.id),
+        }
+    }
+
+    /// The first recording link in a chat message, if any.
+    pub fn find(text: &str) -> Option<Self> {
+        text.match_indices("/recordings/").find_map(|(at, m)| {
+            let rest = text.get(at + m.len()..)?;
+            let id = rest.get(..32)?;
+            if !id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
+                return None;
+            }
+            let after = rest.get(32..).unwrap_or_default();
+            if after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '.') {
+                return None;
+            }
+            let t = after.strip_prefix("?t=").and_then(|q| {
+                let end = q
+                    .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                    .unwrap_or(q.len());
+                q.get(..end)?.parse::<f64>().ok()
+            });
+            Some(RecordingLink {
+                id: id.to_string(),
+                at: t.filter(|t| t.is_finite() && *t >= 0.0),
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod recording_link_tests {
+    use super::RecordingLink;
+
+    #[test]
+    fn links_are_found_in_messages_and_nothing_else_is() {
+        let id = "0123456789abcdef0123456789abcdef";
+        let l =
+            RecordingLink::find(&format!("look: /recordings/{id}?t=12.5 at the error")).unwrap();
+        assert_eq!(l.id, id);
+        assert_eq!(l.at, Some(12.5));
+        assert_eq!(l.path(), format!("/recordings/{id}?t=12.5"));
+        let l = RecordingLink::find(&format!("https://ops.example.com/recordings/{id}")).unwrap();
+        assert_eq!(l.at, None);
+        assert!(
+            RecordingLink::find(&format!("/recordings/{id}.cast")).is_none(),
+            "a download"
+        );
+        assert!(RecordingLink::find("/recordings/0123").is_none());
+        assert!(RecordingLink::find(&format!("/recordings/{}", id.to_uppercase())).is_none());
+        assert!(RecordingLink::find("no link here").is_none());
+    }
+}

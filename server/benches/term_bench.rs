@@ -1,7 +1,9 @@
 //! Terminal benchmark: keystroke-to-echo latency, bulk output throughput and
 //! Ctrl-C recovery, measured through termroom (a `termroom serve` child process,
 //! WebSocket client) and directly with OpenSSH `ssh -tt` to the same sshd, in
-//! the same run, rounds of the two paths interleaved. Bulk output is checked
+//! the same run, rounds of the two paths interleaved. Bulk output also goes
+//! through a second termroom with recording off (what recording costs), and
+//! the recorder's syncs under `yes` are read from the server's log. Bulk output is checked
 //! byte for byte; both SSH connections use the same cipher (read from sshd's
 //! log, then pinned with `ssh -c`). The termroom figures are the server path
 //! as a Rust WebSocket client sees it, not a browser. Run: `cargo bench -p
@@ -42,6 +44,8 @@ const BULK_BYTES: usize = 64 << 20;
 const BULK_ROUNDS: usize = 5;
 /// How long `yes` runs before Ctrl-C (long enough to fill every buffer on the way).
 const YES_FOR: Duration = Duration::from_secs(1);
+/// How long `yes` runs for the recorder's sync count.
+const SYNC_YES_FOR: Duration = Duration::from_secs(5);
 /// The prompt set in both shells, to recognise "back at the prompt".
 const PROMPT: &str = "BENCH-PROMPT> ";
 
@@ -386,25 +390,40 @@ async fn main() -> anyhow::Result<()> {
     }
     let data = tempfile::tempdir()?;
     let pw = "bench-password-123\n";
-    bench_server::add_ssh_host(
-        &bin,
-        data.path(),
-        "bench",
-        pw.trim(),
-        &bench_server::SshTarget {
-            port: sshd.port,
-            user: sshd::TEST_USER,
-            key: &sshd.client_key.path,
-            fingerprint: &sshd.host_fingerprint,
-        },
-    )
-    .await?;
+    let target = bench_server::SshTarget {
+        port: sshd.port,
+        user: sshd::TEST_USER,
+        key: &sshd.client_key.path,
+        fingerprint: &sshd.host_fingerprint,
+    };
+    bench_server::add_ssh_host(&bin, data.path(), "bench", pw.trim(), &target).await?;
+    let data_off = tempfile::tempdir()?;
+    bench_server::add_ssh_host(&bin, data_off.path(), "bench", pw.trim(), &target).await?;
     let addr = bench_server::free_addr()?;
-    let mut server = bench_server::serve(&bin, &addr.to_string(), data.path(), &[], "warn")?;
+    let log_file = data.path().join("server.log");
+    let mut server = bench_server::serve_with_output(
+        &bin,
+        &addr.to_string(),
+        data.path(),
+        &[],
+        "warn,server::term::recorder=info",
+        Some(&log_file),
+    )?;
     let base = format!("http://{addr}");
     let http = bench_server::same_origin_client(&base)?;
     bench_server::wait_for_login(&http, &base, "bench", pw.trim()).await?;
-    let open = |http: reqwest::Client| async move {
+    let addr_off = bench_server::free_addr()?;
+    let mut server_off = bench_server::serve(
+        &bin,
+        &addr_off.to_string(),
+        data_off.path(),
+        &["--no-recording"],
+        "warn",
+    )?;
+    let base_off = format!("http://{addr_off}");
+    let http_off = bench_server::same_origin_client(&base_off)?;
+    bench_server::wait_for_login(&http_off, &base_off, "bench", pw.trim()).await?;
+    let open = |http: reqwest::Client, addr: std::net::SocketAddr| async move {
         let t: serde_json::Value = http
             .post(format!("http://{addr}/api/term_open"))
             .form(&[("target", "box"), ("cols", "120"), ("rows", "40")])
@@ -422,11 +441,11 @@ async fn main() -> anyhow::Result<()> {
             ClientFrame::ResumeFrom { seq: 0 }.encode().into(),
         ))
         .await?;
-        anyhow::Ok(WsTty { ws })
+        anyhow::Ok((WsTty { ws }, id))
     };
 
     let kex_before = negotiated(&sshd).len();
-    let mut tr = open(http.clone()).await?;
+    let (mut tr, _) = open(http.clone(), addr).await?;
     prepare(&mut tr).await?;
     let tr_algos = negotiated(&sshd)
         .get(kex_before)
@@ -461,12 +480,26 @@ async fn main() -> anyhow::Result<()> {
     e_tr.sort();
     e_ssh.sort();
 
-    let (mut all_tr, mut all_ssh) = (Vec::new(), Vec::new());
+    let (mut off, _) = open(http_off.clone(), addr_off).await?;
+    prepare(&mut off).await?;
+    let (mut all_tr, mut all_off, mut all_ssh) = (Vec::new(), Vec::new(), Vec::new());
+    let (pid_on, pid_off) = (
+        server.id().context("server pid")?,
+        server_off.id().context("server pid")?,
+    );
+    // Server CPU seconds spent during each path's own rounds.
+    let (mut cpu_on, mut cpu_off) = (0.0, 0.0);
     for _ in 0..BULK_ROUNDS {
+        let before = bench_server::cpu_secs(pid_on)?;
         all_tr.push(throughput(&mut tr, &file, &line, lines, "termroom").await?);
+        cpu_on += bench_server::cpu_secs(pid_on)? - before;
+        let before = bench_server::cpu_secs(pid_off)?;
+        all_off.push(throughput(&mut off, &file, &line, lines, "termroom, recording off").await?);
+        cpu_off += bench_server::cpu_secs(pid_off)? - before;
         all_ssh.push(throughput(&mut direct, &file, &line, lines, "direct ssh").await?);
     }
-    let (t_tr, t_ssh) = (median(&all_tr), median(&all_ssh));
+    let mb_per_path = (BULK_ROUNDS * BULK_BYTES) as f64 / 1e6;
+    let (t_tr, t_off, t_ssh) = (median(&all_tr), median(&all_off), median(&all_ssh));
 
     let (mut c_tr, mut c_ssh) = (Vec::new(), Vec::new());
     for _ in 0..CTRL_C_SAMPLES {
@@ -475,6 +508,7 @@ async fn main() -> anyhow::Result<()> {
     }
     c_tr.sort();
     c_ssh.sort();
+    let syncs = recorder_syncs_under_yes(&http, addr, &open, &log_file).await?;
 
     println!(
         "terminal benchmark ({KEYSTROKES} keystrokes in {ECHO_ROUNDS} interleaved rounds, \
@@ -511,6 +545,31 @@ async fn main() -> anyhow::Result<()> {
         rounds(&all_ssh)
     );
     println!(
+        "{:<34} {:>9.1} MB/s   (each round: {})",
+        "bulk output, recording off",
+        t_off,
+        rounds(&all_off)
+    );
+    println!(
+        "recording costs {:.1}% of bulk throughput (medians, same run; target under 5%)",
+        (1.0 - t_tr / t_off) * 100.0
+    );
+    println!(
+        "server CPU per MB of bulk output: {:.2} ms recording, {:.2} ms not recording ({:+.0}%)",
+        cpu_on / mb_per_path * 1e3,
+        cpu_off / mb_per_path * 1e3,
+        (cpu_on / cpu_off - 1.0) * 100.0
+    );
+    println!(
+        "recorder under yes for {} s: {} syncs in {:.1} s = {:.1} syncs/s, {} bytes recorded, complete: {}",
+        SYNC_YES_FOR.as_secs(),
+        syncs.syncs,
+        syncs.secs,
+        syncs.syncs as f64 / syncs.secs,
+        syncs.size,
+        syncs.complete
+    );
+    println!(
         "{:<34} {:>11.1} ms {:>11.1} ms",
         "Ctrl-C after yes -> prompt, p50",
         pct(&c_tr, 0.5),
@@ -528,5 +587,88 @@ async fn main() -> anyhow::Result<()> {
         t_tr / t_ssh * 100.0
     );
     server.kill().await.ok();
+    server_off.kill().await.ok();
     Ok(())
+}
+
+/// What the server logged when a recording closed.
+struct RecorderLog {
+    syncs: u64,
+    secs: f64,
+    size: u64,
+    complete: bool,
+}
+
+/// Opens a session, runs `yes` for [`SYNC_YES_FOR`], ends the session, and
+/// reads the recorder's figures for it from the server's log.
+async fn recorder_syncs_under_yes<F, Fut>(
+    http: &reqwest::Client,
+    addr: std::net::SocketAddr,
+    open: &F,
+    log_file: &Path,
+) -> anyhow::Result<RecorderLog>
+where
+    F: Fn(reqwest::Client, std::net::SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<(WsTty, String)>>,
+{
+    let (mut t, id) = open(http.clone(), addr).await?;
+    prepare(&mut t).await?;
+    t.write(b"yes\r").await?;
+    let until = Instant::now() + SYNC_YES_FOR;
+    while Instant::now() < until {
+        tokio::time::timeout(Duration::from_secs(5), t.read())
+            .await
+            .context("yes produced nothing")??;
+    }
+    t.write(b"\x03").await?;
+    read_until(&mut t, PROMPT, Duration::from_secs(30)).await?;
+    http.post(format!("http://{addr}/api/term_close"))
+        .form(&[("session_id", id.as_str())])
+        .send()
+        .await?
+        .error_for_status()?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let log = std::fs::read_to_string(log_file).unwrap_or_default();
+        if let Some(line) = log
+            .lines()
+            .map(strip_ansi)
+            .find(|l| l.contains("recording closed") && l.contains(&format!("recording={id}")))
+        {
+            let field = |name: &str| {
+                line.split_whitespace()
+                    .find_map(|w| w.strip_prefix(&format!("{name}=")))
+                    .map(|v| v.trim_matches('"').to_string())
+                    .with_context(|| format!("no {name} in {line:?}"))
+            };
+            return Ok(RecorderLog {
+                syncs: field("syncs")?.parse()?,
+                secs: field("secs")?.parse()?,
+                size: field("size")?.parse()?,
+                complete: field("complete")? == "true",
+            });
+        }
+        if Instant::now() > deadline {
+            bail!("the server logged no \"recording closed\" for {id}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A log line without its colour escapes.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

@@ -93,27 +93,6 @@ fn pin_self_away_from(server_cpus: &str) -> anyhow::Result<usize> {
     Ok(ours.len())
 }
 
-/// CPU time (user + system) the process has used, from /proc/PID/stat.
-fn cpu_secs(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name (which may contain spaces) start at ") ".
-    let rest = stat
-        .rsplit_once(") ")
-        .map(|(_, r)| r)
-        .context("stat format")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields
-        .get(11)
-        .and_then(|f| f.parse::<f64>().ok())
-        .context("utime")?
-        + fields
-            .get(12)
-            .and_then(|f| f.parse::<f64>().ok())
-            .context("stime")?;
-    // USER_HZ is 100 on Linux.
-    Ok(ticks / 100.0)
-}
-
 /// The machine's load averages (1, 5, 15 minutes), as /proc/loadavg gives them.
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -429,8 +408,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let sender_url = format!("{ws_base}/ws?otp={}", ticket(&http, &base).await?);
     let load_before = load_average();
-    let cpu_before = cpu_secs(pid)?;
-    let own_cpu_before = cpu_secs(std::process::id())?;
+    let cpu_before = bench_server::cpu_secs(pid)?;
+    let own_cpu_before = bench_server::cpu_secs(std::process::id())?;
     let sender =
         std::thread::spawn(move || send_at_fixed_rate(&sender_url, start, interval, total));
     let mut delivered = 0usize;
@@ -441,8 +420,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         checks.push((rich, check));
     }
     let elapsed = start.elapsed();
-    let server_cpu = cpu_secs(pid)? - cpu_before;
-    let own_cpu = cpu_secs(std::process::id())? - own_cpu_before;
+    let server_cpu = bench_server::cpu_secs(pid)? - cpu_before;
+    let own_cpu = bench_server::cpu_secs(std::process::id())? - own_cpu_before;
     match sender.join() {
         Ok(r) => r?,
         Err(_) => bail!("the sender thread panicked"),

@@ -352,6 +352,41 @@ async fn recording_routes_follow_the_access_matrix() {
         "case-insensitive hit on the printed line: {lines:?}"
     );
 
+    // Sharing into a chat room: everyone in the room sees the link; only
+    // those allowed to replay it get anything behind it.
+    let bob_otp = s.chat_ticket(&bob).await;
+    let mut bob_chat = s.chat(&bob_otp, false, None).await.expect("chat socket");
+    let r = s
+        .call(
+            &alice,
+            "recording_share",
+            &[("id", id.as_str()), ("room", "general"), ("at", "1.5")],
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    let msg = next_of_type(&mut bob_chat, "new_message").await;
+    assert_eq!(msg["payload"]["from"], "alice");
+    let text = msg["payload"]["message"].as_str().unwrap();
+    assert!(text.contains(&format!("/recordings/{id}?t=1.5")), "{text}");
+    assert!(text.contains("alice@box"), "{text}");
+    s.assert_audited("recording.share", &id, "alice").await;
+    let r = s
+        .call(
+            &alice,
+            "recording_share",
+            &[("id", id.as_str()), ("room", "no-such-room")],
+        )
+        .await;
+    assert_eq!(r.status(), 404, "no such room");
+    let r = s
+        .call(
+            &bob,
+            "recording_share",
+            &[("id", id.as_str()), ("room", "general")],
+        )
+        .await;
+    assert_eq!(r.status(), 404, "nobody shares what they may not see");
+
     // Ids that look like paths or do not exist are not found, and nothing
     // of the data directory is ever served.
     for bad in [

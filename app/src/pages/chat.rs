@@ -196,7 +196,13 @@ fn Conversation(chat: ChatClient) -> impl IntoView {
                                         <span class="from">{line.from}</span>
                                         <time datetime=datetime>{time}</time>
                                     </div>
-                                    <div class="text" data-testid="message-text">{line.message}</div>
+                                    {
+                                        let card = crate::model::RecordingLink::find(&line.message);
+                                        view! {
+                                            <div class="text" data-testid="message-text">{line.message}</div>
+                                            {card.map(|link| view! { <RecordingCard link/> })}
+                                        }
+                                    }
                                 </li>
                             }
                         }
@@ -285,4 +291,49 @@ fn OnlineList(chat: ChatClient) -> impl IntoView {
         </aside>
     }
     .into_any()
+}
+
+/// A shared recording under its chat message: who, where and how long,
+/// linking to the player (at the shared time); "restricted" for a reader
+/// who may not replay it.
+#[component]
+fn RecordingCard(link: crate::model::RecordingLink) -> impl IntoView {
+    let id = link.id.clone();
+    let detail = Resource::new(move || id.clone(), crate::api::get_recording);
+    let href = link.path();
+    let at = link.at;
+    view! {
+        <Transition fallback=|| ()>
+            {move || {
+                let href = href.clone();
+                Suspend::new(async move {
+                    match detail.await {
+                        Ok(d) => view! {
+                            <a class="rec-card" href=href data-testid="recording-card">
+                                <span class="play" aria-hidden="true">"▶"</span>
+                                <span>
+                                    <strong>{format!("{}@{}", d.info.user, d.info.target)}</strong>
+                                    <span class="muted">
+                                        {format!(
+                                            " · {} · {}",
+                                            crate::pages::recordings::short_time(&d.info.started),
+                                            crate::pages::recordings::duration_text(d.info.duration_ms)
+                                        )}
+                                        {at.map(|t| format!(" · from {}", crate::pages::player::clock(t)))}
+                                    </span>
+                                </span>
+                            </a>
+                        }
+                        .into_any(),
+                        Err(_) => view! {
+                            <span class="rec-card restricted" data-testid="recording-card-restricted">
+                                "Recording — restricted: you may not replay it"
+                            </span>
+                        }
+                        .into_any(),
+                    }
+                })
+            }}
+        </Transition>
+    }
 }

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
-use crate::api::{get_recording, search_recording};
+use crate::api::{get_recording, search_recording, share_recording};
 use crate::components::auth::RequireUser;
 use crate::model::{RecordingDetail, SearchHit};
 use crate::pages::recordings::{duration_text, short_time, size_text};
@@ -198,6 +198,8 @@ fn Player(detail: RecordingDetail, start: f64) -> impl IntoView {
                         </ol>
                     }.into_any(),
                 })}
+                <h2>"Share"</h2>
+                <ShareForm id=id.clone() now/>
                 <h2>"Download"</h2>
                 <p class="downloads">
                     <a href=cast download="">"asciicast v3"</a> " · "
@@ -206,6 +208,41 @@ fn Player(detail: RecordingDetail, start: f64) -> impl IntoView {
                 </p>
             </aside>
         </div>
+    }
+}
+
+/// Posts a card for this recording into a chat room, optionally at the
+/// player's current time.
+#[component]
+fn ShareForm(id: String, now: RwSignal<f64>) -> impl IntoView {
+    let room = RwSignal::new("general".to_string());
+    let at_now = RwSignal::new(true);
+    let status = RwSignal::new(None::<Result<String, String>>);
+    let share = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let (id, room) = (id.clone(), room.get_untracked().trim().to_string());
+        let at = at_now.get_untracked().then(|| now.get_untracked());
+        spawn_local(async move {
+            let r = share_recording(id, room.clone(), at)
+                .await
+                .map(|()| format!("posted to #{room}"))
+                .map_err(|e| crate::pages::error_text(&e));
+            status.set(Some(r));
+        });
+    };
+    view! {
+        <form class="share" on:submit=share>
+            <input type="text" aria-label="Room" data-testid="share-room" bind:value=room/>
+            <label class="small">
+                <input type="checkbox" data-testid="share-at-now" bind:checked=at_now/>
+                " at the current time"
+            </label>
+            <button type="submit" data-testid="share-send">"Post to chat"</button>
+        </form>
+        {move || status.get().map(|r| match r {
+            Ok(t) => view! { <p class="ok small" data-testid="share-result">{t}</p> }.into_any(),
+            Err(e) => view! { <p class="error small" data-testid="share-result">{e}</p> }.into_any(),
+        })}
     }
 }
 

@@ -130,6 +130,27 @@ pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
         .context("no VmRSS in /proc status")
 }
 
+/// CPU time (user + system) the process has used, from /proc/PID/stat.
+pub fn cpu_secs(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may contain spaces) start at ") ".
+    let rest = stat
+        .rsplit_once(") ")
+        .map(|(_, r)| r)
+        .context("stat format")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields
+        .get(11)
+        .and_then(|f| f.parse::<f64>().ok())
+        .context("utime")?
+        + fields
+            .get(12)
+            .and_then(|f| f.parse::<f64>().ok())
+            .context("stime")?;
+    // USER_HZ is 100 on Linux.
+    Ok(ticks / 100.0)
+}
+
 /// A free loopback address for a server to listen on.
 pub fn free_addr() -> anyhow::Result<std::net::SocketAddr> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -145,6 +166,22 @@ pub fn serve(
     extra: &[&str],
     log: &str,
 ) -> anyhow::Result<Child> {
+    serve_with_output(bin, addr, data, extra, log, None)
+}
+
+/// [`serve`] with the server's log written to `log_file` when given.
+pub fn serve_with_output(
+    bin: &Path,
+    addr: &str,
+    data: &Path,
+    extra: &[&str],
+    log: &str,
+    log_file: Option<&Path>,
+) -> anyhow::Result<Child> {
+    let out = match log_file {
+        Some(f) => Stdio::from(std::fs::File::create(f)?),
+        None => Stdio::null(),
+    };
     Command::new(bin)
         .args(["serve", "--addr", addr])
         .args(extra)
@@ -152,7 +189,7 @@ pub fn serve(
         .arg(data)
         .env("RUST_LOG", log)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(out)
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))

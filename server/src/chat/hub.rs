@@ -30,6 +30,9 @@ const BURST_FACTOR: u32 = 3;
 /// Identifies one connected socket.
 pub type ClientId = u64;
 
+/// The sender of an announcement, which has no socket (socket ids start at 1).
+const NO_CLIENT: ClientId = 0;
+
 /// A frame for one client.
 #[derive(Debug, Clone)]
 pub enum Outbound {
@@ -137,6 +140,15 @@ enum Cmd {
     },
     Send {
         client: ClientId,
+        text: String,
+        reply: PostReply,
+    },
+    /// A message from a user who may have no socket (a server function):
+    /// into an existing room, under the user's message rate.
+    Announce {
+        user_id: i64,
+        user_name: String,
+        room: String,
         text: String,
         reply: PostReply,
     },
@@ -296,6 +308,25 @@ impl ChatHub {
         self.post(client, text).await?.await.map_err(|_| HubGone)
     }
 
+    /// Stores and broadcasts `text` from `user_name` in the existing room
+    /// `room` (no socket needed); `BadRoom` if there is no such room.
+    pub async fn announce(
+        &self,
+        user_id: i64,
+        user_name: &str,
+        room: &str,
+        text: String,
+    ) -> Result<Result<(), ErrorCode>, HubGone> {
+        self.ask(|reply| Cmd::Announce {
+            user_id,
+            user_name: user_name.to_string(),
+            room: room.to_string(),
+            text,
+            reply,
+        })
+        .await
+    }
+
     /// Unregisters a socket.
     pub async fn leave(&self, client: ClientId) {
         let _ = self.tx.send(Cmd::Leave { client }).await;
@@ -433,6 +464,25 @@ impl Hub {
                 let r = self.join(client, &room, limited).await;
                 let _ = reply.send(r);
             }
+            Cmd::Announce {
+                user_id,
+                user_name,
+                room,
+                text,
+                reply,
+            } => match self
+                .accept_announcement(user_id, user_name, &room, text)
+                .await
+            {
+                Ok(row) => self.store.push(Pending {
+                    client: NO_CLIENT,
+                    row,
+                    reply,
+                }),
+                Err(code) => {
+                    let _ = reply.send(Err(code));
+                }
+            },
             Cmd::Send {
                 client,
                 text,
@@ -581,31 +631,18 @@ impl Hub {
         }
     }
 
-    async fn join(
-        &mut self,
-        id: ClientId,
-        room: &str,
-        limited: bool,
-    ) -> Result<JoinedRoom, ErrorCode> {
-        let Some(user_id) = self.clients.get(&id).map(|c| c.member.user_id) else {
-            return Err(ErrorCode::Internal);
-        };
-        if limited {
-            let rate = self.rate;
-            let bucket = self
-                .join_buckets
-                .entry(user_id)
-                .or_insert_with(|| TokenBucket::new(rate, rate.saturating_mul(BURST_FACTOR)));
-            if !bucket.try_take() {
-                return Err(ErrorCode::RateLimited);
-            }
-        }
+    /// The id of `room`, loading it into the hub (created first when
+    /// `create` allows it and the room limit is not reached).
+    async fn open_room(&mut self, room: &str, create: bool) -> Result<i64, ErrorCode> {
         if !self.rooms.contains_key(room) {
             let max_rooms = self.max_rooms;
             let names = self.room_names().await.map_err(|e| {
                 warn!("listing rooms: {e}");
                 ErrorCode::Internal
             })?;
+            if !names.contains(room) && !create {
+                return Err(ErrorCode::BadRoom);
+            }
             if !names.contains(room) && names.len() >= max_rooms {
                 return Err(ErrorCode::TooManyRooms);
             }
@@ -635,11 +672,32 @@ impl Hub {
                 self.broadcast_room_added(room);
             }
         }
-        let room_id = self
-            .rooms
+        self.rooms
             .get(room)
             .map(|r| r.id)
-            .ok_or(ErrorCode::Internal)?;
+            .ok_or(ErrorCode::Internal)
+    }
+
+    async fn join(
+        &mut self,
+        id: ClientId,
+        room: &str,
+        limited: bool,
+    ) -> Result<JoinedRoom, ErrorCode> {
+        let Some(user_id) = self.clients.get(&id).map(|c| c.member.user_id) else {
+            return Err(ErrorCode::Internal);
+        };
+        if limited {
+            let rate = self.rate;
+            let bucket = self
+                .join_buckets
+                .entry(user_id)
+                .or_insert_with(|| TokenBucket::new(rate, rate.saturating_mul(BURST_FACTOR)));
+            if !bucket.try_take() {
+                return Err(ErrorCode::RateLimited);
+            }
+        }
+        let room_id = self.open_room(room, true).await?;
         // The hub stores every message of the room, so the database's last id
         // is exactly the last one broadcast: later ones reach the outbox.
         let upto = db::messages::last_id(&self.db, room_id)
@@ -687,18 +745,44 @@ impl Hub {
 
     /// Checks a message of client `id` (room, rate) and returns the row to
     /// store for it.
+    /// Checks an announcement like a message from a socket: the user's
+    /// rate, and the room must exist.
+    async fn accept_announcement(
+        &mut self,
+        user_id: i64,
+        user: String,
+        room: &str,
+        text: String,
+    ) -> Result<NewMessage, ErrorCode> {
+        if !self.take_message_token(user_id) {
+            return Err(ErrorCode::RateLimited);
+        }
+        let room_id = self.open_room(room, false).await?;
+        Ok(NewMessage {
+            room_id,
+            room: room.to_string(),
+            user_id,
+            user,
+            body: text,
+        })
+    }
+
+    /// Takes one message from the user's token bucket; `false` when empty.
+    fn take_message_token(&mut self, user_id: i64) -> bool {
+        let rate = self.rate;
+        self.buckets
+            .entry(user_id)
+            .or_insert_with(|| TokenBucket::new(rate, rate.saturating_mul(BURST_FACTOR)))
+            .try_take()
+    }
+
     fn accept(&mut self, id: ClientId, text: String) -> Result<NewMessage, ErrorCode> {
         let (user_id, user_name, room) = match self.clients.get(&id) {
             Some(c) => (c.member.user_id, c.member.user_name.clone(), c.room.clone()),
             None => return Err(ErrorCode::Internal),
         };
         let room = room.ok_or(ErrorCode::BadRoom)?;
-        let rate = self.rate;
-        let bucket = self
-            .buckets
-            .entry(user_id)
-            .or_insert_with(|| TokenBucket::new(rate, rate.saturating_mul(BURST_FACTOR)));
-        if !bucket.try_take() {
+        if !self.take_message_token(user_id) {
             return Err(ErrorCode::RateLimited);
         }
         let room_id = self

@@ -141,15 +141,106 @@ impl Header {
     }
 }
 
+/// Starts an event line: `[interval, "code", "` (the data's string is open).
+pub fn begin_event(out: &mut Vec<u8>, interval_us: u64, code: Code) {
+    out.extend_from_slice(b"[");
+    out.extend_from_slice(seconds(interval_us).as_bytes());
+    out.extend_from_slice(b", \"");
+    out.extend_from_slice(code.letter().as_bytes());
+    out.extend_from_slice(b"\", \"");
+}
+
+/// Bytes a JSON string cannot hold as they are: control characters, `"`, `\\`.
+static NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+/// Index of the first byte of `bytes` that must be escaped. Eight bytes at
+/// a time while none does (plain text is most of a terminal's output).
+fn first_to_escape(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // A byte of `x` is zero (set high bit in the result; exact for the first one).
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let mut at = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        // Bytes below 0x20 (their top three bits clear), '"' and '\\'.
+        let control = zero(x & 0xe0e0_e0e0_e0e0_e0e0);
+        let quote = zero(x ^ (ONES * u64::from(b'"')));
+        let backslash = zero(x ^ (ONES * u64::from(b'\\')));
+        if control | quote | backslash != 0 {
+            break;
+        }
+        at += 8;
+    }
+    let tail = bytes.get(at..).unwrap_or_default();
+    tail.iter()
+        .position(|&b| NEEDS_ESCAPE[usize::from(b)])
+        .map(|i| at + i)
+}
+
+/// Appends `text` to an open event's data, escaped for a JSON string. (The
+/// writer streams output into an open line; serde_json does not expose
+/// escaping a fragment.) Output is mostly plain text: runs between escapes
+/// are copied whole.
+pub fn escape_into(out: &mut Vec<u8>, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = text.as_bytes();
+    out.reserve(bytes.len());
+    let mut rest = bytes;
+    while let Some(i) = first_to_escape(rest) {
+        let (run, tail) = rest.split_at(i);
+        out.extend_from_slice(run);
+        let Some((&b, tail)) = tail.split_first() else {
+            break;
+        };
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            _ => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ]),
+        }
+        rest = tail;
+    }
+    out.extend_from_slice(rest);
+}
+
+/// Closes an event line opened by [`begin_event`].
+pub fn end_event(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"\"]\n");
+}
+
 impl Event {
     /// The event line, newline included.
     pub fn line(&self) -> String {
-        let data = Value::String(self.data.clone());
-        format!(
-            "[{}, \"{}\", {data}]\n",
-            seconds(self.interval_us),
-            self.code.letter()
-        )
+        let mut out = Vec::with_capacity(self.data.len() + 32);
+        begin_event(&mut out, self.interval_us, self.code);
+        escape_into(&mut out, &self.data);
+        end_event(&mut out);
+        // Only UTF-8 went in.
+        String::from_utf8(out).unwrap_or_default()
     }
 
     /// Reads an event line (`line_no` is for the error).
@@ -272,6 +363,43 @@ mod tests {
         assert_eq!(cast.events, events);
         let times: Vec<u64> = cast.timed().map(|(t, _)| t).collect();
         assert_eq!(times, vec![1_234_567, 1_234_567, 1_234_572, 3_234_572]);
+    }
+
+    #[test]
+    fn escaping_matches_serde_json_for_every_control_and_special_character() {
+        let text: String = (0u8..0x80)
+            .map(char::from)
+            .chain("é€😀\u{2028}".chars())
+            .collect();
+        let mut out = Vec::new();
+        escape_into(&mut out, &text);
+        let ours = format!("\"{}\"", String::from_utf8(out).unwrap());
+        assert_eq!(serde_json::from_str::<String>(&ours).unwrap(), text);
+        assert_eq!(ours, serde_json::to_string(&text).unwrap());
+    }
+
+    #[test]
+    fn the_first_byte_to_escape_is_found_at_every_position() {
+        for len in 0..40 {
+            for at in 0..=len {
+                for special in [b'"', b'\\', 0x00, 0x1b, 0x1f, b'\n'] {
+                    let mut bytes = vec![b'a'; len];
+                    // Bytes close to the special ones must not count.
+                    for (i, b) in bytes.iter_mut().enumerate() {
+                        *b = [b'a', 0x20, b'#', b']', 0x7f, 0xc3][i % 6];
+                    }
+                    let want = (at < len).then_some(at);
+                    if at < len {
+                        bytes[at] = special;
+                    }
+                    assert_eq!(
+                        first_to_escape(&bytes),
+                        want,
+                        "len {len} at {at} byte {special:#x}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -10,6 +10,12 @@ pub struct Utf8Stream {
 impl Utf8Stream {
     /// Appends the text of `bytes` (after what the last call carried) to `out`.
     pub fn decode(&mut self, bytes: &[u8], out: &mut String) {
+        self.decode_each(bytes, |text| out.push_str(text));
+    }
+
+    /// Hands the text of `bytes` (after what the last call carried) to
+    /// `emit`, in pieces, without copying the valid runs.
+    pub fn decode_each(&mut self, bytes: &[u8], mut emit: impl FnMut(&str)) {
         let joined;
         let mut rest: &[u8] = if self.carry.is_empty() {
             bytes
@@ -21,16 +27,16 @@ impl Utf8Stream {
         loop {
             match std::str::from_utf8(rest) {
                 Ok(s) => {
-                    out.push_str(s);
+                    emit(s);
                     return;
                 }
                 Err(e) => {
                     let (good, bad) = rest.split_at(e.valid_up_to());
                     // Safe by construction: `valid_up_to` bytes are valid UTF-8.
-                    out.push_str(std::str::from_utf8(good).unwrap_or_default());
+                    emit(std::str::from_utf8(good).unwrap_or_default());
                     match e.error_len() {
                         Some(n) => {
-                            out.push(char::REPLACEMENT_CHARACTER);
+                            emit("\u{fffd}");
                             rest = bad.get(n..).unwrap_or_default();
                         }
                         None => {

@@ -376,7 +376,9 @@ impl TermManager {
             title: format!("{}@{target_name}", req.user_name),
             env: [("TERM".to_string(), recorder::TERM_TYPE.to_string())].into(),
         };
-        Ok(Some(recorder::RecorderTask::start(file, &header, policy)))
+        Ok(Some(recorder::RecorderTask::start(
+            id, file, &header, policy,
+        )))
     }
 
     /// A live (or ended but not yet seen) session by id.

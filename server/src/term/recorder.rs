@@ -1,7 +1,7 @@
 //! The session recorder: output, resizes, markers and the exit status go
 //! through a bounded queue to a task of its own that writes the asciicast v3
-//! file (whole lines, synced in groups: every [`SYNC_BYTES`] or
-//! [`SYNC_EVERY`], and on close). The session never waits on the disk: a full
+//! file (whole lines, written in groups of [`WRITE_BYTES`] or everything
+//! queued, synced [`SYNC_EVERY`] after the first unsynced byte and on close). The session never waits on the disk: a full
 //! queue or a failed write is a recording failure, which ends the session
 //! under the strict policy and marks the recording incomplete under best effort.
 use std::{
@@ -22,7 +22,7 @@ use tokio::{
 };
 
 use crate::recordings::{
-    cast::{Code, Event, Header},
+    cast::{begin_event, end_event, escape_into, Code, Header},
     utf8::Utf8Stream,
 };
 
@@ -32,9 +32,10 @@ pub const TERM_TYPE: &str = "xterm-256color";
 /// Events queued between the session and the writer (each a read of at most
 /// 64 KiB); past this the writer is too slow and the recording fails.
 const QUEUE: usize = 1024;
-/// Sync after this many bytes written since the last sync.
-const SYNC_BYTES: usize = 64 * 1024;
-/// Sync at least this often while there is something unsynced.
+/// Whole lines are handed to the file once this much is buffered.
+const WRITE_BYTES: usize = 64 * 1024;
+/// What was written is synced this long after the first unsynced byte: at
+/// most five syncs a second, however much output there is.
 const SYNC_EVERY: Duration = Duration::from_millis(200);
 /// Output arriving within this time of a pending output event joins it.
 const COALESCE: Duration = Duration::from_millis(10);
@@ -78,6 +79,8 @@ pub struct Summary {
     pub sha256: String,
     /// Every event reached the file.
     pub complete: bool,
+    /// How many times the file was synced.
+    pub syncs: u64,
 }
 
 enum Item {
@@ -162,8 +165,13 @@ pub struct RecorderTask {
 }
 
 impl RecorderTask {
-    /// Starts writing `file` (already created) with `header`.
-    pub fn start(file: File, header: &Header, policy: Policy) -> (RecorderTx, RecorderTask) {
+    /// Starts writing recording `id` into `file` (already created) with `header`.
+    pub fn start(
+        id: &str,
+        file: File,
+        header: &Header,
+        policy: Policy,
+    ) -> (RecorderTx, RecorderTask) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (failure, failure_rx) = watch::channel(None);
         let tx = RecorderTx {
@@ -172,7 +180,7 @@ impl RecorderTask {
             failure: Arc::new(failure),
             policy,
         };
-        let writer = Writer::new(file, header.line(), tx.clone());
+        let writer = Writer::new(file, header.line(), tx.clone(), id.to_string());
         let task = tokio::spawn(writer.run(rx));
         (
             tx.clone(),
@@ -220,47 +228,63 @@ impl RecorderTask {
                     size: 0,
                     sha256: String::new(),
                     complete: false,
+                    syncs: 0,
                 }
             }
         }
     }
 }
 
+/// The output event being written: its line is open in the buffer.
+struct OpenOutput {
+    /// When its first read arrived.
+    since: Instant,
+    /// Bytes of output in it so far.
+    bytes: usize,
+}
+
 /// The writing task's state.
 struct Writer {
     file: Option<File>,
-    /// Lines not yet handed to the file.
-    buf: String,
+    /// Lines not yet handed to the file (the last one open while output
+    /// coalesces into it).
+    buf: Vec<u8>,
     /// Bytes written but not synced.
     unsynced: usize,
     hash: Sha256,
     size: u64,
-    /// Time of the last event written (the first interval counts from the start).
+    /// Time of the last event begun (the first interval counts from the start).
     last: Instant,
     utf8: Utf8Stream,
-    /// Output not yet made an event: its text and first read's time.
-    pending: Option<(String, Instant)>,
+    open: Option<OpenOutput>,
     broken: bool,
+    /// Syncs done so far.
+    syncs: u64,
+    /// Recording id, for the log.
+    id: String,
     tx: RecorderTx,
 }
 
 impl Writer {
-    fn new(file: File, header: String, tx: RecorderTx) -> Self {
+    fn new(file: File, header: String, tx: RecorderTx, id: String) -> Self {
         Self {
             file: Some(file),
-            buf: header,
+            buf: header.into_bytes(),
             unsynced: 0,
             hash: Sha256::new(),
             size: 0,
             last: Instant::now(),
             utf8: Utf8Stream::default(),
-            pending: None,
+            open: None,
             broken: false,
+            syncs: 0,
+            id,
             tx,
         }
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<Item>) -> Summary {
+        let opened = Instant::now();
         // The header reaches the disk before any output.
         self.write_out(true).await;
         let mut sync_at: Option<Instant> = None;
@@ -273,82 +297,122 @@ impl Writer {
                         None => std::future::pending().await,
                     }
                 } => {
-                    self.flush_pending();
+                    self.close_output();
                     self.write_out(true).await;
                     sync_at = None;
                     continue;
                 }
             };
-            match item {
-                Some(Item::Close) | None => break,
-                Some(Item::Output(bytes, at)) => {
-                    let joins = self.pending.as_ref().is_some_and(|(t, since)| {
-                        at.duration_since(*since) < COALESCE && t.len() < COALESCE_BYTES
-                    });
-                    if !joins {
-                        self.flush_pending();
-                        self.pending = Some((String::new(), at));
-                    }
-                    if let Some((text, _)) = self.pending.as_mut() {
-                        self.utf8.decode(&bytes, text);
-                    }
-                }
-                Some(Item::Resize(c, r, at)) => {
-                    self.flush_pending();
-                    self.event(at, Code::Resize, format!("{c}x{r}"));
-                }
-                Some(Item::Marker(label, at)) => {
-                    self.flush_pending();
-                    self.event(at, Code::Marker, label);
-                }
-                Some(Item::Exit(code, at)) => {
-                    self.flush_pending();
-                    let status = code.map_or_else(|| "-1".to_string(), |c| c.to_string());
-                    self.event(at, Code::Exit, status);
+            // Everything already queued joins this group: a writer that fell
+            // behind (a slow disk) catches up in one write.
+            let mut open = self.take(item);
+            while open {
+                match rx.try_recv() {
+                    Ok(item) => open = self.take(Some(item)),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => open = false,
                 }
             }
-            if self.buf.len() >= SYNC_BYTES {
-                self.write_out(true).await;
-                sync_at = None;
-            } else if !self.buf.is_empty() || self.pending.is_some() {
+            if !open {
+                break;
+            }
+            if self.buf.len() >= WRITE_BYTES {
+                self.close_output();
+                self.write_out(false).await;
+            }
+            if self.unsynced > 0 || !self.buf.is_empty() {
                 sync_at.get_or_insert_with(|| Instant::now() + SYNC_EVERY);
             }
         }
-        if let Some((text, _)) = self.pending.as_mut() {
-            self.utf8.finish(text);
+        if self.utf8.is_carrying() {
+            let mut rest = String::new();
+            self.utf8.finish(&mut rest);
+            if self.open.is_none() {
+                self.begin(Instant::now(), Code::Output);
+                self.open = Some(OpenOutput {
+                    since: Instant::now(),
+                    bytes: 0,
+                });
+            }
+            escape_into(&mut self.buf, &rest);
         }
-        self.flush_pending();
+        self.close_output();
         self.write_out(true).await;
+        tracing::info!(
+            recording = %self.id,
+            size = self.size,
+            syncs = self.syncs,
+            secs = format!("{:.1}", opened.elapsed().as_secs_f64()),
+            complete = !self.broken,
+            "recording closed"
+        );
         Summary {
             size: self.size,
             sha256: hex::encode(self.hash.finalize()),
             complete: !self.broken,
+            syncs: self.syncs,
         }
     }
 
-    fn flush_pending(&mut self) {
-        if let Some((text, at)) = self.pending.take() {
-            if !text.is_empty() {
-                self.event(at, Code::Output, text);
+    /// Adds one queued item to the buffer; `false` once the recording is to close.
+    fn take(&mut self, item: Option<Item>) -> bool {
+        match item {
+            Some(Item::Close) | None => return false,
+            Some(Item::Output(bytes, at)) => {
+                let joins = self.open.as_ref().is_some_and(|o| {
+                    at.saturating_duration_since(o.since) < COALESCE && o.bytes < COALESCE_BYTES
+                });
+                if !joins {
+                    self.close_output();
+                    self.begin(at, Code::Output);
+                    self.open = Some(OpenOutput {
+                        since: at,
+                        bytes: 0,
+                    });
+                }
+                let buf = &mut self.buf;
+                self.utf8.decode_each(&bytes, |text| escape_into(buf, text));
+                if let Some(o) = self.open.as_mut() {
+                    o.bytes += bytes.len();
+                }
+            }
+            Some(Item::Resize(c, r, at)) => self.event(at, Code::Resize, &format!("{c}x{r}")),
+            Some(Item::Marker(label, at)) => self.event(at, Code::Marker, &label),
+            Some(Item::Exit(code, at)) => {
+                let status = code.map_or_else(|| "-1".to_string(), |c| c.to_string());
+                self.event(at, Code::Exit, &status);
             }
         }
+        true
     }
 
-    fn event(&mut self, at: Instant, code: Code, data: String) {
+    /// Opens the line of an event at `at`.
+    fn begin(&mut self, at: Instant, code: Code) {
         // Events are queued in order; a clock step backwards counts as zero.
         let interval = at.saturating_duration_since(self.last);
         self.last = self.last.max(at);
-        let line = Event {
-            interval_us: u64::try_from(interval.as_micros()).unwrap_or(u64::MAX),
-            code,
-            data,
-        }
-        .line();
-        self.buf.push_str(&line);
+        let us = u64::try_from(interval.as_micros()).unwrap_or(u64::MAX);
+        begin_event(&mut self.buf, us, code);
     }
 
-    /// Hands the buffered lines to the file and syncs it (on a blocking
-    /// thread: the disk may be slow). A failure stops the recording.
+    /// Closes the open output event's line, if any.
+    fn close_output(&mut self) {
+        if self.open.take().is_some() {
+            end_event(&mut self.buf);
+        }
+    }
+
+    /// Writes a whole event (after closing any open output).
+    fn event(&mut self, at: Instant, code: Code, data: &str) {
+        self.close_output();
+        self.begin(at, code);
+        escape_into(&mut self.buf, data);
+        end_event(&mut self.buf);
+    }
+
+    /// Hands the buffered lines (all whole) to the file, and syncs it if
+    /// asked (on a blocking thread: the disk may be slow). A failure stops
+    /// the recording.
     async fn write_out(&mut self, sync: bool) {
         if self.broken {
             self.buf.clear();
@@ -360,23 +424,28 @@ impl Writer {
         let data = std::mem::take(&mut self.buf);
         let unsynced = self.unsynced + data.len();
         let need_sync = sync && unsynced > 0;
-        let result = tokio::task::spawn_blocking(move || {
-            let r = file.write_all(data.as_bytes()).and_then(|()| {
-                if need_sync {
-                    file.sync_data()
-                } else {
-                    Ok(())
-                }
-            });
-            (file, data, r)
-        })
-        .await;
+        let result =
+            tokio::task::spawn_blocking(move || {
+                let r = file.write_all(&data).and_then(|()| {
+                    if need_sync {
+                        file.sync_data()
+                    } else {
+                        Ok(())
+                    }
+                });
+                (file, data, r)
+            })
+            .await;
         match result {
-            Ok((file, data, Ok(()))) => {
-                self.hash.update(data.as_bytes());
+            Ok((file, mut data, Ok(()))) => {
+                self.hash.update(&data);
                 self.size += data.len() as u64;
                 self.unsynced = if need_sync { 0 } else { unsynced };
+                self.syncs += u64::from(need_sync);
                 self.file = Some(file);
+                // Reuse the allocation for the next group.
+                data.clear();
+                self.buf = data;
             }
             Ok((_, _, Err(e))) => self.broken(format!("writing the recording failed: {e}")),
             Err(e) => self.broken(format!("the recording writer stopped: {e}")),
@@ -412,7 +481,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("r.cast");
         let file = File::create(&path).unwrap();
-        let (tx, task) = RecorderTask::start(file, &header(), Policy::Strict);
+        let (tx, task) = RecorderTask::start("t", file, &header(), Policy::Strict);
         let euro = "€".as_bytes();
         tx.output(b"price: ");
         tx.output(&euro[..1]);
@@ -449,6 +518,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn heavy_output_is_synced_a_few_times_a_second_and_kept_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("r.cast");
+        let (tx, task) =
+            RecorderTask::start("t", File::create(&path).unwrap(), &header(), Policy::Strict);
+        let chunk = vec![b'y'; 16 * 1024];
+        let start = std::time::Instant::now();
+        let mut sent = 0usize;
+        while start.elapsed() < Duration::from_millis(1200) {
+            tx.output(&chunk);
+            sent += chunk.len();
+            tokio::time::sleep(Duration::from_micros(500)).await;
+        }
+        let summary = task.finish(None).await;
+        assert!(summary.complete, "the writer kept up");
+        // The header sync, at most ~5 a second, and the one at close.
+        assert!(summary.syncs <= 10, "{} syncs", summary.syncs);
+        let cast = Cast::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let printed: usize = cast.events.iter().map(|e| e.data.len()).sum();
+        assert_eq!(printed, sent, "every byte recorded");
+    }
+
+    #[tokio::test]
     async fn a_failing_disk_fails_a_strict_recording_and_not_a_best_effort_one() {
         for policy in [Policy::Strict, Policy::BestEffort] {
             // /dev/full takes opens and refuses every write (ENOSPC).
@@ -456,7 +548,7 @@ mod tests {
                 .write(true)
                 .open("/dev/full")
                 .unwrap();
-            let (tx, mut task) = RecorderTask::start(file, &header(), policy);
+            let (tx, mut task) = RecorderTask::start("t", file, &header(), policy);
             tx.output(b"x");
             let failed = tokio::time::timeout(Duration::from_millis(500), task.failed()).await;
             match policy {
