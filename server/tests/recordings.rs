@@ -152,9 +152,11 @@ async fn an_ssh_session_recording_plays_in_asciinema_and_holds_everything() {
         raw.len(),
         t.raw.len()
     );
+    // The shell may interleave a redraw with printf's output, so count.
     assert!(
-        raw.contains(&"é€".repeat(4000)),
-        "multi-byte characters survive"
+        raw.matches("é€").count() >= 4000,
+        "multi-byte characters survive: {} found",
+        raw.matches("é€").count()
     );
     assert!(!raw.contains('\u{fffd}'), "nothing mangled");
 
