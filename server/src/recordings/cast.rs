@@ -310,19 +310,36 @@ pub fn parse_size(data: &str) -> Option<(u16, u16)> {
     Some((c.trim().parse().ok()?, r.trim().parse().ok()?))
 }
 
+/// An 80 × 24 header, for tests here and in the modules that write or read recordings.
+#[cfg(test)]
+pub(crate) fn test_header() -> Header {
+    Header {
+        cols: 80,
+        rows: 24,
+        term_type: "xterm-256color".into(),
+        timestamp: 1_700_000_000,
+        title: "alice@box".into(),
+        env: BTreeMap::from([("TERM".into(), "xterm-256color".into())]),
+    }
+}
+
+/// One event's line, for tests.
+#[cfg(test)]
+pub(crate) fn event_line(interval_us: u64, code: Code, data: &str) -> String {
+    Event {
+        interval_us,
+        code,
+        data: data.into(),
+    }
+    .line()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn header() -> Header {
-        Header {
-            cols: 80,
-            rows: 24,
-            term_type: "xterm-256color".into(),
-            timestamp: 1_700_000_000,
-            title: "alice@box".into(),
-            env: BTreeMap::from([("TERM".into(), "xterm-256color".into())]),
-        }
+        test_header()
     }
 
     #[test]

@@ -177,14 +177,7 @@ mod tests {
             title: "t".into(),
             env: BTreeMap::new(),
         };
-        let ev = |us, code, data: &str| {
-            Event {
-                interval_us: us,
-                code,
-                data: data.into(),
-            }
-            .line()
-        };
+        let ev = crate::recordings::cast::event_line;
         [
             h.line(),
             ev(500_000, Code::Output, "$ echo hi\r\nhi\r\n"),

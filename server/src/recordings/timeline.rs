@@ -131,14 +131,7 @@ mod tests {
     use super::*;
 
     fn sample() -> String {
-        let ev = |us, code, data: &str| {
-            Event {
-                interval_us: us,
-                code,
-                data: data.into(),
-            }
-            .line()
-        };
+        let ev = crate::recordings::cast::event_line;
         [
             "{\"version\": 3, \"term\": {\"cols\": 80, \"rows\": 24}}\n".to_string(),
             ev(1_000_000, Code::Output, "$ make deplo"),

@@ -73,6 +73,15 @@ impl RecordingService {
         }
     }
 
+    /// The name of the session's owner (empty if the user was deleted).
+    async fn owner_name(&self, row: &TermSessionRow) -> Result<String, ApiError> {
+        Ok(users::by_id(&self.0.db, row.user_id)
+            .await
+            .map_err(internal)?
+            .map(|u| u.name)
+            .unwrap_or_default())
+    }
+
     /// Runs `read` over the recording's file on a blocking thread.
     async fn with_file<T: Send + 'static>(
         &self,
@@ -143,11 +152,7 @@ impl Recordings for RecordingService {
     async fn detail(&self, caller: &Caller, id: &str) -> Result<RecordingDetail, ApiError> {
         let row = self.readable(caller, id).await?;
         let (markers, duration) = self.with_file(id, timeline::markers).await?;
-        let user = users::by_id(&self.0.db, row.user_id)
-            .await
-            .map_err(internal)?
-            .map(|u| u.name)
-            .unwrap_or_default();
+        let user = self.owner_name(&row).await?;
         Ok(RecordingDetail {
             info: Self::info(row, user),
             markers,
@@ -171,11 +176,7 @@ impl Recordings for RecordingService {
             id: id.to_string(),
             at: at.filter(|t| t.is_finite() && *t >= 0.0),
         };
-        let user = users::by_id(&self.0.db, row.user_id)
-            .await
-            .map_err(internal)?
-            .map(|u| u.name)
-            .unwrap_or_default();
+        let user = self.owner_name(&row).await?;
         let text = format!("▶ recording of {user}@{}: {}", row.target, link.path());
         match self
             .0

@@ -463,17 +463,9 @@ impl Writer {
 mod tests {
     use super::*;
     use crate::recordings::cast::Cast;
-    use std::collections::BTreeMap;
 
     fn header() -> Header {
-        Header {
-            cols: 80,
-            rows: 24,
-            term_type: "xterm-256color".into(),
-            timestamp: 0,
-            title: "t@h".into(),
-            env: BTreeMap::new(),
-        }
+        crate::recordings::cast::test_header()
     }
 
     #[tokio::test]
