@@ -211,6 +211,23 @@ pub struct RecordingDetail {
     pub markers: Vec<RecordingMarker>,
     /// Seconds.
     pub duration: f64,
+    /// The windows a long recording is played in (one: the whole file).
+    pub windows: Vec<RecordingWindow>,
+}
+
+/// A part of a long recording the player loads on its own (served at
+/// `/recordings/{id}.cast?window=N`), starting from a screen snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RecordingWindow {
+    /// Seconds from the start of the recording.
+    pub start: f64,
+    /// Seconds from the start where the next window starts (or the end).
+    pub end: f64,
+}
+
+/// The window of `windows` that plays second `t` (the last one past the end).
+pub fn window_at(windows: &[RecordingWindow], t: f64) -> usize {
+    windows.iter().rposition(|w| w.start <= t).unwrap_or(0)
 }
 
 /// Where a searched text was printed in a recording.

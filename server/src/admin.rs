@@ -158,6 +158,7 @@ pub async fn namespace(cmd: NamespaceCmd, store: &StoreArgs) -> anyhow::Result<(
             policy,
             retention,
             shared,
+            input,
         } => {
             let id = namespaces::id_by_name(&db, &name)
                 .await?
@@ -175,14 +176,18 @@ pub async fn namespace(cmd: NamespaceCmd, store: &StoreArgs) -> anyhow::Result<(
             if let Some(s) = shared {
                 settings.shared = s;
             }
+            if let Some(i) = input {
+                settings.input = i;
+            }
             namespaces::set_recording_settings(&db, id, &settings).await?;
             let keep = settings
                 .retention_secs
                 .map_or_else(|| "forever".to_string(), retention_text);
             println!(
-                "{name}: policy {}, retention {keep}, shared with members: {}",
+                "{name}: policy {}, retention {keep}, shared with members: {}, input: {}",
                 settings.policy.as_str().replace('_', "-"),
-                if settings.shared { "yes" } else { "no" }
+                if settings.shared { "yes" } else { "no" },
+                if settings.input { "recorded" } else { "not recorded" }
             );
         }
     }

@@ -296,6 +296,10 @@ pub enum NamespaceCmd {
         /// Whether members may replay each other's sessions in this namespace.
         #[arg(long)]
         shared: Option<bool>,
+        /// Whether typed input is recorded too (never while the target has
+        /// echo off or shows a password prompt).
+        #[arg(long)]
+        input: Option<bool>,
     },
 }
 

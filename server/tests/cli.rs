@@ -859,6 +859,40 @@ async fn a_killed_server_leaves_an_interrupted_recording_that_plays() {
         None,
     ));
     assert!(err.contains("no recording"), "{err}");
+    // Its index was closed too: the player gets the marker from it.
+    let index = std::fs::read_to_string(data.join("recordings").join(format!("{id}.idx")))
+        .expect("an index beside the recording");
+    assert!(
+        index.lines().last().unwrap_or_default().contains("\"kind\":\"end\""),
+        "{index}"
+    );
+    let admin = served.login("admin", &password).await;
+    let detail: serde_json::Value = admin
+        .post(served.url("/api/recording"))
+        .form(&[("id", id.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let labels: Vec<&str> = detail["markers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["label"].as_str())
+        .collect();
+    assert_eq!(
+        labels,
+        vec!["interrupted: the server stopped before the session ended"]
+    );
+    let duration = detail["duration"].as_f64().unwrap();
+    assert!(duration > 0.0, "{detail}");
+    assert_eq!(
+        detail["info"]["duration_ms"].as_i64(),
+        Some((duration * 1000.0) as i64),
+        "the row's length is the recording's: {detail}"
+    );
     drop(served);
 }
 
@@ -870,7 +904,7 @@ fn namespace_recording_settings_are_shown_and_changed() {
     let shown = ok(termroom(d, &["namespace", "recording", "prod"], None));
     assert_eq!(
         shown.trim(),
-        "prod: policy strict, retention forever, shared with members: no"
+        "prod: policy strict, retention forever, shared with members: no, input: not recorded"
     );
     let shown = ok(termroom(
         d,
@@ -884,12 +918,24 @@ fn namespace_recording_settings_are_shown_and_changed() {
             "90d",
             "--shared",
             "true",
+            "--input",
+            "true",
         ],
         None,
     ));
     assert_eq!(
         shown.trim(),
-        "prod: policy best-effort, retention 90d, shared with members: yes"
+        "prod: policy best-effort, retention 90d, shared with members: yes, input: recorded"
+    );
+    // What is not given stays as it was.
+    let shown = ok(termroom(
+        d,
+        &["namespace", "recording", "prod", "--input", "false"],
+        None,
+    ));
+    assert_eq!(
+        shown.trim(),
+        "prod: policy best-effort, retention 90d, shared with members: yes, input: not recorded"
     );
     let e = err(termroom(
         d,

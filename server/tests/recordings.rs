@@ -10,7 +10,7 @@ use app::{model::Role, protocol::term::ClientFrame};
 use common::{sshd::Sshd, term::*, *};
 use server::{
     db::{self, namespaces::RecordingSettings, terminal_sessions::TermSessionRow},
-    recordings::cast::{Cast, Code},
+    recordings::cast::{parse_size, Cast, Code, Event},
     term::RecordingPolicy,
 };
 use sha2::{Digest, Sha256};
@@ -85,7 +85,9 @@ async fn an_ssh_session_recording_plays_in_asciinema_and_holds_everything() {
     // 20 KB of two- and three-byte characters: reads split some of them.
     t.type_line(r"printf '%.0s\xc3\xa9\xe2\x82\xac' $(seq 1 4000); echo; echo mb-done")
         .await;
-    t.until(15, |t| t.text.contains("mb-done\r\n")).await;
+    // The output's line, not the echo of the command (typing on while
+    // printf runs would interleave the echo with a split character).
+    t.until(15, |t| t.text.contains("\nmb-done\r\n")).await;
     t.send(ClientFrame::Resize {
         cols: 100,
         rows: 30,
@@ -146,12 +148,25 @@ async fn an_ssh_session_recording_plays_in_asciinema_and_holds_everything() {
         .strip_prefix("\u{1b}[8;24;80t")
         .unwrap_or(&raw)
         .to_string();
-    assert!(
-        raw.as_bytes() == t.raw.as_slice(),
-        "the recording replays the session's output exactly ({} bytes replayed, {} received)",
-        raw.len(),
-        t.raw.len()
-    );
+    if raw.as_bytes() != t.raw.as_slice() {
+        let at = raw
+            .bytes()
+            .zip(t.raw.iter())
+            .take_while(|(a, b)| a == *b)
+            .count();
+        let tail = |b: &[u8]| {
+            let from = at.saturating_sub(40).min(b.len());
+            String::from_utf8_lossy(&b[from..(at + 80).min(b.len())]).into_owned()
+        };
+        panic!(
+            "the recording replays the session's output exactly ({} bytes replayed, {} received); \
+             they part at byte {at}: replayed {:?}, received {:?}",
+            raw.len(),
+            t.raw.len(),
+            tail(raw.as_bytes()),
+            tail(&t.raw)
+        );
+    }
     // The shell may interleave a redraw with printf's output, so count.
     assert!(
         raw.matches("é€").count() >= 4000,
@@ -529,5 +544,159 @@ async fn expired_recordings_are_deleted_and_audited() {
     assert_eq!(
         get(&admin, &s, &format!("/recordings/{id}.cast")).await.0,
         404
+    );
+}
+
+/// The screen text after playing `events` on a `cols` × `rows` terminal.
+fn screen_after<'a>(cols: u16, rows: u16, events: impl IntoIterator<Item = &'a Event>) -> Vec<String> {
+    let mut vt = avt::Terminal::new(usize::from(cols), usize::from(rows)).expect("size");
+    for e in events {
+        match e.code {
+            Code::Output => vt.feed(e.data.as_str()),
+            Code::Resize => {
+                if let Some((c, r)) = parse_size(&e.data) {
+                    vt.resize(usize::from(c), usize::from(r));
+                }
+            }
+            _ => {}
+        }
+    }
+    vt.screen().text()
+}
+
+#[tokio::test]
+async fn a_long_recording_plays_in_windows_that_start_from_keyframes() {
+    let s = TestServer::start().await;
+    s.add_user("root1", Role::Admin).await;
+    let (admin, _) = s.login("root1").await;
+    let (id, otp) = open(&s, &admin, "local").await.expect("open");
+    let mut t = Term::attach(&s, &id, &otp, 0).await;
+    // About 21 MB of output: five keyframes, a recording of about 33 MB.
+    t.type_line("seq 1 3000000; echo seq-$((1+1))-done").await;
+    let tail = |t: &Term| String::from_utf8_lossy(&t.raw[t.raw.len().saturating_sub(400)..]).into_owned();
+    t.until(120, |t| tail(t).contains("seq-2-done\r\n")).await;
+    t.type_line("exit 0").await;
+    t.until(10, |t| t.exit.is_some()).await;
+    let row = finished_row(&s, &id).await;
+    assert_eq!(row.recording_state.as_deref(), Some("complete"));
+
+    let r = s.call(&admin, "recording", &[("id", id.as_str())]).await;
+    assert_eq!(r.status(), 200);
+    let detail: serde_json::Value = r.json().await.expect("detail");
+    let windows: Vec<(f64, f64)> = detail["windows"]
+        .as_array()
+        .expect("windows")
+        .iter()
+        .map(|w| (w["start"].as_f64().unwrap(), w["end"].as_f64().unwrap()))
+        .collect();
+    assert!(windows.len() >= 3, "a 33 MB recording plays in windows: {windows:?}");
+    let duration = detail["duration"].as_f64().unwrap();
+    assert_eq!(windows.last().map(|w| w.1), Some(duration));
+
+    let (_, whole) = get(&admin, &s, &format!("/recordings/{id}.cast")).await;
+    let whole = Cast::parse(std::str::from_utf8(&whole).unwrap()).expect("valid v3");
+    let mut parts = Vec::new();
+    for (n, &(start, end)) in windows.iter().enumerate() {
+        let (status, body) = get(&admin, &s, &format!("/recordings/{id}.cast?window={n}")).await;
+        assert_eq!(status, 200, "window {n}");
+        assert!(body.len() < 16 << 20, "window {n} is {} bytes", body.len());
+        let part = Cast::parse(std::str::from_utf8(&body).unwrap()).expect("a window is valid v3");
+        // Its times run from the window's start to the next one's.
+        let length: u64 = part.events.iter().map(|e| e.interval_us).sum();
+        let played = start + length as f64 / 1e6;
+        assert!(
+            (played - end).abs() < 0.001 || (n + 1 == windows.len() && played <= end + 0.001),
+            "window {n}: {start} + {length} µs is not {end}"
+        );
+        parts.push(part);
+    }
+    // Every window starts on the screen the one before it ended on.
+    for n in 1..parts.len() {
+        let (prev, next) = (&parts[n - 1], &parts[n]);
+        let ended_on = screen_after(prev.header.cols, prev.header.rows, &prev.events);
+        let starts_on = screen_after(next.header.cols, next.header.rows, next.events.iter().take(1));
+        assert_eq!(ended_on, starts_on, "window {n}'s keyframe");
+    }
+    // The last one ends where the whole recording does.
+    let last = parts.last().unwrap();
+    assert_eq!(
+        screen_after(last.header.cols, last.header.rows, &last.events),
+        screen_after(whole.header.cols, whole.header.rows, &whole.events)
+    );
+    // Windows are the player's: one that does not exist is 404, and other
+    // formats have none.
+    let (status, _) = get(&admin, &s, &format!("/recordings/{id}.cast?window=99")).await;
+    assert_eq!(status, 404);
+    let (status, _) = get(&admin, &s, &format!("/recordings/{id}.txt?window=1")).await;
+    assert_eq!(status, 400);
+    let (status, _) = get(&admin, &s, &format!("/recordings/{id}.cast?window=x")).await;
+    assert_eq!(status, 400);
+}
+
+/// The `i` events of session `id`'s recording, joined.
+async fn typed_in(s: &TestServer, admin: &reqwest::Client, id: &str) -> String {
+    let (status, body) = get(admin, s, &format!("/recordings/{id}.cast")).await;
+    assert_eq!(status, 200);
+    let cast = Cast::parse(std::str::from_utf8(&body).unwrap()).expect("valid v3");
+    cast.events
+        .iter()
+        .filter(|e| e.code == Code::Input)
+        .map(|e| e.data.as_str())
+        .collect()
+}
+
+#[tokio::test]
+async fn typed_input_is_recorded_where_asked_and_never_a_secret() {
+    let sshd = Sshd::start();
+    let s = TestServer::start().await;
+    s.add_user("root1", Role::Admin).await;
+    let (admin, _) = s.login("root1").await;
+    setup_host(&s, &sshd, &admin, "box", None).await;
+
+    // Off by default: output only.
+    let (id, otp) = open(&s, &admin, "box").await.expect("open");
+    let mut t = Term::attach(&s, &id, &otp, 0).await;
+    t.type_line("echo not-$((1+1))-typed").await;
+    t.until(15, |t| t.text.contains("not-2-typed")).await;
+    t.type_line("exit").await;
+    t.until(10, |t| t.exit.is_some()).await;
+    finished_row(&s, &id).await;
+    assert_eq!(typed_in(&s, &admin, &id).await, "");
+
+    set_recording(
+        &s,
+        "prod",
+        RecordingSettings {
+            input: true,
+            ..RecordingSettings::default()
+        },
+    )
+    .await;
+    let (id, otp) = open(&s, &admin, "box").await.expect("open");
+    let mut t = Term::attach(&s, &id, &otp, 0).await;
+    t.type_line("echo typed-$((6*7))").await;
+    t.until(15, |t| t.text.contains("typed-42")).await;
+    // The remote turns echo off and asks for a password: what is typed
+    // then, key by key, stays out of the recording.
+    t.type_line("read -s -p 'Password: ' pw; echo; echo got-${#pw}-chars").await;
+    t.until(15, |t| t.text.ends_with("Password: ")).await;
+    for key in ["h", "u", "n", "t", "e", "r", "2", "\r"] {
+        t.send(ClientFrame::Input(key.as_bytes().to_vec())).await;
+    }
+    t.until(15, |t| t.text.contains("got-7-chars")).await;
+    // Recorded again once it was submitted.
+    t.type_line("echo after-$((1+1))").await;
+    t.until(15, |t| t.text.contains("after-2")).await;
+    t.type_line("exit").await;
+    t.until(10, |t| t.exit.is_some()).await;
+    finished_row(&s, &id).await;
+    let typed = typed_in(&s, &admin, &id).await;
+    assert!(typed.contains("echo typed-$((6*7))\r"), "{typed:?}");
+    assert!(typed.contains("echo after-$((1+1))\r"), "{typed:?}");
+    assert!(!typed.contains("hunter"), "the password was recorded: {typed:?}");
+    let (_, cast) = get(&admin, &s, &format!("/recordings/{id}.cast")).await;
+    assert!(
+        !String::from_utf8_lossy(&cast).contains("hunter"),
+        "nowhere in the recording"
     );
 }

@@ -31,6 +31,10 @@ extern "C" {
     /// Removes the player from the page.
     #[wasm_bindgen(method)]
     pub fn dispose(this: &Player);
+
+    /// Calls `f` on the player's event `name` (`play`, `pause`, `ended`, ...).
+    #[wasm_bindgen(method, js_name = addEventListener)]
+    pub fn add_event_listener(this: &Player, name: &str, f: &js_sys::Function);
 }
 
 /// How to play a recording.
@@ -44,6 +48,8 @@ pub struct Options {
     pub start_at: f64,
     /// `(seconds, label)` of each marker, shown on the timeline.
     pub markers: Vec<(f64, String)>,
+    /// Start playing once loaded.
+    pub auto_play: bool,
 }
 
 /// Loads the player's script once (resolves at once if it is there).
@@ -76,6 +82,7 @@ pub async fn create(src: &str, el: &web_sys::Element, o: &Options) -> Result<Pla
     set("startAt", o.start_at.into())?;
     set("fit", "width".into())?;
     set("preload", true.into())?;
+    set("autoPlay", o.auto_play.into())?;
     let markers = js_sys::Array::new();
     for (t, label) in &o.markers {
         markers.push(&js_sys::Array::of2(&(*t).into(), &label.into()));

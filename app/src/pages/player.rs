@@ -1,7 +1,10 @@
 //! Player page (`/recordings/{id}`, `?t=SECONDS` to start there): the
 //! recording in asciinema-player with its markers on the timeline and in a
 //! list beside it (click to seek), speed and idle-time-limit controls, search
-//! in what was printed (click a hit to seek), and downloads.
+//! in what was printed (click a hit to seek), and downloads. A long recording
+//! plays in windows (see `RecordingWindow`): the page loads the one that holds
+//! the moment sought, moves on to the next at the end of one, and shows a
+//! scrubber over the whole recording.
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -67,6 +70,7 @@ fn Player(detail: RecordingDetail, start: f64) -> impl IntoView {
         info,
         markers,
         duration,
+        windows,
     } = detail;
     let id = info.id.clone();
     let node = NodeRef::<leptos::html::Div>::new();
@@ -76,15 +80,24 @@ fn Player(detail: RecordingDetail, start: f64) -> impl IntoView {
     let search_text = RwSignal::new(String::new());
     let hits = RwSignal::new(None::<Result<Vec<SearchHit>, String>>);
     let timeline: Vec<(f64, String)> = markers.iter().map(|m| (m.time, m.label.clone())).collect();
+    let windowed = windows.len() > 1;
     {
-        let src = format!("/recordings/{id}.cast");
+        let id = id.clone();
         Effect::new(move |_| {
             let speed = speed.get().parse::<f64>().unwrap_or(1.0);
             let idle = idle.get().parse::<f64>().ok();
             if let Some(el) = node.get() {
                 // Recreated at the current position when the options change.
-                let at = now.get_untracked();
-                live::mount(el.into(), &src, speed, idle, at, timeline.clone(), now);
+                let setup = live::Setup {
+                    el: el.into(),
+                    id: id.clone(),
+                    windows: windows.clone(),
+                    speed,
+                    idle,
+                    markers: timeline.clone(),
+                    now,
+                };
+                live::mount(setup, now.get_untracked(), false);
             }
         });
     }
@@ -148,6 +161,20 @@ fn Player(detail: RecordingDetail, start: f64) -> impl IntoView {
                         {move || format!("{} / {}", clock(now.get()), clock(duration))}
                     </span>
                 </div>
+                {windowed.then(|| view! {
+                    <label class="scrub">
+                        "Whole recording"
+                        <input type="range" min="0" max=format!("{duration:.3}") step="any"
+                            data-testid="player-scrub"
+                            prop:value=move || format!("{:.3}", now.get())
+                            on:change=move |ev| {
+                                if let Ok(t) = event_target_value(&ev).parse::<f64>() {
+                                    seek(t);
+                                }
+                            }/>
+                    </label>
+                    <p class="muted small">"A long recording: the player holds one part of it at a time."</p>
+                })}
                 <h2>"Markers"</h2>
                 {if markers.is_empty() {
                     view! { <p class="muted">"No markers."</p> }.into_any()
@@ -252,63 +279,130 @@ mod live {
     use std::cell::RefCell;
 
     use leptos::prelude::*;
+    use wasm_bindgen::{prelude::Closure, JsCast};
 
     use crate::components::player::{self, Options, Player};
+    use crate::model::{window_at, RecordingWindow};
+
+    /// What a player is made of; kept to make the next one (another window).
+    #[derive(Clone)]
+    pub struct Setup {
+        pub el: web_sys::HtmlElement,
+        pub id: String,
+        pub windows: Vec<RecordingWindow>,
+        pub speed: f64,
+        pub idle: Option<f64>,
+        /// `(seconds, label)` over the whole recording.
+        pub markers: Vec<(f64, String)>,
+        /// Follows the position in the whole recording.
+        pub now: RwSignal<f64>,
+    }
+
+    struct Live {
+        setup: Setup,
+        player: Player,
+        timer: IntervalHandle,
+        /// The window playing and where it starts (seconds).
+        window: usize,
+        start: f64,
+        _ended: Closure<dyn FnMut()>,
+    }
 
     thread_local! {
-        static PLAYER: RefCell<Option<(Player, IntervalHandle)>> = const { RefCell::new(None) };
+        static LIVE: RefCell<Option<Live>> = const { RefCell::new(None) };
     }
 
-    /// (Re)creates the player in `el`; `now` follows its position.
-    pub fn mount(
-        el: web_sys::HtmlElement,
-        src: &str,
-        speed: f64,
-        idle_time_limit: Option<f64>,
-        start_at: f64,
-        markers: Vec<(f64, String)>,
-        now: RwSignal<f64>,
-    ) {
+    /// (Re)creates the player at second `at` of the whole recording, in the
+    /// window that holds it.
+    pub fn mount(setup: Setup, at: f64, auto_play: bool) {
         dispose();
-        el.set_inner_html("");
-        let src = src.to_string();
+        setup.el.set_inner_html("");
+        let window = window_at(&setup.windows, at);
+        let (start, end) = setup
+            .windows
+            .get(window)
+            .map_or((0.0, f64::INFINITY), |w| (w.start, w.end));
+        let src = if setup.windows.len() > 1 {
+            format!("/recordings/{}.cast?window={window}", setup.id)
+        } else {
+            format!("/recordings/{}.cast", setup.id)
+        };
+        let last = window + 1 >= setup.windows.len();
+        let markers = setup
+            .markers
+            .iter()
+            .filter(|(t, _)| *t >= start && (*t < end || last))
+            .map(|(t, label)| (t - start, label.clone()))
+            .collect();
+        let opts = Options {
+            speed: setup.speed,
+            idle_time_limit: setup.idle,
+            start_at: (at - start).max(0.0),
+            markers,
+            auto_play,
+        };
         leptos::task::spawn_local(async move {
-            let opts = Options {
-                speed,
-                idle_time_limit,
-                start_at,
-                markers,
-            };
-            match player::create(&src, &player::element(&el), &opts).await {
-                Ok(p) => {
-                    let follow = p.clone();
-                    let timer = set_interval_with_handle(
-                        move || now.set(player::time_of(&follow)),
-                        std::time::Duration::from_millis(250),
-                    );
-                    if let Ok(timer) = timer {
-                        PLAYER.with(|cell| *cell.borrow_mut() = Some((p, timer)));
-                    }
+            let el = player::element(&setup.el);
+            let p = match player::create(&src, &el, &opts).await {
+                Ok(p) => p,
+                Err(e) => {
+                    leptos::logging::warn!("cannot start the player: {e:?}");
+                    return;
                 }
-                Err(e) => leptos::logging::warn!("cannot start the player: {e:?}"),
-            }
+            };
+            let follow = p.clone();
+            let now = setup.now;
+            let Ok(timer) = set_interval_with_handle(
+                move || now.set(start + player::time_of(&follow)),
+                std::time::Duration::from_millis(250),
+            ) else {
+                return;
+            };
+            // At the end of a window, the next one goes on playing.
+            let next = (!last).then(|| setup.clone());
+            let ended = Closure::<dyn FnMut()>::new(move || {
+                if let Some(setup) = next.clone() {
+                    let at = end;
+                    leptos::task::spawn_local(async move { mount(setup, at, true) });
+                }
+            });
+            p.add_event_listener("ended", ended.as_ref().unchecked_ref());
+            LIVE.with(|cell| {
+                *cell.borrow_mut() = Some(Live {
+                    setup,
+                    player: p,
+                    timer,
+                    window,
+                    start,
+                    _ended: ended,
+                })
+            });
         });
     }
 
-    /// Jumps to `t` seconds.
+    /// Jumps to second `t` of the whole recording (loading its window if
+    /// another one is playing).
     pub fn seek(t: f64) {
-        PLAYER.with(|cell| {
-            if let Some((p, _)) = cell.borrow().as_ref() {
-                let _ = p.seek(t);
+        let other = LIVE.with(|cell| {
+            let live = cell.borrow();
+            let live = live.as_ref()?;
+            if window_at(&live.setup.windows, t) == live.window {
+                let _ = live.player.seek(t - live.start);
+                None
+            } else {
+                Some(live.setup.clone())
             }
         });
+        if let Some(setup) = other {
+            mount(setup, t, false);
+        }
     }
 
     /// Removes the player and its timer.
     pub fn dispose() {
-        if let Some((p, timer)) = PLAYER.with(|cell| cell.borrow_mut().take()) {
-            timer.clear();
-            p.dispose();
+        if let Some(live) = LIVE.with(|cell| cell.borrow_mut().take()) {
+            live.timer.clear();
+            live.player.dispose();
         }
     }
 }
@@ -318,16 +412,21 @@ mod live {
 mod live {
     use leptos::prelude::RwSignal;
 
-    pub fn mount(
-        _el: web_sys::HtmlElement,
-        _src: &str,
-        _speed: f64,
-        _idle: Option<f64>,
-        _start: f64,
-        _markers: Vec<(f64, String)>,
-        _now: RwSignal<f64>,
-    ) {
+    use crate::model::RecordingWindow;
+
+    /// What a player is made of (nothing happens on the server).
+    #[allow(dead_code)]
+    pub struct Setup {
+        pub el: web_sys::HtmlElement,
+        pub id: String,
+        pub windows: Vec<RecordingWindow>,
+        pub speed: f64,
+        pub idle: Option<f64>,
+        pub markers: Vec<(f64, String)>,
+        pub now: RwSignal<f64>,
     }
+
+    pub fn mount(_setup: Setup, _at: f64, _auto_play: bool) {}
 
     pub fn seek(_t: f64) {}
 

@@ -85,6 +85,8 @@ pub struct RecordingSettings {
     pub retention_secs: Option<i64>,
     /// Members may replay each other's sessions of this namespace.
     pub shared: bool,
+    /// Typed input is recorded too (never while echo is off).
+    pub input: bool,
 }
 
 impl Default for RecordingSettings {
@@ -93,25 +95,27 @@ impl Default for RecordingSettings {
             policy: crate::term::RecordingPolicy::Strict,
             retention_secs: None,
             shared: false,
+            input: false,
         }
     }
 }
 
 /// The recording settings of namespace `name`.
 pub async fn recording_settings(db: &Db, name: &str) -> Result<RecordingSettings, DbError> {
-    let row: Option<(String, Option<i64>, i64)> = sqlx::query_as(
-        "SELECT recording_policy, recording_retention_secs, recordings_shared FROM namespaces WHERE name = ?",
+    let row: Option<(String, Option<i64>, i64, i64)> = sqlx::query_as(
+        "SELECT recording_policy, recording_retention_secs, recordings_shared, recording_input FROM namespaces WHERE name = ?",
     )
     .bind(name)
     .fetch_optional(db)
     .await?;
     Ok(match row {
-        Some((policy, retention_secs, shared)) => RecordingSettings {
+        Some((policy, retention_secs, shared, input)) => RecordingSettings {
             // An unknown value (edited by hand) is read as the safe default.
             policy: crate::term::RecordingPolicy::parse(&policy)
                 .unwrap_or(crate::term::RecordingPolicy::Strict),
             retention_secs,
             shared: shared != 0,
+            input: input != 0,
         },
         None => RecordingSettings::default(),
     })
@@ -124,11 +128,12 @@ pub async fn set_recording_settings(
     s: &RecordingSettings,
 ) -> Result<(), DbError> {
     sqlx::query(
-        "UPDATE namespaces SET recording_policy = ?, recording_retention_secs = ?, recordings_shared = ? WHERE id = ?",
+        "UPDATE namespaces SET recording_policy = ?, recording_retention_secs = ?, recordings_shared = ?, recording_input = ? WHERE id = ?",
     )
     .bind(s.policy.as_str())
     .bind(s.retention_secs)
     .bind(i64::from(s.shared))
+    .bind(i64::from(s.input))
     .bind(id)
     .execute(db)
     .await?;

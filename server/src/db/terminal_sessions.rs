@@ -180,6 +180,16 @@ pub async fn set_recording(
     Ok(())
 }
 
+/// Sets a session's length (for one recovered after a crash).
+pub async fn set_duration(db: &Db, id: &str, duration_ms: i64) -> Result<(), DbError> {
+    sqlx::query("UPDATE terminal_sessions SET duration_ms = ? WHERE id = ?")
+        .bind(duration_ms)
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 /// Sessions a previous run left `running` (call at start-up, before any
 /// session opens): they cannot be running any more.
 pub async fn stale(db: &Db) -> Result<Vec<TermSessionRow>, DbError> {

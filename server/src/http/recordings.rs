@@ -1,6 +1,7 @@
 //! Recording downloads behind the login cookie: `GET /recordings/{id}.cast`
-//! (the asciicast v3 original), `{id}.v2.cast` (v2 export) and `{id}.txt`
-//! (plain-text transcript). Served by id through this check only, never as
+//! (the asciicast v3 original; `?window=N` for one window of a long
+//! recording, see `recordings::index`), `{id}.v2.cast` (v2 export) and
+//! `{id}.txt` (plain-text transcript). Served by id through this check only, never as
 //! static files: no login is 401, anything the caller may not read, or that
 //! does not exist, is 404. Runs as a layer so that the player page can own
 //! `/recordings/{id}` itself.
@@ -17,7 +18,12 @@ use tokio::sync::mpsc;
 
 use crate::{
     db,
-    recordings::{access, export::Format, files::valid_id},
+    recordings::{
+        access,
+        export::Format,
+        files::valid_id,
+        index::{self, WindowError},
+    },
     state::Core,
 };
 
@@ -49,10 +55,30 @@ pub async fn downloads(State(core): State<Arc<Core>>, req: Request, next: Next) 
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
+    let window = match window_param(req.uri().query(), format) {
+        Ok(w) => w,
+        Err(msg) => return (StatusCode::BAD_REQUEST, msg).into_response(),
+    };
     let id = id.to_string();
-    match serve(&core, req.headers(), &id, format).await {
+    match serve(&core, req.headers(), &id, format, window).await {
         Ok(r) => r,
         Err(status) => status.into_response(),
+    }
+}
+
+/// The `window=N` of a query (only the v3 original has windows).
+fn window_param(query: Option<&str>, format: Format) -> Result<Option<usize>, &'static str> {
+    let Some(value) = query
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("window="))
+    else {
+        return Ok(None);
+    };
+    match (format, value.parse::<usize>()) {
+        (Format::V3, Ok(n)) => Ok(Some(n)),
+        (Format::V3, Err(_)) => Err("window must be a number"),
+        _ => Err("only the .cast original has windows"),
     }
 }
 
@@ -61,6 +87,7 @@ async fn serve(
     headers: &axum::http::HeaderMap,
     id: &str,
     format: Format,
+    window: Option<usize>,
 ) -> Result<Response, StatusCode> {
     let internal = |e: db::DbError| {
         tracing::warn!("recording download: {e}");
@@ -94,13 +121,40 @@ async fn serve(
         .recordings
         .clone()
         .ok_or(StatusCode::NOT_FOUND)?;
-    let file = {
+    let (file, index) = {
         let (dir, id) = (dir, id.to_string());
-        tokio::task::spawn_blocking(move || dir.open(&id))
-            .await
-            .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
-            .map_err(|_| StatusCode::NOT_FOUND)?
+        tokio::task::spawn_blocking(move || {
+            let mut file = dir.open(&id)?;
+            let Some(n) = window else {
+                return Ok((file, None));
+            };
+            let len = file.metadata()?.len();
+            let index = dir
+                .open_index(&id)
+                .map(|f| index::read(std::io::BufReader::new(f), len))
+                .unwrap_or_default();
+            if n >= index::spans(&mut file, &index, len)?.len() {
+                return Err(std::io::Error::from(std::io::ErrorKind::NotFound));
+            }
+            Ok((file, Some((index, len, n))))
+        })
+        .await
+        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
+        .map_err(|_: std::io::Error| StatusCode::NOT_FOUND)?
     };
+    if let Some((index, len, n)) = index {
+        // A window is the player's, not a download: not audited.
+        return Ok(stream(
+            move |out| {
+                index::write_window(file, &index, len, n, out).map_err(|e| match e {
+                    WindowError::Io(e) => e,
+                    other => std::io::Error::other(other.to_string()),
+                })
+            },
+            "application/x-asciicast",
+            None,
+        ));
+    }
     let (suffix, kind) = match format {
         Format::V3 => ("cast", "application/x-asciicast"),
         Format::V2 => ("v2.cast", "application/x-asciicast"),
@@ -118,7 +172,37 @@ async fn serve(
     {
         tracing::warn!("cannot audit a recording download: {e}");
     }
-    let body = stream_export(file, format);
+    let attachment = format!("attachment; filename=\"{id}.{suffix}\"");
+    Ok(stream(
+        move |out| {
+            let input = std::io::BufReader::with_capacity(CHUNK, file);
+            crate::recordings::export::export(format, input, out)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        },
+        kind,
+        Some(attachment),
+    ))
+}
+
+/// A private response whose body `write` produces on a blocking thread,
+/// handed to the client chunk by chunk as it fills.
+fn stream(
+    write: impl FnOnce(&mut ChunkWriter) -> std::io::Result<()> + Send + 'static,
+    kind: &'static str,
+    attachment: Option<String>,
+) -> Response {
+    let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(CHUNKS_IN_FLIGHT);
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChunkWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(CHUNK),
+        };
+        if let Err(e) = write(&mut out).and_then(|()| out.flush()) {
+            // The client sees a cut response rather than a wrong one.
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    let body = Body::from_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
     let mut resp = Response::new(body);
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
@@ -130,30 +214,10 @@ async fn serve(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{id}.{suffix}\"")) {
+    if let Some(v) = attachment.and_then(|a| HeaderValue::from_str(&a).ok()) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    Ok(resp)
-}
-
-/// Converts on a blocking thread, handing chunks to the response as they fill.
-fn stream_export(file: std::fs::File, format: Format) -> Body {
-    let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(CHUNKS_IN_FLIGHT);
-    tokio::task::spawn_blocking(move || {
-        let mut out = ChunkWriter {
-            tx: tx.clone(),
-            buf: Vec::with_capacity(CHUNK),
-        };
-        let input = std::io::BufReader::with_capacity(CHUNK, file);
-        let result = crate::recordings::export::export(format, input, &mut out)
-            .map_err(|e| std::io::Error::other(e.to_string()))
-            .and_then(|()| out.flush());
-        if let Err(e) = result {
-            // The client sees a cut response rather than a wrong one.
-            let _ = tx.blocking_send(Err(e));
-        }
-    });
-    Body::from_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+    resp
 }
 
 /// A `Write` that sends full chunks down a channel (waiting while the
@@ -205,5 +269,16 @@ mod tests {
         assert_eq!(parse(&format!("/recordings/{id}")), None, "the player page");
         assert_eq!(parse("/recordings"), None);
         assert_eq!(parse("/pkg/recordings/x.cast"), None);
+    }
+
+    #[test]
+    fn only_the_original_has_numbered_windows() {
+        assert_eq!(window_param(None, Format::V3), Ok(None));
+        assert_eq!(window_param(Some("t=3"), Format::V3), Ok(None));
+        assert_eq!(window_param(Some("window=2"), Format::V3), Ok(Some(2)));
+        assert_eq!(window_param(Some("x=1&window=0"), Format::V3), Ok(Some(0)));
+        assert!(window_param(Some("window=-1"), Format::V3).is_err());
+        assert!(window_param(Some("window=../a"), Format::V3).is_err());
+        assert!(window_param(Some("window=1"), Format::Text).is_err());
     }
 }

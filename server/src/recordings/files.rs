@@ -1,6 +1,6 @@
-//! Where recordings live: `<recordings dir>/<id>.cast`, named by recording id
-//! only, created private (0600, never through a symlink), the directory
-//! synced after a file is created or removed.
+//! Where recordings live: `<recordings dir>/<id>.cast` and its index
+//! `<id>.idx`, named by recording id only, created private (0600, never
+//! through a symlink), the directory synced after a file is created or removed.
 use std::{
     fs::{File, OpenOptions},
     io,
@@ -42,61 +42,85 @@ impl RecordingDir {
 
     /// The file of recording `id`.
     pub fn file(&self, id: &str) -> Result<PathBuf, BadId> {
+        self.named(id, "cast")
+    }
+
+    /// The index kept beside recording `id` (see `recordings::index`).
+    pub fn index_file(&self, id: &str) -> Result<PathBuf, BadId> {
+        self.named(id, "idx")
+    }
+
+    fn named(&self, id: &str, ext: &str) -> Result<PathBuf, BadId> {
         if !valid_id(id) {
             return Err(BadId(id.to_string()));
         }
-        Ok(self.dir.join(format!("{id}.cast")))
+        Ok(self.dir.join(format!("{id}.{ext}")))
     }
 
-    /// Creates recording `id`'s file (it must not exist) and syncs the directory.
-    pub fn create(&self, id: &str) -> io::Result<File> {
-        let path = self
-            .file(id)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    /// Creates recording `id`'s file and its index (neither may exist) and
+    /// syncs the directory.
+    pub fn create(&self, id: &str) -> io::Result<(File, File)> {
         crate::secrets::create_private_dir(&self.dir)?;
-        let mut opts = OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600).custom_flags(libc::O_NOFOLLOW);
-        }
-        let file = opts.open(&path)?;
+        let file = create_new(&path(self.file(id))?)?;
+        let index = create_new(&path(self.index_file(id))?)?;
         self.sync_dir()?;
-        Ok(file)
+        Ok((file, index))
     }
 
     /// Opens recording `id` for reading.
     pub fn open(&self, id: &str) -> io::Result<File> {
-        let path = self
-            .file(id)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let mut opts = OpenOptions::new();
-        opts.read(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.custom_flags(libc::O_NOFOLLOW);
-        }
-        opts.open(path)
+        open_read(&path(self.file(id))?)
     }
 
-    /// Deletes recording `id`; a file already gone is not an error.
+    /// Opens recording `id`'s index for reading.
+    pub fn open_index(&self, id: &str) -> io::Result<File> {
+        open_read(&path(self.index_file(id))?)
+    }
+
+    /// Deletes recording `id` and its index; files already gone are not an error.
     pub fn remove(&self, id: &str) -> io::Result<()> {
-        let path = self
-            .file(id)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        match std::fs::remove_file(path) {
-            Ok(()) => self.sync_dir(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
+        for p in [path(self.file(id))?, path(self.index_file(id))?] {
+            match std::fs::remove_file(p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
         }
+        self.sync_dir()
     }
 
     /// Makes the directory's entries durable.
     fn sync_dir(&self) -> io::Result<()> {
         File::open(&self.dir)?.sync_all()
     }
+}
+
+fn path(p: Result<PathBuf, BadId>) -> io::Result<PathBuf> {
+    p.map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+}
+
+/// Creates a private file that must not exist, never through a symlink.
+fn create_new(path: &Path) -> io::Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    opts.open(path)
+}
+
+/// Opens a file for reading, never through a symlink.
+fn open_read(path: &Path) -> io::Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NOFOLLOW);
+    }
+    opts.open(path)
 }
 
 #[cfg(test)]
@@ -142,8 +166,10 @@ mod tests {
             dir.create(id).is_err(),
             "an existing recording is never truncated"
         );
+        assert!(dir.open_index(id).is_ok(), "an index beside it");
         dir.remove(id).unwrap();
         dir.remove(id).unwrap();
         assert!(dir.open(id).is_err());
+        assert!(dir.open_index(id).is_err());
     }
 }

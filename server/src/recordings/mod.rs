@@ -5,6 +5,7 @@ pub mod access;
 pub mod cast;
 pub mod export;
 pub mod files;
+pub mod index;
 pub mod recovery;
 pub mod retention;
 pub mod timeline;

@@ -4,7 +4,7 @@
 //! `recovered` (or `incomplete` when the file is gone).
 use std::{
     fs::OpenOptions,
-    io::{self, Read, Seek, SeekFrom, Write},
+    io::{self, BufRead, Read, Seek, SeekFrom, Write},
 };
 
 use sha2::{Digest, Sha256};
@@ -13,6 +13,7 @@ use tracing::{info, warn};
 use super::{
     cast::{Code, Event, Header},
     files::RecordingDir,
+    index::{self, Entry},
 };
 use crate::db::{self, terminal_sessions::TermSessionRow, Db, DbError};
 
@@ -29,10 +30,11 @@ pub async fn recover_stale(db: &Db, dir: Option<&RecordingDir>) -> Result<usize,
                 .await
                 .unwrap_or_else(|e| Err(io::Error::other(e)));
             match result {
-                Ok((size, sha)) => {
-                    db::terminal_sessions::set_recording(db, &row.id, size, &sha, "recovered")
+                Ok(r) => {
+                    db::terminal_sessions::set_recording(db, &row.id, r.size, &r.sha256, "recovered")
                         .await?;
-                    info!(session = %row.id, size, "recording of an interrupted session recovered");
+                    db::terminal_sessions::set_duration(db, &row.id, r.duration_ms).await?;
+                    info!(session = %row.id, size = r.size, "recording of an interrupted session recovered");
                 }
                 Err(e) => {
                     warn!(session = %row.id, "recording of an interrupted session cannot be recovered: {e}");
@@ -45,10 +47,18 @@ pub async fn recover_stale(db: &Db, dir: Option<&RecordingDir>) -> Result<usize,
     Ok(stale.len())
 }
 
+/// A recovered recording.
+#[derive(Debug)]
+struct Recovered {
+    size: u64,
+    sha256: String,
+    duration_ms: i64,
+}
+
 /// Cuts the file back to its last whole line, appends the interrupted
-/// marker (after a header if not even that survived), syncs it, and returns
-/// its size and SHA-256.
-fn recover_file(dir: &RecordingDir, id: &str, row: &TermSessionRow) -> io::Result<(u64, String)> {
+/// marker (after a header if not even that survived), syncs it, closes its
+/// index the same way (if it has one), and says what is left.
+fn recover_file(dir: &RecordingDir, id: &str, row: &TermSessionRow) -> io::Result<Recovered> {
     let path = dir
         .file(id)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -69,6 +79,7 @@ fn recover_file(dir: &RecordingDir, id: &str, row: &TermSessionRow) -> io::Resul
         };
         file.write_all(header.line().as_bytes())?;
     }
+    let marker_at = file.stream_position()?;
     let marker = Event {
         interval_us: 0,
         code: Code::Marker,
@@ -77,18 +88,76 @@ fn recover_file(dir: &RecordingDir, id: &str, row: &TermSessionRow) -> io::Resul
     file.write_all(marker.line().as_bytes())?;
     file.sync_all()?;
     file.seek(SeekFrom::Start(0))?;
+    let (size, sha256, time_us) = digest_and_length(io::BufReader::with_capacity(1 << 20, file))?;
+    close_index(dir, id, marker_at, time_us, size)?;
+    Ok(Recovered {
+        size,
+        sha256,
+        duration_ms: i64::try_from(time_us / 1000).unwrap_or(i64::MAX),
+    })
+}
+
+/// Size, SHA-256 and length in microseconds (the sum of the intervals) of
+/// a recording, in one pass.
+fn digest_and_length(mut input: impl BufRead) -> io::Result<(u64, String, u64)> {
     let mut hash = Sha256::new();
-    let mut size = 0u64;
-    let mut buf = vec![0u8; 1 << 20];
+    let (mut size, mut time_us) = (0u64, 0u64);
+    let mut line = Vec::new();
+    let mut first = true;
     loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
+        line.clear();
+        if input.read_until(b'\n', &mut line)? == 0 {
             break;
         }
-        hash.update(buf.get(..n).unwrap_or_default());
-        size += n as u64;
+        hash.update(&line);
+        size += line.len() as u64;
+        if !std::mem::take(&mut first) {
+            time_us = time_us.saturating_add(interval_us(&line).unwrap_or(0));
+        }
     }
-    Ok((size, hex::encode(hash.finalize())))
+    Ok((size, hex::encode(hash.finalize()), time_us))
+}
+
+/// The interval of an event line `[1.25, "o", ...]`, without parsing the rest.
+fn interval_us(line: &[u8]) -> Option<u64> {
+    let line = std::str::from_utf8(line.get(..line.len().min(40))?).ok()?;
+    let number = line.trim_start().strip_prefix('[')?.split(',').next()?;
+    let secs: f64 = number.trim().parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| (secs * 1_000_000.0).round() as u64)
+}
+
+/// Keeps the index entries that point into what is left, then adds the
+/// interrupted marker and the end. A recording without an index keeps none.
+fn close_index(
+    dir: &RecordingDir,
+    id: &str,
+    marker_at: u64,
+    time_us: u64,
+    size: u64,
+) -> io::Result<()> {
+    let Ok(old) = dir.open_index(id) else {
+        return Ok(());
+    };
+    let mut text = index::cut(io::BufReader::new(old), marker_at);
+    for entry in [
+        Entry::Marker {
+            time_us,
+            offset: marker_at,
+            label: INTERRUPTED_MARKER.into(),
+        },
+        Entry::End {
+            time_us,
+            offset: size,
+        },
+    ] {
+        text.push_str(&entry.line());
+    }
+    let path = dir
+        .index_file(id)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let mut f = OpenOptions::new().write(true).truncate(true).open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
 }
 
 /// Offset just past the file's last newline (0 if it has none).
@@ -143,15 +212,38 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = RecordingDir::new(tmp.path().to_path_buf());
         let id = "0123456789abcdef0123456789abcdef";
-        let mut f = dir.create(id).unwrap();
+        let (mut f, mut idx) = dir.create(id).unwrap();
         let header = "{\"version\": 3, \"term\": {\"cols\": 80, \"rows\": 24}}\n";
         let whole = "[0.5, \"o\", \"hello\\r\\n\"]\n";
         f.write_all(format!("{header}{whole}[0.1, \"o\", \"tor").as_bytes())
             .unwrap();
-        let (size, sha) = recover_file(&dir, id, &row()).unwrap();
+        let kept = Entry::Marker {
+            time_us: 0,
+            offset: header.len() as u64,
+            label: "kept".into(),
+        };
+        let past = Entry::Marker {
+            time_us: 600_000,
+            offset: (header.len() + whole.len()) as u64 + 1,
+            label: "past the cut".into(),
+        };
+        idx.write_all(format!("{}{}", kept.line(), past.line()).as_bytes())
+            .unwrap();
+        let r = recover_file(&dir, id, &row()).unwrap();
         let text = std::fs::read_to_string(dir.file(id).unwrap()).unwrap();
-        assert_eq!(size, text.len() as u64);
-        assert_eq!(sha, hex::encode(Sha256::digest(text.as_bytes())));
+        assert_eq!(r.size, text.len() as u64);
+        assert_eq!(r.sha256, hex::encode(Sha256::digest(text.as_bytes())));
+        assert_eq!(r.duration_ms, 500);
+        let index = index::read(
+            std::fs::read_to_string(dir.index_file(id).unwrap())
+                .unwrap()
+                .as_bytes(),
+            r.size,
+        );
+        let labels: Vec<&str> = index.markers.iter().map(|m| m.label.as_str()).collect();
+        assert_eq!(labels, vec!["kept", INTERRUPTED_MARKER]);
+        assert_eq!(index.markers[1].time, 0.5);
+        assert_eq!(index.end, Some(0.5), "the index is whole again");
         let cast = Cast::parse(&text).unwrap();
         assert_eq!(cast.events.len(), 2);
         assert_eq!(cast.events[0].data, "hello\r\n");
@@ -164,7 +256,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = RecordingDir::new(tmp.path().to_path_buf());
         let id = "0123456789abcdef0123456789abcde0";
-        let mut f = dir.create(id).unwrap();
+        let (mut f, _) = dir.create(id).unwrap();
         f.write_all(b"{\"version\": 3, \"te").unwrap();
         recover_file(&dir, id, &row()).unwrap();
         let cast = Cast::parse(&std::fs::read_to_string(dir.file(id).unwrap()).unwrap()).unwrap();

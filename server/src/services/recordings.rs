@@ -13,7 +13,11 @@ use async_trait::async_trait;
 use super::internal;
 use crate::{
     db::{self, terminal_sessions::TermSessionRow, users},
-    recordings::{access, files::valid_id, timeline},
+    recordings::{
+        access,
+        files::{valid_id, RecordingDir},
+        index, timeline,
+    },
     state::Core,
 };
 
@@ -82,18 +86,22 @@ impl RecordingService {
             .unwrap_or_default())
     }
 
+    /// The recordings directory.
+    fn dir(&self) -> Result<RecordingDir, ApiError> {
+        self.0
+            .config
+            .recordings
+            .clone()
+            .ok_or_else(|| ApiError::NotFound("recordings are off".into()))
+    }
+
     /// Runs `read` over the recording's file on a blocking thread.
     async fn with_file<T: Send + 'static>(
         &self,
         id: &str,
         read: impl FnOnce(std::io::BufReader<std::fs::File>) -> T + Send + 'static,
     ) -> Result<T, ApiError> {
-        let dir = self
-            .0
-            .config
-            .recordings
-            .clone()
-            .ok_or_else(|| ApiError::NotFound("recordings are off".into()))?;
+        let dir = self.dir()?;
         let id = id.to_string();
         tokio::task::spawn_blocking(move || {
             dir.open(&id)
@@ -151,12 +159,21 @@ impl Recordings for RecordingService {
 
     async fn detail(&self, caller: &Caller, id: &str) -> Result<RecordingDetail, ApiError> {
         let row = self.readable(caller, id).await?;
-        let (markers, duration) = self.with_file(id, timeline::markers).await?;
+        let dir = self.dir()?;
+        let rec = id.to_string();
+        let overview = tokio::task::spawn_blocking(move || {
+            let index = dir.open_index(&rec).ok();
+            dir.open(&rec).and_then(|f| index::overview(f, index))
+        })
+        .await
+        .map_err(internal)?
+        .map_err(|_| ApiError::NotFound("the recording's file is missing".into()))?;
         let user = self.owner_name(&row).await?;
         Ok(RecordingDetail {
             info: Self::info(row, user),
-            markers,
-            duration,
+            markers: overview.markers,
+            duration: overview.duration,
+            windows: overview.windows,
         })
     }
 

@@ -231,7 +231,11 @@ impl Actor {
                     child,
                     reader,
                     writer,
+                    echo_probe,
                 } = c;
+                if let Some(fd) = echo_probe {
+                    session.set_echo_probe(fd);
+                }
                 let mut reader_task = Some(spawn(run_local(reader, child, session.clone())));
                 let writer_task = spawn(writer.run(input));
                 let outcome = self.supervise(closing, &mut reader_task, recorder).await;

@@ -1,5 +1,9 @@
 //! Local target: a shell on a PTY of this machine (pty-process), with split read/write halves.
-use std::{path::Path, sync::Arc};
+use std::{
+    os::fd::{AsFd, OwnedFd},
+    path::Path,
+    sync::Arc,
+};
 
 use pty_process::{OwnedReadPty, OwnedWritePty, Size};
 use tokio::{
@@ -27,6 +31,8 @@ pub(crate) struct LocalConn {
     pub(crate) reader: LocalReader,
     /// PTY input and resizes.
     pub(crate) writer: LocalWriter,
+    /// The PTY once more, to read its echo flag (for input recording).
+    pub(crate) echo_probe: Option<OwnedFd>,
 }
 
 /// Starts `shell` on a new PTY of `cols` x `rows`.
@@ -45,11 +51,13 @@ pub(crate) fn spawn(shell: &Path, cols: u16, rows: u16) -> Result<LocalConn, Ter
         .kill_on_drop(true)
         .spawn(pts)
         .map_err(|e| TermError::Spawn(format!("{}: {e}", shell.display())))?;
+    let echo_probe = pty.as_fd().try_clone_to_owned().ok();
     let (read, write) = pty.into_split();
     Ok(LocalConn {
         child,
         reader: LocalReader { read },
         writer: LocalWriter { write },
+        echo_probe,
     })
 }
 

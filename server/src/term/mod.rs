@@ -11,6 +11,7 @@
 //!   [`HIGH_WATER`], [`HARD_LIMIT`]).
 use crate::sync::lock;
 mod actor;
+mod echo_guard;
 mod local;
 pub mod recorder;
 mod ring;
@@ -276,10 +277,10 @@ impl TermManager {
                 return Err(e);
             }
         };
-        if let Some((tx, _)) = &recording {
-            session.set_recorder(tx.clone());
+        if let Some((tx, _, record_input)) = &recording {
+            session.set_recorder(tx.clone(), *record_input);
         }
-        let recorder = recording.map(|(_, task)| task);
+        let recorder = recording.map(|(_, task, _)| task);
         if let Err(e) = db::terminal_sessions::insert(
             &self.db,
             &db::terminal_sessions::NewTermSession {
@@ -337,22 +338,22 @@ impl TermManager {
     }
 
     /// Creates the session's recording (named by the session id) and starts
-    /// its writer. `None` when recording is off, or when the file cannot be
-    /// created under the best-effort policy (logged); under the strict
-    /// policy that is an error and the session does not open.
+    /// its writer; says whether the namespace records typed input too.
+    /// `None` when recording is off, or when the file cannot be created
+    /// under the best-effort policy (logged); under the strict policy that
+    /// is an error and the session does not open.
     async fn start_recording(
         &self,
         id: &str,
         req: &OpenRequest,
         target_name: &str,
         namespace: &str,
-    ) -> Result<Option<(recorder::RecorderTx, recorder::RecorderTask)>, TermError> {
+    ) -> Result<Option<(recorder::RecorderTx, recorder::RecorderTask, bool)>, TermError> {
         let Some(dir) = self.config.recordings.clone() else {
             return Ok(None);
         };
-        let policy = db::namespaces::recording_settings(&self.db, namespace)
-            .await?
-            .policy;
+        let settings = db::namespaces::recording_settings(&self.db, namespace).await?;
+        let policy = settings.policy;
         let created = {
             let id = id.to_string();
             tokio::task::spawn_blocking(move || dir.create(&id))
@@ -360,7 +361,7 @@ impl TermManager {
                 .map_err(|e| TermError::Recording(e.to_string()))
                 .and_then(|r| r.map_err(|e| TermError::Recording(e.to_string())))
         };
-        let file = match (created, policy) {
+        let files = match (created, policy) {
             (Ok(f), _) => f,
             (Err(e), RecordingPolicy::Strict) => return Err(e),
             (Err(e), RecordingPolicy::BestEffort) => {
@@ -376,9 +377,8 @@ impl TermManager {
             title: format!("{}@{target_name}", req.user_name),
             env: [("TERM".to_string(), recorder::TERM_TYPE.to_string())].into(),
         };
-        Ok(Some(recorder::RecorderTask::start(
-            id, file, &header, policy,
-        )))
+        let (tx, task) = recorder::RecorderTask::start(id, files, &header, policy);
+        Ok(Some((tx, task, settings.input)))
     }
 
     /// A live (or ended but not yet seen) session by id.

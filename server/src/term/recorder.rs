@@ -1,14 +1,16 @@
-//! The session recorder: output, resizes, markers and the exit status go
-//! through a bounded queue to a task of its own that writes the asciicast v3
-//! file (whole lines, written in groups of [`WRITE_BYTES`] or everything
-//! queued, synced [`SYNC_EVERY`] after the first unsynced byte and on close). The session never waits on the disk: a full
-//! queue or a failed write is a recording failure, which ends the session
-//! under the strict policy and marks the recording incomplete under best effort.
+//! The session recorder: output, resizes, markers, keyframes and the exit
+//! status go through a bounded queue to a task of its own that writes the
+//! asciicast v3 file and its index (whole lines, written in groups of
+//! [`WRITE_BYTES`] or everything queued, synced [`SYNC_EVERY`] after the
+//! first unsynced byte and on close). The session never waits on the disk: a
+//! full queue or a failed write is a recording failure, which ends the
+//! session under the strict policy and marks the recording incomplete under
+//! best effort. (A failed index only costs the player its windows.)
 use std::{
     fs::File,
     io::Write,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
     },
     time::Duration,
@@ -23,6 +25,7 @@ use tokio::{
 
 use crate::recordings::{
     cast::{begin_event, end_event, escape_into, Code, Header},
+    index::{Entry, Keyframe},
     utf8::Utf8Stream,
 };
 
@@ -41,6 +44,8 @@ const SYNC_EVERY: Duration = Duration::from_millis(200);
 const COALESCE: Duration = Duration::from_millis(10);
 /// A pending output event is written once it holds this much text.
 const COALESCE_BYTES: usize = 64 * 1024;
+/// Output between two keyframes (screen snapshots a player can start from).
+pub const KEYFRAME_BYTES: u64 = 4 << 20;
 
 /// What to do when the recording cannot be written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +92,12 @@ enum Item {
     Output(Vec<u8>, Instant),
     Resize(u16, u16, Instant),
     Marker(String, Instant),
+    Input(Vec<u8>, Instant),
+    Keyframe {
+        cols: u16,
+        rows: u16,
+        screen: Vec<u8>,
+    },
     Exit(Option<u32>, Instant),
     Close,
 }
@@ -95,6 +106,8 @@ enum Item {
 #[derive(Debug, Clone)]
 pub struct RecorderTx {
     tx: mpsc::Sender<Item>,
+    /// Output queued since the last keyframe was due.
+    since_keyframe: Arc<AtomicU64>,
     lost: Arc<AtomicBool>,
     failure: Arc<watch::Sender<Option<String>>>,
     policy: Policy,
@@ -126,16 +139,38 @@ impl RecorderTx {
         }
     }
 
-    /// Records terminal output.
-    pub fn output(&self, data: &[u8]) {
-        if !data.is_empty() {
-            self.queue(Item::Output(data.to_vec(), Instant::now()));
+    /// Records terminal output; `true` when a keyframe is due (every
+    /// [`KEYFRAME_BYTES`]): the session then sends [`RecorderTx::keyframe`].
+    pub fn output(&self, data: &[u8]) -> bool {
+        if data.is_empty() {
+            return false;
         }
+        self.queue(Item::Output(data.to_vec(), Instant::now()));
+        let n = data.len() as u64;
+        let before = self.since_keyframe.fetch_add(n, Ordering::Relaxed);
+        if before + n >= KEYFRAME_BYTES {
+            self.since_keyframe.store(0, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+
+    /// Records a keyframe: `screen` draws the screen (`cols` × `rows`) as it
+    /// is after the output recorded so far.
+    pub fn keyframe(&self, cols: u16, rows: u16, screen: Vec<u8>) {
+        self.queue(Item::Keyframe { cols, rows, screen });
     }
 
     /// Records a resize.
     pub fn resize(&self, cols: u16, rows: u16) {
         self.queue(Item::Resize(cols, rows, Instant::now()));
+    }
+
+    /// Records typed input (the session decides whether it may be).
+    pub fn input(&self, data: &[u8]) {
+        if !data.is_empty() {
+            self.queue(Item::Input(data.to_vec(), Instant::now()));
+        }
     }
 
     /// Records a marker.
@@ -165,10 +200,11 @@ pub struct RecorderTask {
 }
 
 impl RecorderTask {
-    /// Starts writing recording `id` into `file` (already created) with `header`.
+    /// Starts writing recording `id` into `file` and its index into `index`
+    /// (both already created) with `header`.
     pub fn start(
         id: &str,
-        file: File,
+        (file, index): (File, File),
         header: &Header,
         policy: Policy,
     ) -> (RecorderTx, RecorderTask) {
@@ -176,11 +212,12 @@ impl RecorderTask {
         let (failure, failure_rx) = watch::channel(None);
         let tx = RecorderTx {
             tx,
+            since_keyframe: Arc::default(),
             lost: Arc::default(),
             failure: Arc::new(failure),
             policy,
         };
-        let writer = Writer::new(file, header.line(), tx.clone(), id.to_string());
+        let writer = Writer::new(file, index, header.line(), tx.clone(), id.to_string());
         let task = tokio::spawn(writer.run(rx));
         (
             tx.clone(),
@@ -249,6 +286,12 @@ struct Writer {
     /// Lines not yet handed to the file (the last one open while output
     /// coalesces into it).
     buf: Vec<u8>,
+    /// The index (dropped if writing it fails).
+    index: Option<File>,
+    /// Index lines not yet written (after `buf`, which they point into).
+    index_buf: Vec<u8>,
+    /// Microseconds from the start to the last event begun.
+    elapsed_us: u64,
     /// Bytes written but not synced.
     unsynced: usize,
     hash: Sha256,
@@ -266,10 +309,13 @@ struct Writer {
 }
 
 impl Writer {
-    fn new(file: File, header: String, tx: RecorderTx, id: String) -> Self {
+    fn new(file: File, index: File, header: String, tx: RecorderTx, id: String) -> Self {
         Self {
             file: Some(file),
             buf: header.into_bytes(),
+            index: Some(index),
+            index_buf: Vec::new(),
+            elapsed_us: 0,
             unsynced: 0,
             hash: Sha256::new(),
             size: 0,
@@ -337,6 +383,10 @@ impl Writer {
             escape_into(&mut self.buf, &rest);
         }
         self.close_output();
+        self.index_entry(Entry::End {
+            time_us: self.elapsed_us,
+            offset: self.offset(),
+        });
         self.write_out(true).await;
         tracing::info!(
             recording = %self.id,
@@ -377,7 +427,30 @@ impl Writer {
                 }
             }
             Some(Item::Resize(c, r, at)) => self.event(at, Code::Resize, &format!("{c}x{r}")),
-            Some(Item::Marker(label, at)) => self.event(at, Code::Marker, &label),
+            Some(Item::Input(bytes, at)) => {
+                self.event(at, Code::Input, &String::from_utf8_lossy(&bytes));
+            }
+            Some(Item::Marker(label, at)) => {
+                self.close_output();
+                let offset = self.offset();
+                self.event(at, Code::Marker, &label);
+                self.index_entry(Entry::Marker {
+                    time_us: self.elapsed_us,
+                    offset,
+                    label,
+                });
+            }
+            Some(Item::Keyframe { cols, rows, screen }) => {
+                // The next event starts a line of its own, where a window can start.
+                self.close_output();
+                self.index_entry(Entry::Keyframe(Keyframe {
+                    time_us: self.elapsed_us,
+                    offset: self.offset(),
+                    cols,
+                    rows,
+                    screen: String::from_utf8_lossy(&screen).into_owned(),
+                }));
+            }
             Some(Item::Exit(code, at)) => {
                 let status = code.map_or_else(|| "-1".to_string(), |c| c.to_string());
                 self.event(at, Code::Exit, &status);
@@ -392,7 +465,20 @@ impl Writer {
         let interval = at.saturating_duration_since(self.last);
         self.last = self.last.max(at);
         let us = u64::try_from(interval.as_micros()).unwrap_or(u64::MAX);
+        self.elapsed_us = self.elapsed_us.saturating_add(us);
         begin_event(&mut self.buf, us, code);
+    }
+
+    /// File offset where the next line starts (once the open one is closed).
+    fn offset(&self) -> u64 {
+        self.size + self.buf.len() as u64
+    }
+
+    /// Queues an index line (written after the lines it points into).
+    fn index_entry(&mut self, entry: Entry) {
+        if self.index.is_some() {
+            self.index_buf.extend_from_slice(entry.line().as_bytes());
+        }
     }
 
     /// Closes the open output event's line, if any.
@@ -424,6 +510,8 @@ impl Writer {
         let data = std::mem::take(&mut self.buf);
         let unsynced = self.unsynced + data.len();
         let need_sync = sync && unsynced > 0;
+        let index_lines = std::mem::take(&mut self.index_buf);
+        let index = self.index.take();
         let result =
             tokio::task::spawn_blocking(move || {
                 let r = file.write_all(&data).and_then(|()| {
@@ -433,9 +521,26 @@ impl Writer {
                         Ok(())
                     }
                 });
-                (file, data, r)
+                // The index only after what it points into.
+                let index = match (&r, index) {
+                    (Ok(()), Some(mut f)) => match write_index(&mut f, &index_lines, need_sync) {
+                        Ok(()) => Ok(Some(f)),
+                        Err(e) => Err(e),
+                    },
+                    (_, index) => Ok(index),
+                };
+                (file, data, r, index)
             })
             .await;
+        let result = result.map(|(file, data, r, index)| {
+            match index {
+                Ok(f) => self.index = f,
+                Err(e) => {
+                    tracing::warn!(recording = %self.id, "the recording's index is not written: {e}");
+                }
+            }
+            (file, data, r)
+        });
         match result {
             Ok((file, mut data, Ok(()))) => {
                 self.hash.update(&data);
@@ -453,10 +558,23 @@ impl Writer {
     }
 
     fn broken(&mut self, reason: String) {
+        self.index = None;
         self.broken = true;
         self.tx.lost.store(true, Ordering::Release);
         fail(&self.tx.failure, self.tx.policy, reason);
     }
+}
+
+/// Appends index lines (and syncs them with the recording).
+fn write_index(f: &mut File, lines: &[u8], sync: bool) -> std::io::Result<()> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    f.write_all(lines)?;
+    if sync {
+        f.sync_data()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -468,12 +586,90 @@ mod tests {
         crate::recordings::cast::test_header()
     }
 
+    /// `r.cast` and `r.idx` in `tmp`.
+    fn files(tmp: &tempfile::TempDir) -> (File, File) {
+        (
+            File::create(tmp.path().join("r.cast")).unwrap(),
+            File::create(tmp.path().join("r.idx")).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_index_points_at_line_starts_with_the_times_of_the_recording() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (tx, task) = RecorderTask::start("t", files(&tmp), &header(), Policy::Strict);
+        tx.output(b"first screen\r\n");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        tx.keyframe(80, 24, b"\x1bcfirst screen".to_vec());
+        tx.output(b"more");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        tx.marker("send to all: ls");
+        tx.output(b"after");
+        let summary = task.finish(Some(Some(0))).await;
+        let text = std::fs::read_to_string(tmp.path().join("r.cast")).unwrap();
+        let index = std::fs::read_to_string(tmp.path().join("r.idx")).unwrap();
+        assert_eq!(summary.size, text.len() as u64);
+        let cast = Cast::parse(&text).unwrap();
+        let times: Vec<u64> = cast.timed().map(|(t, _)| t).collect();
+        let entries: Vec<Entry> = index
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(entries.len(), 3, "{index}");
+        let line_at = |offset: u64| {
+            let rest = &text[usize::try_from(offset).unwrap()..];
+            assert!(text[..usize::try_from(offset).unwrap()].ends_with('\n'));
+            rest.lines().next().unwrap_or_default().to_string()
+        };
+        match &entries[0] {
+            Entry::Keyframe(k) => {
+                assert_eq!(k.screen, "\u{1b}cfirst screen");
+                assert_eq!((k.cols, k.rows), (80, 24));
+                assert_eq!(k.time_us, times[0], "the time of the event before it");
+                assert!(line_at(k.offset).contains("\"more\""), "{}", line_at(k.offset));
+            }
+            other => panic!("{other:?}"),
+        }
+        match &entries[1] {
+            Entry::Marker { time_us, offset, label } => {
+                assert_eq!(label, "send to all: ls");
+                assert_eq!(*time_us, times[2]);
+                assert!(line_at(*offset).contains("send to all: ls"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match &entries[2] {
+            Entry::End { time_us, offset } => {
+                assert_eq!(*time_us, *times.last().unwrap());
+                assert_eq!(*offset, summary.size);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_keyframe_is_due_every_few_megabytes_of_output() {
+        let (tx, _rx) = mpsc::channel(QUEUE);
+        let (failure, _) = watch::channel(None);
+        let tx = RecorderTx {
+            tx,
+            since_keyframe: Arc::default(),
+            lost: Arc::default(),
+            failure: Arc::new(failure),
+            policy: Policy::BestEffort,
+        };
+        let chunk = vec![b'x'; 16 << 10];
+        let due = (0..(3 * KEYFRAME_BYTES as usize / chunk.len()))
+            .filter(|_| tx.output(&chunk))
+            .count();
+        assert_eq!(due, 3);
+    }
+
     #[tokio::test]
     async fn events_reach_the_file_in_order_with_split_characters_joined() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("r.cast");
-        let file = File::create(&path).unwrap();
-        let (tx, task) = RecorderTask::start("t", file, &header(), Policy::Strict);
+        let (tx, task) = RecorderTask::start("t", files(&tmp), &header(), Policy::Strict);
         let euro = "€".as_bytes();
         tx.output(b"price: ");
         tx.output(&euro[..1]);
@@ -513,8 +709,7 @@ mod tests {
     async fn heavy_output_is_synced_a_few_times_a_second_and_kept_whole() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("r.cast");
-        let (tx, task) =
-            RecorderTask::start("t", File::create(&path).unwrap(), &header(), Policy::Strict);
+        let (tx, task) = RecorderTask::start("t", files(&tmp), &header(), Policy::Strict);
         let chunk = vec![b'y'; 16 * 1024];
         let start = std::time::Instant::now();
         let mut sent = 0usize;
@@ -534,13 +729,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_disk_fails_a_strict_recording_and_not_a_best_effort_one() {
+        let tmp = tempfile::tempdir().unwrap();
         for policy in [Policy::Strict, Policy::BestEffort] {
             // /dev/full takes opens and refuses every write (ENOSPC).
             let file = std::fs::OpenOptions::new()
                 .write(true)
                 .open("/dev/full")
                 .unwrap();
-            let (tx, mut task) = RecorderTask::start("t", file, &header(), policy);
+            let index = File::create(tmp.path().join("r.idx")).unwrap();
+            let (tx, mut task) = RecorderTask::start("t", (file, index), &header(), policy);
             tx.output(b"x");
             let failed = tokio::time::timeout(Duration::from_millis(500), task.failed()).await;
             match policy {

@@ -87,6 +87,17 @@ impl ScreenModel {
         self.process(&backlog);
     }
 
+    /// Catches up with `ring` parsing at most its last `max` bytes (the
+    /// rest counts as skipped): a keyframe in a flood costs little.
+    pub(crate) fn catch_up_tail(&mut self, ring: &Ring, max: usize) {
+        let from = ring.head().saturating_sub(max as u64);
+        if self.parsed < from {
+            self.skipped += from - self.parsed;
+            self.parsed = from;
+        }
+        self.catch_up(ring);
+    }
+
     /// New screen size (after [`ScreenModel::catch_up`], so earlier output is
     /// laid out at the size it was written for).
     pub(crate) fn set_size(&mut self, rows: u16, cols: u16) {
@@ -221,6 +232,23 @@ mod tests {
             t0 + Duration::from_secs(2)
         ));
         assert_eq!(model.skipped(), 0);
+    }
+
+    #[test]
+    fn a_tail_catch_up_parses_only_the_newest_output() {
+        let mut ring = Ring::new(1 << 20);
+        let mut model = ScreenModel::new(24, 80);
+        let mut i = 0u32;
+        while ring.head() < 512 << 10 {
+            ring.push(format!("tail line {i:08}\r\n").as_bytes());
+            i += 1;
+        }
+        model.catch_up_tail(&ring, 16 << 10);
+        assert_eq!(model.parsed, ring.head());
+        assert!(model.skipped() >= (512 - 16) << 10, "{}", model.skipped());
+        let text = model.text();
+        assert!(text.contains(&format!("tail line {:08}", i - 1)), "{text}");
+        assert!(text.contains(&format!("tail line {:08}", i - 23)), "{text}");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use crate::sync::lock;
 use std::{
     collections::VecDeque,
+    os::fd::{AsFd, OwnedFd},
     sync::{
         atomic::{AtomicUsize, Ordering},
         Arc, Mutex, OnceLock,
@@ -19,9 +20,18 @@ use std::{
 use app::protocol::term::{self, ClientFrame, NoticeLevel, ServerFrame, MAX_OUTPUT_CHUNK};
 use tokio::sync::{mpsc, watch, Notify};
 
-use super::{recorder::RecorderTx, ring::Ring, screen::ScreenModel, TermError};
+use super::{
+    echo_guard::{echo_off, EchoGuard},
+    recorder::RecorderTx,
+    ring::Ring,
+    screen::ScreenModel,
+    TermError,
+};
 use crate::auth::ratelimit::TokenBucket;
 
+/// Most output a keyframe parses to catch the screen model up (the rest of
+/// a flood is skipped: this much holds many screens).
+const KEYFRAME_PARSE: usize = 128 << 10;
 /// Output kept for reattaching (1 MiB: many screens of history, bounded per session).
 pub const RING_BYTES: usize = 1 << 20;
 /// Owner lag (bytes received from the target but not yet handed to the owner)
@@ -192,6 +202,16 @@ pub struct Session {
     done: watch::Sender<bool>,
     /// The recorder's queue, once recording started (never waited on).
     recorder: OnceLock<RecorderTx>,
+    /// Set where the namespace records typed input.
+    input_recording: OnceLock<Mutex<InputRecording>>,
+}
+
+/// What decides whether typed input may be recorded.
+#[derive(Debug, Default)]
+struct InputRecording {
+    guard: EchoGuard,
+    /// The local PTY, whose echo flag is read at each input (none over SSH).
+    probe: Option<OwnedFd>,
 }
 
 impl std::fmt::Debug for Session {
@@ -260,13 +280,38 @@ impl Session {
             closing: watch::Sender::new(false),
             done: watch::Sender::new(false),
             recorder: OnceLock::new(),
+            input_recording: OnceLock::new(),
         });
         (session, input_rx)
     }
 
-    /// Records everything from now on through `tx` (set once, before the actor runs).
-    pub(crate) fn set_recorder(&self, tx: RecorderTx) {
+    /// Records everything from now on through `tx` (set once, before the
+    /// actor runs), typed input too if `input`.
+    pub(crate) fn set_recorder(&self, tx: RecorderTx, input: bool) {
         let _ = self.recorder.set(tx);
+        if input {
+            let _ = self.input_recording.set(Mutex::default());
+        }
+    }
+
+    /// The local PTY, for the echo flag when input is recorded.
+    pub(crate) fn set_echo_probe(&self, fd: OwnedFd) {
+        if let Some(r) = self.input_recording.get() {
+            lock(r).probe = Some(fd);
+        }
+    }
+
+    /// Records typed input, unless the namespace does not want it or a
+    /// secret is being typed (echo off, or a password prompt showing).
+    fn record_input(&self, bytes: &[u8]) {
+        let (Some(r), Some(input)) = (self.recorder(), self.input_recording.get()) else {
+            return;
+        };
+        let mut input = lock(input);
+        let echo_off = input.probe.as_ref().and_then(|fd| echo_off(fd.as_fd()));
+        if input.guard.admit_input(bytes, echo_off) {
+            r.input(bytes);
+        }
     }
 
     /// The recorder, if the session is recorded.
@@ -481,8 +526,9 @@ impl Session {
     /// Appends target output to the ring and screen model. Waits (in pieces)
     /// while the attached owner has not received what would be overwritten.
     pub(crate) async fn push_output(&self, mut data: &[u8]) {
-        if let Some(r) = self.recorder() {
-            r.output(data);
+        let keyframe_due = self.recorder().is_some_and(|r| r.output(data));
+        if let Some(input) = self.input_recording.get() {
+            lock(input).guard.observe_output(data);
         }
         while !data.is_empty() {
             let taken = {
@@ -515,6 +561,22 @@ impl Session {
             data = data.get(taken..).unwrap_or_default();
             self.bump();
         }
+        if keyframe_due {
+            self.record_keyframe();
+        }
+    }
+
+    /// Hands the recorder the screen as it is now (see [`KEYFRAME_PARSE`]).
+    fn record_keyframe(&self) {
+        let Some(r) = self.recorder() else {
+            return;
+        };
+        let (screen, (rows, cols)) = {
+            let mut screen = lock(&self.screen);
+            screen.catch_up_tail(&lock(&self.shared).ring, KEYFRAME_PARSE);
+            (screen.render(), screen.size())
+        };
+        r.keyframe(cols, rows, screen);
     }
 
     /// Lays out the output so far at the old size, then takes the new one.
@@ -653,6 +715,7 @@ impl AttachmentSender {
         if bytes.is_empty() || session.phase() == Phase::Ended {
             return Ok(());
         }
+        session.record_input(&bytes);
         // Counted before queueing: from now on the reader may read up to
         // HARD_LIMIT so the target's session loop can take this input.
         session.gate.pending_inputs.fetch_add(1, Ordering::AcqRel);
