@@ -721,3 +721,68 @@ test('recordings: a session is listed, plays with its markers, seeks on a marker
     }
   });
 });
+
+test('recordings: a long recording opens at any moment, in windows the player moves between', { timeout: 240_000 }, async () => {
+  await withPages('long-recording', async (open) => {
+    const page = await open('alice');
+    await login(page, 'alice');
+    await openTerminalsPage(page);
+    const key = await openLocalTab(page);
+    // About 21 MB of output. The page goes away at once: the session runs on
+    // detached, recorded at full speed, and the shell's exit ends it.
+    await typeInTab(page, key, 'sleep 1; seq 1 3000000; exit\n');
+    await page.goto('/recordings');
+    await hydrated(page);
+    const link = page.getByTestId('recording-link').first();
+    await link.waitFor();
+    const id = (await link.getAttribute('href')).split('/').pop();
+    let detail;
+    await until('the long recording finished', async () => {
+      detail = await (await page.request.post('/api/recording', { form: { id } })).json();
+      return detail.info?.state === 'complete';
+    }, 120_000);
+    const { windows, duration } = detail;
+    assert.ok(windows.length >= 3, `a 33 MB recording plays in windows: ${JSON.stringify(windows)}`);
+
+    const loaded = [];
+    page.on('request', (r) => {
+      const m = r.url().match(/\/recordings\/[0-9a-f]{32}\.cast(\?window=(\d+))?$/);
+      if (m) loaded.push(m[2] === undefined ? 'whole' : Number(m[2]));
+    });
+    const playerTime = async () => Number(await page.getByTestId('player-time').getAttribute('data-seconds'));
+    const screen = async () => (await page.locator('[data-testid=player] .ap-terminal').innerText()).split('\n').map((l) => l.trim());
+    const middle = Math.floor(windows.length / 2);
+    const t = (windows[middle].start + windows[middle].end) / 2;
+    await page.goto(`/recordings/${id}?t=${t.toFixed(3)}`);
+    await hydrated(page);
+    await page.locator('[data-testid=player] .ap-player').waitFor({ timeout: TERM_WAIT_MS });
+    await page.getByTestId('player-scrub').waitFor();
+    await until('the player in the middle', async () => Math.abs((await playerTime()) - t) < 0.3);
+    assert.deepEqual(loaded, [middle], 'only the window that holds the moment is loaded');
+    // The screen there: consecutive numbers well past the start (the window
+    // began from a keyframe, not from a blank screen).
+    let numbers = [];
+    await until('numbers on the player screen', async () => {
+      numbers = (await screen()).filter((l) => /^\d+$/.test(l)).map(Number);
+      return numbers.length >= 10;
+    });
+    const whole = numbers.slice(0, -1); // the last line may still be printing
+    for (let i = 1; i < whole.length; i++) assert.equal(whole[i], whole[i - 1] + 1, `consecutive lines: ${whole.join(' ')}`);
+    assert.ok(whole[0] > 100_000, `from the middle of the output: ${whole[0]}`);
+
+    // The scrubber covers the whole recording: its end is in the last window.
+    await page.getByTestId('player-scrub').evaluate((el, v) => {
+      el.value = v;
+      el.dispatchEvent(new Event('change', { bubbles: true }));
+    }, String(duration));
+    await until('the last window loaded', async () => loaded.at(-1) === windows.length - 1);
+    await until('the end of the output on the screen', async () => (await screen()).includes('3000000'));
+    // And back to the start.
+    await page.getByTestId('player-scrub').evaluate((el) => {
+      el.value = '0';
+      el.dispatchEvent(new Event('change', { bubbles: true }));
+    });
+    await until('the first window loaded', async () => loaded.at(-1) === 0);
+    await until('the player at the start', async () => (await playerTime()) < 0.5);
+  });
+});

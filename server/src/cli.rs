@@ -151,6 +151,15 @@ pub struct ServeArgs {
     /// Shell for the local target.
     #[arg(long, env = "TERMROOM_LOCAL_SHELL", default_value = "/bin/bash")]
     pub local_shell: PathBuf,
+    /// Record typed input in local-target sessions too (never while the
+    /// terminal has echo off or shows a password prompt). SSH hosts follow
+    /// their namespace's setting (`namespace recording NS --input`).
+    #[arg(
+        long,
+        env = "TERMROOM_LOCAL_RECORD_INPUT",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub local_record_input: bool,
     /// Seconds a terminal session stays alive with no browser attached.
     #[arg(long, env = "TERMROOM_TERM_GRACE_SECS", default_value_t = 300)]
     pub term_grace_secs: u64,

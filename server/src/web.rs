@@ -132,6 +132,7 @@ impl Runtime {
             TermConfig {
                 grace: config.term_grace,
                 local_shell: config.local_shell.clone(),
+                local_record_input: serve.local_record_input,
                 connect_timeout: SSH_CONNECT_TIMEOUT,
                 max_sessions_per_user: config.max_sessions_per_user,
                 recordings: recordings.clone(),

@@ -700,3 +700,40 @@ async fn typed_input_is_recorded_where_asked_and_never_a_secret() {
         "nowhere in the recording"
     );
 }
+
+#[tokio::test]
+async fn a_local_terminal_reading_without_echo_keeps_its_input_out_of_the_recording() {
+    let s = TestServer::start_with(Options {
+        local_record_input: true,
+        ..Options::default()
+    })
+    .await;
+    s.add_user("root1", Role::Admin).await;
+    let (admin, _) = s.login("root1").await;
+    let (id, otp) = open(&s, &admin, "local").await.expect("open");
+    let mut t = Term::attach(&s, &id, &otp, 0).await;
+    t.type_line("echo typed-$((6*7))").await;
+    t.until(15, |t| t.text.contains("typed-42")).await;
+    // No prompt at all: only the terminal's mode tells (line mode without
+    // echo, as `read -s`, sudo and passwd set it). Typed key by key once
+    // bash waits in `read`.
+    t.type_line("read -s x; echo got-${#x}-chars").await;
+    t.until(15, |t| t.text.ends_with("got-${#x}-chars\r\n")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for key in ["s", "3", "c", "r", "3", "t", "\r"] {
+        t.send(ClientFrame::Input(key.as_bytes().to_vec())).await;
+    }
+    t.until(15, |t| t.text.contains("got-6-chars")).await;
+    t.type_line("echo after-$((1+1))").await;
+    t.until(15, |t| t.text.contains("after-2")).await;
+    t.type_line("exit").await;
+    t.until(10, |t| t.exit.is_some()).await;
+    finished_row(&s, &id).await;
+    let typed = typed_in(&s, &admin, &id).await;
+    assert!(typed.contains("echo typed-$((6*7))\r"), "{typed:?}");
+    assert!(typed.contains("read -s x"), "typed at the prompt: {typed:?}");
+    assert!(typed.contains("echo after-$((1+1))\r"), "{typed:?}");
+    assert!(!typed.contains("s3cr3t"), "typed while echo was off: {typed:?}");
+    let (_, cast) = get(&admin, &s, &format!("/recordings/{id}.cast")).await;
+    assert!(!String::from_utf8_lossy(&cast).contains("s3cr3t"), "nowhere in it");
+}

@@ -74,10 +74,11 @@ impl EchoGuard {
         }
     }
 
-    /// Whether a chunk of typed input may be recorded. `echo_off` is the
-    /// terminal's echo state when known (local PTY), `None` when not (SSH).
-    pub(crate) fn admit_input(&mut self, data: &[u8], echo_off: Option<bool>) -> bool {
-        let hidden = echo_off == Some(true) || self.secret_pending;
+    /// Whether a chunk of typed input may be recorded. `secret_read` says
+    /// whether the terminal reads a secret now (see [`secret_read`]) when
+    /// that is known (local PTY), `None` when not (SSH).
+    pub(crate) fn admit_input(&mut self, data: &[u8], secret_read: Option<bool>) -> bool {
+        let hidden = secret_read == Some(true) || self.secret_pending;
         if submits(data) {
             self.secret_pending = false;
         }
@@ -85,12 +86,15 @@ impl EchoGuard {
     }
 }
 
-/// Whether the terminal behind `fd` (a PTY master or slave) has ECHO off
-/// right now; `None` if tcgetattr fails (not a terminal, closed).
+/// Whether the terminal behind `fd` (a PTY master or slave) reads a secret
+/// right now: line mode with echo off (`ICANON` without `ECHO`), as
+/// getpass, sudo, passwd, ssh and `read -s` set it. (A line editor such as
+/// readline, or a full-screen program, turns off both and echoes itself:
+/// that is not a secret.) `None` if tcgetattr fails (not a terminal).
 ///
 /// On Linux a PTY master answers with its slave's settings.
 #[allow(unsafe_code)] // termios is only reachable through libc
-pub(crate) fn echo_off(fd: BorrowedFd<'_>) -> Option<bool> {
+pub(crate) fn secret_read(fd: BorrowedFd<'_>) -> Option<bool> {
     let mut termios = std::mem::MaybeUninit::<libc::termios>::uninit();
     // SAFETY: `fd` is a valid open descriptor for the borrow's lifetime and
     // `termios` points to writable memory of the right type.
@@ -100,7 +104,8 @@ pub(crate) fn echo_off(fd: BorrowedFd<'_>) -> Option<bool> {
     }
     // SAFETY: tcgetattr returned 0, so it filled in the whole struct.
     let termios = unsafe { termios.assume_init() };
-    Some(termios.c_lflag & libc::ECHO == 0)
+    let flags = termios.c_lflag;
+    Some(flags & libc::ECHO == 0 && flags & libc::ICANON != 0)
 }
 
 /// Whether typed input submits a line (contains Enter).
@@ -416,9 +421,9 @@ mod tests {
         let _ = guard.admit_input(&all, Some(false));
     }
 
-    /// Turns ECHO on or off on the terminal behind `fd`.
+    /// Sets ECHO and ICANON on the terminal behind `fd`.
     #[allow(unsafe_code)] // termios is only reachable through libc
-    fn set_echo(fd: BorrowedFd<'_>, on: bool) {
+    fn set_modes(fd: BorrowedFd<'_>, echo: bool, canonical: bool) {
         let mut termios = std::mem::MaybeUninit::<libc::termios>::uninit();
         // SAFETY: valid fd, writable termios.
         assert_eq!(
@@ -427,10 +432,12 @@ mod tests {
         );
         // SAFETY: tcgetattr succeeded and filled it in.
         let mut termios = unsafe { termios.assume_init() };
-        if on {
-            termios.c_lflag |= libc::ECHO;
-        } else {
-            termios.c_lflag &= !libc::ECHO;
+        for (flag, on) in [(libc::ECHO, echo), (libc::ICANON, canonical)] {
+            if on {
+                termios.c_lflag |= flag;
+            } else {
+                termios.c_lflag &= !flag;
+            }
         }
         // SAFETY: valid fd, initialised termios.
         assert_eq!(
@@ -440,19 +447,24 @@ mod tests {
     }
 
     #[test]
-    fn echo_off_reads_the_slave_termios_through_the_master() {
+    fn a_secret_read_is_seen_through_the_master() {
         let (pty, pts) = pty_process::blocking::open().unwrap();
-        set_echo(pts.as_fd(), false);
-        assert_eq!(echo_off(pty.as_fd()), Some(true));
-        assert_eq!(echo_off(pts.as_fd()), Some(true));
-        set_echo(pts.as_fd(), true);
-        assert_eq!(echo_off(pty.as_fd()), Some(false));
-        assert_eq!(echo_off(pts.as_fd()), Some(false));
+        // getpass: line mode, no echo.
+        set_modes(pts.as_fd(), false, true);
+        assert_eq!(secret_read(pty.as_fd()), Some(true));
+        assert_eq!(secret_read(pts.as_fd()), Some(true));
+        // A line editor at a shell prompt: it echoes itself.
+        set_modes(pts.as_fd(), false, false);
+        assert_eq!(secret_read(pty.as_fd()), Some(false));
+        // A command running: the terminal echoes.
+        set_modes(pts.as_fd(), true, true);
+        assert_eq!(secret_read(pty.as_fd()), Some(false));
+        assert_eq!(secret_read(pts.as_fd()), Some(false));
     }
 
     #[test]
-    fn echo_off_is_unknown_for_a_non_terminal() {
+    fn a_non_terminal_is_unknown() {
         let file = tempfile::tempfile().unwrap();
-        assert_eq!(echo_off(file.as_fd()), None);
+        assert_eq!(secret_read(file.as_fd()), None);
     }
 }

@@ -65,6 +65,9 @@ pub struct TermConfig {
     pub snapshots: SnapshotLimit,
     /// Where sessions are recorded; `None`: not recorded (benchmarks only).
     pub recordings: Option<RecordingDir>,
+    /// Local-target sessions record typed input too (SSH sessions follow
+    /// their namespace).
+    pub local_record_input: bool,
 }
 
 /// Default [`TermConfig::max_sessions_per_user`]: a busy operator has a dozen
@@ -80,6 +83,7 @@ impl Default for TermConfig {
             max_sessions_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
             snapshots: SnapshotLimit::default(),
             recordings: None,
+            local_record_input: false,
         }
     }
 }
@@ -378,7 +382,11 @@ impl TermManager {
             env: [("TERM".to_string(), recorder::TERM_TYPE.to_string())].into(),
         };
         let (tx, task) = recorder::RecorderTask::start(id, files, &header, policy);
-        Ok(Some((tx, task, settings.input)))
+        let input = match req.target {
+            Target::Local => self.config.local_record_input,
+            Target::Ssh(_) => settings.input,
+        };
+        Ok(Some((tx, task, input)))
     }
 
     /// A live (or ended but not yet seen) session by id.

@@ -21,7 +21,7 @@ use app::protocol::term::{self, ClientFrame, NoticeLevel, ServerFrame, MAX_OUTPU
 use tokio::sync::{mpsc, watch, Notify};
 
 use super::{
-    echo_guard::{echo_off, EchoGuard},
+    echo_guard::{secret_read, EchoGuard},
     recorder::RecorderTx,
     ring::Ring,
     screen::ScreenModel,
@@ -302,14 +302,15 @@ impl Session {
     }
 
     /// Records typed input, unless the namespace does not want it or a
-    /// secret is being typed (echo off, or a password prompt showing).
+    /// secret is being typed (a local terminal reading without echo, or a
+    /// password prompt showing).
     fn record_input(&self, bytes: &[u8]) {
         let (Some(r), Some(input)) = (self.recorder(), self.input_recording.get()) else {
             return;
         };
         let mut input = lock(input);
-        let echo_off = input.probe.as_ref().and_then(|fd| echo_off(fd.as_fd()));
-        if input.guard.admit_input(bytes, echo_off) {
+        let secret = input.probe.as_ref().and_then(|fd| secret_read(fd.as_fd()));
+        if input.guard.admit_input(bytes, secret) {
             r.input(bytes);
         }
     }

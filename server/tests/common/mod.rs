@@ -52,6 +52,8 @@ pub struct Options {
     pub site_root: Option<PathBuf>,
     /// Recordings directory; default `<data dir>/recordings`.
     pub recordings_dir: Option<PathBuf>,
+    /// Local-target sessions record typed input.
+    pub local_record_input: bool,
 }
 
 impl Default for Options {
@@ -76,6 +78,7 @@ impl Default for Options {
             max_chat_sockets_per_user: 16,
             site_root: None,
             recordings_dir: None,
+            local_record_input: false,
         }
     }
 }
@@ -114,6 +117,7 @@ impl TestServer {
             // A test that asks for `all` means it.
             i_understand_local_shells: opts.local_target == LocalTarget::All,
             local_shell: PathBuf::from("/bin/bash"),
+            local_record_input: opts.local_record_input,
             term_grace_secs: opts.term_grace_secs,
             leptos_config: PathBuf::from("/nonexistent"),
             chat_rate: opts.chat_rate,
