@@ -71,3 +71,4 @@ bench: build tools-test
 	./target/release/examples/session-memory --server-bin target/release/termroom
 	cargo bench -p server --bench term_bench
 	TERMROOM_BIN=target/release/termroom TERMROOM_SITE_ROOT=target/site scripts/bench-browser.sh
+	node end2end/bench/recording-open.mjs

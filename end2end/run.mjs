@@ -650,6 +650,8 @@ test('recordings: a session is listed, plays with its markers, seeks on a marker
   await withPages('recording', async (open) => {
     const page = await open('alice');
     await login(page, 'alice');
+    // The room the recording is shared into exists once someone joined it.
+    await chatOnline(page);
     await openTerminalsPage(page);
     const key = await openLocalTab(page);
     await page.getByTestId('broadcast-input').fill('echo marked-$((6*7))');
@@ -695,7 +697,9 @@ test('recordings: a session is listed, plays with its markers, seeks on a marker
     const recordingUrl = new URL(page.url());
     await page.getByTestId('share-room').fill('general');
     await page.getByTestId('share-send').click();
-    await page.getByTestId('share-result').filter({ hasText: 'posted to #general' }).waitFor();
+    const shared = page.getByTestId('share-result');
+    await shared.waitFor();
+    assert.match(await shared.textContent(), /posted to #general/);
     const bobPage = await open('bob');
     await login(bobPage, 'bob');
     await bobPage.goto('/');
@@ -726,11 +730,19 @@ test('recordings: a long recording opens at any moment, in windows the player mo
   await withPages('long-recording', async (open) => {
     const page = await open('alice');
     await login(page, 'alice');
+    await chatOnline(page);
     await openTerminalsPage(page);
     const key = await openLocalTab(page);
+    // Shared into chat from the tab, while it runs.
+    await page.getByTestId('term-share').click();
+    await page.getByTestId('term-share-room').fill('general');
+    await page.getByTestId('term-share-send').click();
+    await until('the share posted', async () => /posted to #general/.test(await page.getByTestId('term-share-result').textContent()));
     // About 21 MB of output. The page goes away at once: the session runs on
     // detached, recorded at full speed, and the shell's exit ends it.
-    await typeInTab(page, key, 'sleep 1; seq 1 3000000; exit\n');
+    await typeInTab(page, key, 'sleep 2; seq 1 3000000; exit\n');
+    // The shell has the line (it echoed it) before the page leaves.
+    await until('the command echoed', async () => (await termLines(page, key)).some((l) => l.includes('seq 1 3000000; exit')));
     await page.goto('/recordings');
     await hydrated(page);
     const link = page.getByTestId('recording-link').first();
@@ -738,7 +750,11 @@ test('recordings: a long recording opens at any moment, in windows the player mo
     const id = (await link.getAttribute('href')).split('/').pop();
     let detail;
     await until('the long recording finished', async () => {
-      detail = await (await page.request.post('/api/recording', { form: { id } })).json();
+      // From the page, as the app calls it (same origin).
+      detail = await page.evaluate(async (rid) => {
+        const r = await fetch('/api/recording', { method: 'POST', body: new URLSearchParams({ id: rid }) });
+        return r.json();
+      }, id);
       return detail.info?.state === 'complete';
     }, 120_000);
     const { windows, duration } = detail;
@@ -750,7 +766,7 @@ test('recordings: a long recording opens at any moment, in windows the player mo
       if (m) loaded.push(m[2] === undefined ? 'whole' : Number(m[2]));
     });
     const playerTime = async () => Number(await page.getByTestId('player-time').getAttribute('data-seconds'));
-    const screen = async () => (await page.locator('[data-testid=player] .ap-terminal').innerText()).split('\n').map((l) => l.trim());
+    const screen = async () => (await page.locator('[data-testid=player] .ap-term').innerText()).split('\n').map((l) => l.trim());
     const middle = Math.floor(windows.length / 2);
     const t = (windows[middle].start + windows[middle].end) / 2;
     await page.goto(`/recordings/${id}?t=${t.toFixed(3)}`);
@@ -784,5 +800,13 @@ test('recordings: a long recording opens at any moment, in windows the player mo
     });
     await until('the first window loaded', async () => loaded.at(-1) === 0);
     await until('the player at the start', async () => (await playerTime()) < 0.5);
+
+    // The card shared from the tab opens this recording.
+    await page.goto('/');
+    await chatOnline(page);
+    const card = page.locator(`[data-testid=recording-card][href^="/recordings/${id}"]`);
+    await card.waitFor();
+    await card.click();
+    await page.waitForURL((u) => u.pathname === `/recordings/${id}`);
   });
 });

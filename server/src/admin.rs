@@ -187,7 +187,11 @@ pub async fn namespace(cmd: NamespaceCmd, store: &StoreArgs) -> anyhow::Result<(
                 "{name}: policy {}, retention {keep}, shared with members: {}, input: {}",
                 settings.policy.as_str().replace('_', "-"),
                 if settings.shared { "yes" } else { "no" },
-                if settings.input { "recorded" } else { "not recorded" }
+                if settings.input {
+                    "recorded"
+                } else {
+                    "not recorded"
+                }
             );
         }
     }

@@ -863,7 +863,11 @@ async fn a_killed_server_leaves_an_interrupted_recording_that_plays() {
     let index = std::fs::read_to_string(data.join("recordings").join(format!("{id}.idx")))
         .expect("an index beside the recording");
     assert!(
-        index.lines().last().unwrap_or_default().contains("\"kind\":\"end\""),
+        index
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .contains("\"kind\":\"end\""),
         "{index}"
     );
     let admin = served.login("admin", &password).await;

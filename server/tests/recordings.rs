@@ -71,13 +71,19 @@ async fn set_recording(s: &TestServer, ns: &str, settings: RecordingSettings) {
         .unwrap();
 }
 
-#[tokio::test]
-async fn an_ssh_session_recording_plays_in_asciinema_and_holds_everything() {
+/// An sshd, a server, its admin `root1` logged in, and host `box` (namespace `prod`).
+async fn with_ssh_host() -> (Sshd, TestServer, reqwest::Client) {
     let sshd = Sshd::start();
     let s = TestServer::start().await;
     s.add_user("root1", Role::Admin).await;
     let (admin, _) = s.login("root1").await;
     setup_host(&s, &sshd, &admin, "box", None).await;
+    (sshd, s, admin)
+}
+
+#[tokio::test]
+async fn an_ssh_session_recording_plays_in_asciinema_and_holds_everything() {
+    let (_sshd, s, admin) = with_ssh_host().await;
     let (id, otp) = open(&s, &admin, "box").await.expect("open");
     let mut t = Term::attach(&s, &id, &otp, 0).await;
     t.type_line("echo typed-$((6*7))").await;
@@ -548,7 +554,11 @@ async fn expired_recordings_are_deleted_and_audited() {
 }
 
 /// The screen text after playing `events` on a `cols` × `rows` terminal.
-fn screen_after<'a>(cols: u16, rows: u16, events: impl IntoIterator<Item = &'a Event>) -> Vec<String> {
+fn screen_after<'a>(
+    cols: u16,
+    rows: u16,
+    events: impl IntoIterator<Item = &'a Event>,
+) -> Vec<String> {
     let mut vt = avt::Terminal::new(usize::from(cols), usize::from(rows)).expect("size");
     for e in events {
         match e.code {
@@ -573,7 +583,8 @@ async fn a_long_recording_plays_in_windows_that_start_from_keyframes() {
     let mut t = Term::attach(&s, &id, &otp, 0).await;
     // About 21 MB of output: five keyframes, a recording of about 33 MB.
     t.type_line("seq 1 3000000; echo seq-$((1+1))-done").await;
-    let tail = |t: &Term| String::from_utf8_lossy(&t.raw[t.raw.len().saturating_sub(400)..]).into_owned();
+    let tail =
+        |t: &Term| String::from_utf8_lossy(&t.raw[t.raw.len().saturating_sub(400)..]).into_owned();
     t.until(120, |t| tail(t).contains("seq-2-done\r\n")).await;
     t.type_line("exit 0").await;
     t.until(10, |t| t.exit.is_some()).await;
@@ -589,7 +600,10 @@ async fn a_long_recording_plays_in_windows_that_start_from_keyframes() {
         .iter()
         .map(|w| (w["start"].as_f64().unwrap(), w["end"].as_f64().unwrap()))
         .collect();
-    assert!(windows.len() >= 3, "a 33 MB recording plays in windows: {windows:?}");
+    assert!(
+        windows.len() >= 3,
+        "a 33 MB recording plays in windows: {windows:?}"
+    );
     let duration = detail["duration"].as_f64().unwrap();
     assert_eq!(windows.last().map(|w| w.1), Some(duration));
 
@@ -614,7 +628,11 @@ async fn a_long_recording_plays_in_windows_that_start_from_keyframes() {
     for n in 1..parts.len() {
         let (prev, next) = (&parts[n - 1], &parts[n]);
         let ended_on = screen_after(prev.header.cols, prev.header.rows, &prev.events);
-        let starts_on = screen_after(next.header.cols, next.header.rows, next.events.iter().take(1));
+        let starts_on = screen_after(
+            next.header.cols,
+            next.header.rows,
+            next.events.iter().take(1),
+        );
         assert_eq!(ended_on, starts_on, "window {n}'s keyframe");
     }
     // The last one ends where the whole recording does.
@@ -647,11 +665,7 @@ async fn typed_in(s: &TestServer, admin: &reqwest::Client, id: &str) -> String {
 
 #[tokio::test]
 async fn typed_input_is_recorded_where_asked_and_never_a_secret() {
-    let sshd = Sshd::start();
-    let s = TestServer::start().await;
-    s.add_user("root1", Role::Admin).await;
-    let (admin, _) = s.login("root1").await;
-    setup_host(&s, &sshd, &admin, "box", None).await;
+    let (_sshd, s, admin) = with_ssh_host().await;
 
     // Off by default: output only.
     let (id, otp) = open(&s, &admin, "box").await.expect("open");
@@ -678,7 +692,8 @@ async fn typed_input_is_recorded_where_asked_and_never_a_secret() {
     t.until(15, |t| t.text.contains("typed-42")).await;
     // The remote turns echo off and asks for a password: what is typed
     // then, key by key, stays out of the recording.
-    t.type_line("read -s -p 'Password: ' pw; echo; echo got-${#pw}-chars").await;
+    t.type_line("read -s -p 'Password: ' pw; echo; echo got-${#pw}-chars")
+        .await;
     t.until(15, |t| t.text.ends_with("Password: ")).await;
     for key in ["h", "u", "n", "t", "e", "r", "2", "\r"] {
         t.send(ClientFrame::Input(key.as_bytes().to_vec())).await;
@@ -693,7 +708,10 @@ async fn typed_input_is_recorded_where_asked_and_never_a_secret() {
     let typed = typed_in(&s, &admin, &id).await;
     assert!(typed.contains("echo typed-$((6*7))\r"), "{typed:?}");
     assert!(typed.contains("echo after-$((1+1))\r"), "{typed:?}");
-    assert!(!typed.contains("hunter"), "the password was recorded: {typed:?}");
+    assert!(
+        !typed.contains("hunter"),
+        "the password was recorded: {typed:?}"
+    );
     let (_, cast) = get(&admin, &s, &format!("/recordings/{id}.cast")).await;
     assert!(
         !String::from_utf8_lossy(&cast).contains("hunter"),
@@ -718,7 +736,8 @@ async fn a_local_terminal_reading_without_echo_keeps_its_input_out_of_the_record
     // echo, as `read -s`, sudo and passwd set it). Typed key by key once
     // bash waits in `read`.
     t.type_line("read -s x; echo got-${#x}-chars").await;
-    t.until(15, |t| t.text.ends_with("got-${#x}-chars\r\n")).await;
+    t.until(15, |t| t.text.ends_with("got-${#x}-chars\r\n"))
+        .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     for key in ["s", "3", "c", "r", "3", "t", "\r"] {
         t.send(ClientFrame::Input(key.as_bytes().to_vec())).await;
@@ -731,9 +750,18 @@ async fn a_local_terminal_reading_without_echo_keeps_its_input_out_of_the_record
     finished_row(&s, &id).await;
     let typed = typed_in(&s, &admin, &id).await;
     assert!(typed.contains("echo typed-$((6*7))\r"), "{typed:?}");
-    assert!(typed.contains("read -s x"), "typed at the prompt: {typed:?}");
+    assert!(
+        typed.contains("read -s x"),
+        "typed at the prompt: {typed:?}"
+    );
     assert!(typed.contains("echo after-$((1+1))\r"), "{typed:?}");
-    assert!(!typed.contains("s3cr3t"), "typed while echo was off: {typed:?}");
+    assert!(
+        !typed.contains("s3cr3t"),
+        "typed while echo was off: {typed:?}"
+    );
     let (_, cast) = get(&admin, &s, &format!("/recordings/{id}.cast")).await;
-    assert!(!String::from_utf8_lossy(&cast).contains("s3cr3t"), "nowhere in it");
+    assert!(
+        !String::from_utf8_lossy(&cast).contains("s3cr3t"),
+        "nowhere in it"
+    );
 }

@@ -83,6 +83,10 @@ pub async fn create(src: &str, el: &web_sys::Element, o: &Options) -> Result<Pla
     set("fit", "width".into())?;
     set("preload", true.into())?;
     set("autoPlay", o.auto_play.into())?;
+    if !o.auto_play {
+        // Paused, it shows the screen at the start time (not a blank one).
+        set("poster", format!("npt:{:.3}", o.start_at.max(0.0)).into())?;
+    }
     let markers = js_sys::Array::new();
     for (t, label) in &o.markers {
         markers.push(&js_sys::Array::of2(&(*t).into(), &label.into()));

@@ -11,7 +11,7 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::{get_recording, search_recording, share_recording};
 use crate::components::auth::RequireUser;
-use crate::model::{RecordingDetail, SearchHit};
+use crate::model::{RecordingDetail, RecordingWindow, SearchHit};
 use crate::pages::recordings::{duration_text, short_time, size_text};
 
 /// The player page.
@@ -88,7 +88,7 @@ fn Player(detail: RecordingDetail, start: f64) -> impl IntoView {
             let idle = idle.get().parse::<f64>().ok();
             if let Some(el) = node.get() {
                 // Recreated at the current position when the options change.
-                let setup = live::Setup {
+                let setup = Setup {
                     el: el.into(),
                     id: id.clone(),
                     windows: windows.clone(),
@@ -273,6 +273,21 @@ fn ShareForm(id: String, now: RwSignal<f64>) -> impl IntoView {
     }
 }
 
+/// What a player is made of; kept to make the next one (another window).
+#[derive(Clone)]
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+struct Setup {
+    el: web_sys::HtmlElement,
+    id: String,
+    windows: Vec<RecordingWindow>,
+    speed: f64,
+    idle: Option<f64>,
+    /// `(seconds, label)` over the whole recording.
+    markers: Vec<(f64, String)>,
+    /// Follows the position in the whole recording.
+    now: RwSignal<f64>,
+}
+
 /// The page's one player (browser only).
 #[cfg(feature = "hydrate")]
 mod live {
@@ -281,22 +296,9 @@ mod live {
     use leptos::prelude::*;
     use wasm_bindgen::{prelude::Closure, JsCast};
 
+    use super::Setup;
     use crate::components::player::{self, Options, Player};
-    use crate::model::{window_at, RecordingWindow};
-
-    /// What a player is made of; kept to make the next one (another window).
-    #[derive(Clone)]
-    pub struct Setup {
-        pub el: web_sys::HtmlElement,
-        pub id: String,
-        pub windows: Vec<RecordingWindow>,
-        pub speed: f64,
-        pub idle: Option<f64>,
-        /// `(seconds, label)` over the whole recording.
-        pub markers: Vec<(f64, String)>,
-        /// Follows the position in the whole recording.
-        pub now: RwSignal<f64>,
-    }
+    use crate::model::window_at;
 
     struct Live {
         setup: Setup,
@@ -410,21 +412,7 @@ mod live {
 /// The server renders the empty player box; the browser fills it.
 #[cfg(not(feature = "hydrate"))]
 mod live {
-    use leptos::prelude::RwSignal;
-
-    use crate::model::RecordingWindow;
-
-    /// What a player is made of (nothing happens on the server).
-    #[allow(dead_code)]
-    pub struct Setup {
-        pub el: web_sys::HtmlElement,
-        pub id: String,
-        pub windows: Vec<RecordingWindow>,
-        pub speed: f64,
-        pub idle: Option<f64>,
-        pub markers: Vec<(f64, String)>,
-        pub now: RwSignal<f64>,
-    }
+    use super::Setup;
 
     pub fn mount(_setup: Setup, _at: f64, _auto_play: bool) {}
 

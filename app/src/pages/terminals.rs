@@ -1,13 +1,13 @@
 //! Terminals page (`/terminals`, deep link `?host=a&host=b`): tabs of live
-//! shells, a target picker, sessions to reattach, per-tab search/copy/paste,
-//! and the "send to all" bar with keystroke mirroring. Each tab's terminal is a
+//! shells, a target picker, sessions to reattach, per-tab search/copy/paste
+//! and sharing of the tab's recording into chat, and the "send to all" bar with keystroke mirroring. Each tab's terminal is a
 //! [`TerminalPane`]; this module arranges them and keeps the tab list in
 //! `sessionStorage` so a reload reattaches to the same shells.
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::{close_terminal, list_targets, my_terminals};
+use crate::api::{close_terminal, list_targets, my_terminals, share_recording};
 use crate::components::auth::RequireUser;
 use crate::components::browser;
 use crate::components::term::{
@@ -493,10 +493,63 @@ fn TabTools(tabs: Tabs) -> impl IntoView {
             <button class="ghost small" hidden=move || !can_reconnect() data-testid="term-reconnect" on:click=move |_| with_tab(TermCmd::Reconnect)>
                 "Reconnect"
             </button>
+            <span class="sep"></span>
+            <ShareTab tabs/>
             <span class="muted small state-text">
                 {move || tabs.active_tab().map(|t| t.state.with(TabState::detail))}
             </span>
         </div>
+    }
+    .into_any()
+}
+
+/// Posts a card for the active tab's recording (its session's id) into a
+/// chat room.
+#[component]
+fn ShareTab(tabs: Tabs) -> impl IntoView {
+    let open = RwSignal::new(false);
+    let room = RwSignal::new("general".to_string());
+    let status = RwSignal::new(None::<Result<String, String>>);
+    let session = move || tabs.active_tab().and_then(|t| t.session_id.get());
+    let share = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let Some(id) = session() else {
+            return;
+        };
+        let room = room.get_untracked().trim().to_string();
+        spawn_local(async move {
+            let r = share_recording(id, room.clone(), None)
+                .await
+                .map(|()| format!("posted to #{room}"))
+                .map_err(|e| crate::pages::error_text(&e));
+            status.set(Some(r));
+        });
+    };
+    view! {
+        <span class="share-tab">
+        <button
+            class="ghost small"
+            title="Post a card for this session's recording into a chat room"
+            data-testid="term-share"
+            hidden=move || session().is_none()
+            on:click=move |_| {
+                status.set(None);
+                open.update(|o| *o = !*o);
+            }
+        >
+            "Share"
+        </button>
+        <form class="share inline" hidden=move || !open.get() on:submit=share>
+            <input type="text" aria-label="Room" data-testid="term-share-room" bind:value=room/>
+            <button type="submit" class="small" data-testid="term-share-send">"Post to chat"</button>
+        </form>
+        <span data-testid="term-share-result" class=move || match status.get() {
+            Some(Err(_)) => "error small",
+            _ => "ok small",
+        }>
+            {move || status.get().map(|r| r.unwrap_or_else(|e| e))}
+        </span>
+        </span>
     }
     .into_any()
 }

@@ -338,7 +338,10 @@ mod tests {
         };
         let closed = format!("{}{}{}", k.line(), m.line(), end.line());
         assert_eq!(read(closed.as_bytes(), 30).end, Some(2.0));
-        assert_eq!(cut(closed.as_bytes(), 30), format!("{}{}", k.line(), m.line()));
+        assert_eq!(
+            cut(closed.as_bytes(), 30),
+            format!("{}{}", k.line(), m.line())
+        );
     }
 
     #[test]

@@ -31,8 +31,14 @@ pub async fn recover_stale(db: &Db, dir: Option<&RecordingDir>) -> Result<usize,
                 .unwrap_or_else(|e| Err(io::Error::other(e)));
             match result {
                 Ok(r) => {
-                    db::terminal_sessions::set_recording(db, &row.id, r.size, &r.sha256, "recovered")
-                        .await?;
+                    db::terminal_sessions::set_recording(
+                        db,
+                        &row.id,
+                        r.size,
+                        &r.sha256,
+                        "recovered",
+                    )
+                    .await?;
                     db::terminal_sessions::set_duration(db, &row.id, r.duration_ms).await?;
                     info!(session = %row.id, size = r.size, "recording of an interrupted session recovered");
                 }

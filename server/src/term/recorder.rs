@@ -626,12 +626,20 @@ mod tests {
                 assert_eq!(k.screen, "\u{1b}cfirst screen");
                 assert_eq!((k.cols, k.rows), (80, 24));
                 assert_eq!(k.time_us, times[0], "the time of the event before it");
-                assert!(line_at(k.offset).contains("\"more\""), "{}", line_at(k.offset));
+                assert!(
+                    line_at(k.offset).contains("\"more\""),
+                    "{}",
+                    line_at(k.offset)
+                );
             }
             other => panic!("{other:?}"),
         }
         match &entries[1] {
-            Entry::Marker { time_us, offset, label } => {
+            Entry::Marker {
+                time_us,
+                offset,
+                label,
+            } => {
                 assert_eq!(label, "send to all: ls");
                 assert_eq!(*time_us, times[2]);
                 assert!(line_at(*offset).contains("send to all: ls"));
