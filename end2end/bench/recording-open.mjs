@@ -12,8 +12,9 @@
 // each in a fresh browser context (cold cache). Two times per open: "loaded",
 // the asciinema-player has the recording (its control bar shows a time, not
 // --:--); "shown", it is loaded, the time beside it (data-seconds) is within
-// 1 s of T and, where `seq` was printing, its screen holds numbers, which
-// must be consecutive (the window started from a correct keyframe). An open
+// 1 s of T and, where `seq` was printing, its screen holds `seq`'s numbers,
+// which must be consecutive (the window started from a correct keyframe);
+// after that (untimed) the time must settle at T (within 0.1 s). An open
 // that is loaded but not shown 10 s later counts as not shown.
 //
 // Needs: the release build (`cargo leptos build --release`), the repository's
@@ -22,7 +23,8 @@
 //
 // Environment: TERMROOM_BIN (default target/release/termroom),
 // TERMROOM_SITE_ROOT (default target/site), CHROMIUM (default /usr/bin/chromium),
-// BENCH_RECORDING_MB (default 500: size of the recording file, about),
+// BENCH_RECORDING_MB (default 500: size of the recording file, about; from
+// about 50 up, `seq` is printing at the middle),
 // BENCH_RUNS (default 5: opens per position), KEEP_DATA=1 keeps the data directory.
 //
 // Prints numbers and whether the middle meets the target; exits non-zero when
@@ -217,7 +219,7 @@ async function serverFn(page, base, name, form) {
  * Runs in the page from its first script: notes when (Date.now()) the player
  * has loaded the recording (its control bar shows a time, not --:--) and when
  * it shows second `t`: loaded, the time beside it (data-seconds) within 1 s of
- * `t` and, if `numbers`, numbers on its screen.
+ * `t` and, if `numbers`, lines of `seq` output on its screen.
  */
 function watchPlayer({ t, numbers }) {
   const seen = (window.__open = { loaded: null, shown: null, at: null, lines: [] });
@@ -227,7 +229,7 @@ function watchPlayer({ t, numbers }) {
     if (seen.loaded === null && /\d/.test(player.querySelector('.ap-time-elapsed')?.textContent ?? '')) seen.loaded = Date.now();
     seen.at = Number(document.querySelector('[data-testid=player-time]')?.getAttribute('data-seconds'));
     seen.lines = [...player.querySelectorAll('.ap-term-text .ap-line')].map((l) => l.textContent.trimEnd());
-    if (seen.loaded !== null && Math.abs(seen.at - t) <= 1 && (!numbers || seen.lines.some((l) => /\d/.test(l)))) {
+    if (seen.loaded !== null && Math.abs(seen.at - t) <= 1 && (!numbers || seen.lines.some((l) => /^\d+$/.test(l)))) {
       seen.shown = Date.now();
       clearInterval(timer);
     }
@@ -263,19 +265,31 @@ async function openAt(base, storageState, id, t, numbers) {
         + `# recording responses: ${JSON.stringify(casts)}\n# page console:\n${page.consoleLog.map((l) => `#   ${l}`).join('\n') || '#   (empty)'}`);
     });
     const seen = await page.evaluate(() => window.__open);
+    // Untimed check: the player's time then settles at t.
+    const settled = seen.shown === null ? null : await page.waitForFunction((t) => {
+      const at = Number(document.querySelector('[data-testid=player-time]')?.getAttribute('data-seconds'));
+      return Math.abs(at - t) <= 0.1 && { at };
+    }, t, { polling: 50, timeout: 2_000 }).then((h) => h.jsonValue(), () => null);
     const secs = (when) => (when === null ? null : (when - t0) / 1000);
-    return { ...seen, loaded: secs(seen.loaded), shown: secs(seen.shown), casts: await Promise.all(bodies), console: page.consoleLog };
+    return {
+      ...seen, loaded: secs(seen.loaded), shown: secs(seen.shown), settled: settled?.at ?? null,
+      casts: await Promise.all(bodies), console: page.consoleLog,
+    };
   } finally {
     await page.context().close();
   }
 }
 
-/** Whether the numbers on a screen count up by one (the last line may be cut short: a prefix of the next). */
-function consecutive(lines) {
+/**
+ * The numbers on a screen: whether they count up by one (at least two; the
+ * last line may be cut short, a prefix of the next) and a summary.
+ */
+function numbersOn(lines) {
   const nums = lines.filter((l) => /^\d+$/.test(l));
-  if (nums.length < 2) return false;
-  return nums.every((l, i) => i === 0 || l === String(Number(nums[i - 1]) + 1)
-    || (i === nums.length - 1 && String(Number(nums[i - 1]) + 1).startsWith(l)));
+  const next = (l) => String(Number(l) + 1);
+  const cut = nums.length > 2 && nums.at(-1) !== next(nums.at(-2)) && next(nums.at(-2)).startsWith(nums.at(-1)) ? nums.pop() : null;
+  const ok = nums.length >= 2 && nums.every((l, i) => i === 0 || l === next(nums[i - 1]));
+  return { ok, text: nums.length ? `numbers ${nums[0]}..${nums.at(-1)}${cut ? ` and "${cut}" (cut short)` : ''}` : null };
 }
 
 function median(xs) {
@@ -320,14 +334,15 @@ async function main() {
   for (let run = 1; run <= RUNS; run++) {
     for (const p of positions) {
       const r = await openAt(base, storageState, id, p.t, p.numbers);
-      const numbers = r.lines.filter((l) => /^\d+$/.test(l));
-      const screen = numbers.length ? `numbers ${numbers[0]}..${numbers.at(-1)}` : r.lines.some(Boolean) ? 'no numbers' : 'blank';
+      const numbers = numbersOn(r.lines);
+      const screen = numbers.text ?? (r.lines.some(Boolean) ? 'no numbers' : 'blank');
       const shown = r.shown === null ? `NOT SHOWN within ${SHOW_GRACE_MS / 1000} s of loading` : `shown at t ${r.shown.toFixed(2)} s`;
       const downloads = r.casts.map((c) => `${c.url} ${c.status} ${mb(c.bytes)} (wire ${mb(c.wire)})`).join(', ') || 'none';
-      console.log(`run ${run} ${p.name.padEnd(6)} t=${p.t}: loaded ${r.loaded.toFixed(2)} s, ${shown} (player time ${r.at}, screen ${screen}); `
-        + `recording ${mb(r.casts.reduce((a, c) => a + c.bytes, 0))}: ${downloads}`);
+      console.log(`run ${run} ${p.name.padEnd(6)} t=${p.t}: loaded ${r.loaded.toFixed(2)} s, ${shown} (player time ${r.at}`
+        + `${r.shown === null ? '' : `, then ${r.settled ?? 'not t'}`}, screen ${screen}); recording ${mb(r.casts.reduce((a, c) => a + c.bytes, 0))}: ${downloads}`);
       if (r.shown === null && r.console.length) console.log(r.console.map((l) => `#   ${l}`).join('\n'));
-      if (r.shown !== null && p.numbers && !consecutive(r.lines)) {
+      if (r.shown !== null && r.settled === null) throw new Error(`run ${run} ${p.name}: the player's time did not settle at ${p.t} s`);
+      if (r.shown !== null && p.numbers && !numbers.ok) {
         throw new Error(`run ${run} ${p.name}: the numbers on the player's screen are not consecutive:\n${r.lines.join('\n')}`);
       }
       results.get(p.name).loaded.push(r.loaded);

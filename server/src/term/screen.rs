@@ -88,13 +88,16 @@ impl ScreenModel {
     }
 
     /// Catches up with `ring` parsing at most its last `max` bytes (the
-    /// rest counts as skipped): a keyframe in a flood costs little.
+    /// rest counts as skipped): a keyframe in a flood costs little. It
+    /// spends the eager budget, so that a flood, once caught up with, is not
+    /// then parsed eagerly until the budget refilled.
     pub(crate) fn catch_up_tail(&mut self, ring: &Ring, max: usize) {
         let from = ring.head().saturating_sub(max as u64);
         if self.parsed < from {
             self.skipped += from - self.parsed;
             self.parsed = from;
         }
+        self.budget = 0.0;
         self.catch_up(ring);
     }
 
@@ -245,6 +248,7 @@ mod tests {
         }
         model.catch_up_tail(&ring, 16 << 10);
         assert_eq!(model.parsed, ring.head());
+        assert_eq!(model.budget, 0.0, "the eager budget is spent");
         assert!(model.skipped() >= (512 - 16) << 10, "{}", model.skipped());
         let text = model.text();
         assert!(text.contains(&format!("tail line {:08}", i - 1)), "{text}");
