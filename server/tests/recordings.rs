@@ -663,6 +663,29 @@ async fn typed_in(s: &TestServer, admin: &reqwest::Client, id: &str) -> String {
         .collect()
 }
 
+/// Types `keys` one key at a time, as a person types a password.
+async fn press_keys(t: &mut Term, keys: &str) {
+    for key in keys.chars() {
+        t.send(ClientFrame::Input(key.to_string().into_bytes()))
+            .await;
+    }
+}
+
+/// Runs `echo after-$((1+1))`, exits, and returns what the recording says was typed.
+async fn type_after_and_exit(
+    s: &TestServer,
+    admin: &reqwest::Client,
+    id: &str,
+    t: &mut Term,
+) -> String {
+    t.type_line("echo after-$((1+1))").await;
+    t.until(15, |t| t.text.contains("after-2")).await;
+    t.type_line("exit").await;
+    t.until(10, |t| t.exit.is_some()).await;
+    finished_row(s, id).await;
+    typed_in(s, admin, id).await
+}
+
 #[tokio::test]
 async fn typed_input_is_recorded_where_asked_and_never_a_secret() {
     let (_sshd, s, admin) = with_ssh_host().await;
@@ -695,17 +718,10 @@ async fn typed_input_is_recorded_where_asked_and_never_a_secret() {
     t.type_line("read -s -p 'Password: ' pw; echo; echo got-${#pw}-chars")
         .await;
     t.until(15, |t| t.text.ends_with("Password: ")).await;
-    for key in ["h", "u", "n", "t", "e", "r", "2", "\r"] {
-        t.send(ClientFrame::Input(key.as_bytes().to_vec())).await;
-    }
+    press_keys(&mut t, "hunter2\r").await;
     t.until(15, |t| t.text.contains("got-7-chars")).await;
     // Recorded again once it was submitted.
-    t.type_line("echo after-$((1+1))").await;
-    t.until(15, |t| t.text.contains("after-2")).await;
-    t.type_line("exit").await;
-    t.until(10, |t| t.exit.is_some()).await;
-    finished_row(&s, &id).await;
-    let typed = typed_in(&s, &admin, &id).await;
+    let typed = type_after_and_exit(&s, &admin, &id, &mut t).await;
     assert!(typed.contains("echo typed-$((6*7))\r"), "{typed:?}");
     assert!(typed.contains("echo after-$((1+1))\r"), "{typed:?}");
     assert!(
@@ -732,26 +748,18 @@ async fn a_local_terminal_reading_without_echo_keeps_its_input_out_of_the_record
     let mut t = Term::attach(&s, &id, &otp, 0).await;
     t.type_line("echo typed-$((6*7))").await;
     t.until(15, |t| t.text.contains("typed-42")).await;
-    // No prompt at all: only the terminal's mode tells (line mode without
-    // echo, as `read -s`, sudo and passwd set it). Typed key by key once
-    // bash waits in `read`.
-    t.type_line("read -s x; echo got-${#x}-chars").await;
-    t.until(15, |t| t.text.ends_with("got-${#x}-chars\r\n"))
+    // No password prompt: only the terminal's mode tells (line mode
+    // without echo, as `read -s`, sudo and passwd set it). bash sets the
+    // mode before it prints read's prompt, which says nothing secret.
+    t.type_line("read -s -p 'ready> ' x; echo; echo got-${#x}-chars")
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    for key in ["s", "3", "c", "r", "3", "t", "\r"] {
-        t.send(ClientFrame::Input(key.as_bytes().to_vec())).await;
-    }
+    t.until(15, |t| t.text.ends_with("ready> ")).await;
+    press_keys(&mut t, "s3cr3t\r").await;
     t.until(15, |t| t.text.contains("got-6-chars")).await;
-    t.type_line("echo after-$((1+1))").await;
-    t.until(15, |t| t.text.contains("after-2")).await;
-    t.type_line("exit").await;
-    t.until(10, |t| t.exit.is_some()).await;
-    finished_row(&s, &id).await;
-    let typed = typed_in(&s, &admin, &id).await;
+    let typed = type_after_and_exit(&s, &admin, &id, &mut t).await;
     assert!(typed.contains("echo typed-$((6*7))\r"), "{typed:?}");
     assert!(
-        typed.contains("read -s x"),
+        typed.contains("read -s -p"),
         "typed at the prompt: {typed:?}"
     );
     assert!(typed.contains("echo after-$((1+1))\r"), "{typed:?}");
