@@ -523,26 +523,24 @@ impl Writer {
                 });
                 // The index only after what it points into.
                 let index = match (&r, index) {
-                    (Ok(()), Some(mut f)) => match write_index(&mut f, &index_lines, need_sync) {
-                        Ok(()) => Ok(Some(f)),
-                        Err(e) => Err(e),
-                    },
+                    (Ok(()), Some(mut f)) => {
+                        write_index(&mut f, &index_lines, need_sync).map(|()| Some(f))
+                    }
                     (_, index) => Ok(index),
                 };
                 (file, data, r, index)
             })
             .await;
-        let result = result.map(|(file, data, r, index)| {
-            match index {
-                Ok(f) => self.index = f,
-                Err(e) => {
-                    tracing::warn!(recording = %self.id, "the recording's index is not written: {e}");
-                }
-            }
-            (file, data, r)
+        let (file, mut data, written, index) = match result {
+            Ok(done) => done,
+            Err(e) => return self.broken(format!("the recording writer stopped: {e}")),
+        };
+        self.index = index.unwrap_or_else(|e| {
+            tracing::warn!(recording = %self.id, "the recording's index is not written: {e}");
+            None
         });
-        match result {
-            Ok((file, mut data, Ok(()))) => {
+        match written {
+            Ok(()) => {
                 self.hash.update(&data);
                 self.size += data.len() as u64;
                 self.unsynced = if need_sync { 0 } else { unsynced };
@@ -552,8 +550,7 @@ impl Writer {
                 data.clear();
                 self.buf = data;
             }
-            Ok((_, _, Err(e))) => self.broken(format!("writing the recording failed: {e}")),
-            Err(e) => self.broken(format!("the recording writer stopped: {e}")),
+            Err(e) => self.broken(format!("writing the recording failed: {e}")),
         }
     }
 
