@@ -42,6 +42,7 @@ const BROKEN_PAGE = /panicked at|\[pageerror\]|hydration error|unreachable execu
 const USERS = {
   alice: { password: 'alice-e2e-password', role: 'admin' },
   bob: { password: 'bob-e2e-password', role: 'member' },
+  carol: { password: 'carol-e2e-password', role: 'admin' },
 };
 
 const run = Math.random().toString(36).slice(2, 8);
@@ -334,6 +335,17 @@ async function recordTermSockets(page) {
 /** A file name under the system temp dir that no test run used before. */
 function freshPath(label) {
   return path.join(tmpdir(), `termroom-e2e-${label}-${run}-${Math.random().toString(36).slice(2, 8)}`);
+}
+
+/** The lines of the watch page's read-only terminal. */
+async function watchLines(page) {
+  return page.evaluate(() => {
+    const buf = document.querySelector('[data-testid=watch-pane]')?.xterm?.buffer?.active;
+    if (!buf) return [];
+    const lines = [];
+    for (let i = 0; i < buf.length; i++) lines.push(buf.getLine(i)?.translateToString(true) ?? '');
+    return lines;
+  });
 }
 
 async function typeInTab(page, key, text) {
@@ -808,5 +820,56 @@ test('recordings: a long recording opens at any moment, in windows the player mo
     await card.waitFor();
     await card.click();
     await page.waitForURL((u) => u.pathname === `/recordings/${id}`);
+  });
+});
+
+test('monitoring: an admin watches a session live, the owner sees who watches, the admin terminates it and the owner sees why', { timeout: 180_000 }, async () => {
+  await withPages('monitoring', async (open) => {
+    const user = await open('alice');
+    await login(user, 'alice');
+    await openTerminalsPage(user);
+    const key = await openLocalTab(user);
+    await typeInTab(user, key, 'echo before-watch\n');
+    await waitLine(user, key, 'before-watch');
+    const tab = user.locator(`[data-testid=term-tab][data-key="${key}"]`);
+    const sessionId = await tab.getAttribute('data-session');
+    assert.ok(sessionId, 'the tab knows its session');
+
+    const admin = await open('carol');
+    await login(admin, 'carol');
+    await admin.goto('/live');
+    await hydrated(admin);
+    const row = admin.locator(`[data-testid=live-row][data-session="${sessionId}"]`);
+    await row.waitFor();
+    assert.equal(await row.getAttribute('data-user'), 'alice');
+    await row.getByTestId('live-watch').click();
+    await admin.waitForURL((url) => url.pathname === `/live/${sessionId}`);
+    await admin.getByTestId('watch-status').filter({ hasText: 'Live' }).waitFor({ timeout: TERM_WAIT_MS });
+    // First the screen as it is, then what is typed from now on.
+    await until('the watcher sees the screen', async () => (await watchLines(admin)).some((l) => l.trim() === 'before-watch'), TERM_WAIT_MS);
+    await tab.getByTestId('tab-watched').filter({ hasText: 'carol' }).waitFor({ timeout: TERM_WAIT_MS });
+    await typeInTab(user, key, 'echo live-$((6*7))\n');
+    await until('the watcher sees it live', async () => (await watchLines(admin)).some((l) => l.trim() === 'live-42'), TERM_WAIT_MS);
+    // Keys pressed in the watcher's terminal go nowhere.
+    await admin.getByTestId('watch-pane').click();
+    await admin.keyboard.type('echo from-watcher-$((1+1))\n');
+    await sleep(ABSENCE_MS);
+    assert.ok(!(await termLines(user, key)).some((l) => l.includes('from-watcher')), 'a watcher cannot type');
+
+    // The command is in the audit log, linked to its moment in the recording.
+    await admin.goto('/audit');
+    await hydrated(admin);
+    const cmd = admin.getByTestId('command-row').filter({ hasText: 'echo live-$((6*7))' });
+    await cmd.waitFor();
+    assert.match(await cmd.getByTestId('command-link').getAttribute('href'), new RegExp(`^/recordings/${sessionId}\\?t=`));
+
+    await admin.goto('/live');
+    await hydrated(admin);
+    await row.getByTestId('live-reason').fill('e2e incident review');
+    await row.getByTestId('live-terminate').click();
+    await admin.getByTestId('live-message').filter({ hasText: 'terminated alice@local' }).waitFor();
+    await until('the owner sees why', async () => (await termLines(user, key)).some((l) => l.includes('terminated by carol: e2e incident review')), TERM_WAIT_MS);
+    await user.locator(`[data-testid=term-tab][data-key="${key}"]:not([data-state=live])`).waitFor({ timeout: TERM_WAIT_MS });
+    await until('the session leaves the Live page', async () => (await row.count()) === 0, TERM_WAIT_MS);
   });
 });

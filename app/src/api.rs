@@ -319,6 +319,88 @@ pub async fn search_recording(id: String, text: String) -> Result<Vec<SearchHit>
         .map_err(fail)
 }
 
+/// Admin: every live terminal session.
+#[server(prefix = "/api", endpoint = "live")]
+pub async fn live_sessions() -> Result<Vec<LiveSession>, ApiError> {
+    use ssr::*;
+    let caller = admin().await?;
+    services()?.monitoring.live(&caller).await.map_err(fail)
+}
+
+/// A ticket to watch a live session read-only.
+#[server(prefix = "/api", endpoint = "watch")]
+pub async fn watch_session(session_id: String) -> Result<WatchTicket, ApiError> {
+    use ssr::*;
+    let caller = caller().await?;
+    services()?
+        .monitoring
+        .watch_ticket(&caller, &session_id)
+        .await
+        .map_err(fail)
+}
+
+/// Admin: ends a live session at once; the owner sees `reason`.
+#[server(prefix = "/api", endpoint = "terminate")]
+pub async fn terminate_session(session_id: String, reason: String) -> Result<(), ApiError> {
+    use ssr::*;
+    let caller = admin().await?;
+    services()?
+        .monitoring
+        .terminate(&caller, &session_id, &reason)
+        .await
+        .map_err(fail)
+}
+
+/// Admin: holds back (or lets through again) the owner's input.
+#[server(prefix = "/api", endpoint = "freeze")]
+pub async fn freeze_session(session_id: String, frozen: bool) -> Result<(), ApiError> {
+    use ssr::*;
+    let caller = admin().await?;
+    services()?
+        .monitoring
+        .freeze(&caller, &session_id, frozen)
+        .await
+        .map_err(fail)
+}
+
+/// Posts a link to watch one of the caller's sessions into a chat room.
+#[server(prefix = "/api", endpoint = "watch_share")]
+pub async fn share_watch(session_id: String, room: String) -> Result<(), ApiError> {
+    use ssr::*;
+    let caller = caller().await?;
+    services()?
+        .monitoring
+        .share_watch(&caller, &session_id, &room)
+        .await
+        .map_err(fail)
+}
+
+/// Admin: typed command lines matching the filters, newest first.
+#[server(prefix = "/api", endpoint = "audit_commands")]
+pub async fn audit_commands(
+    #[server(default)] query: CommandQuery,
+) -> Result<Vec<CommandEntry>, ApiError> {
+    use ssr::*;
+    let caller = admin().await?;
+    services()?
+        .monitoring
+        .commands(&caller, &query)
+        .await
+        .map_err(fail)
+}
+
+/// Admin: the newest audit events (since a day, if given).
+#[server(prefix = "/api", endpoint = "audit_events")]
+pub async fn audit_events(#[server(default)] since: String) -> Result<Vec<AuditEntry>, ApiError> {
+    use ssr::*;
+    let caller = admin().await?;
+    services()?
+        .monitoring
+        .events(&caller, &since)
+        .await
+        .map_err(fail)
+}
+
 /// Admin: every user.
 #[server(prefix = "/api", endpoint = "users")]
 pub async fn list_users() -> Result<Vec<UserSummary>, ApiError> {

@@ -127,6 +127,45 @@ pub trait Terminals: Send + Sync + 'static {
     async fn close(&self, caller: &Caller, session_id: &str) -> Result<(), ApiError>;
 }
 
+/// Live monitoring: what admins see and do to other people's sessions.
+#[async_trait]
+pub trait Monitoring: Send + Sync + 'static {
+    /// Every live session (admins only).
+    async fn live(&self, caller: &Caller) -> Result<Vec<LiveSession>, ApiError>;
+    /// A ticket to watch a session read-only: admins, and members of the
+    /// session's namespace once its owner shared it; `NotFound` otherwise.
+    async fn watch_ticket(
+        &self,
+        caller: &Caller,
+        session_id: &str,
+    ) -> Result<WatchTicket, ApiError>;
+    /// Ends a session at once, showing `reason` to its owner (admins only).
+    async fn terminate(
+        &self,
+        caller: &Caller,
+        session_id: &str,
+        reason: &str,
+    ) -> Result<(), ApiError>;
+    /// Holds back (`frozen`) or lets through the owner's input (admins only).
+    async fn freeze(&self, caller: &Caller, session_id: &str, frozen: bool)
+        -> Result<(), ApiError>;
+    /// Posts a link to watch one of the caller's own sessions into `room`.
+    async fn share_watch(
+        &self,
+        caller: &Caller,
+        session_id: &str,
+        room: &str,
+    ) -> Result<(), ApiError>;
+    /// Typed command lines matching `query`, newest first, one page (admins only).
+    async fn commands(
+        &self,
+        caller: &Caller,
+        query: &CommandQuery,
+    ) -> Result<Vec<CommandEntry>, ApiError>;
+    /// The newest audit events, since `since` (`YYYY-MM-DD`) if given (admins only).
+    async fn events(&self, caller: &Caller, since: &str) -> Result<Vec<AuditEntry>, ApiError>;
+}
+
 /// Terminal recordings; what the caller may not read is `NotFound`.
 #[async_trait]
 pub trait Recordings: Send + Sync + 'static {
@@ -163,4 +202,5 @@ pub struct Services {
     pub directory: Arc<dyn Directory>,
     pub terminals: Arc<dyn Terminals>,
     pub recordings: Arc<dyn Recordings>,
+    pub monitoring: Arc<dyn Monitoring>,
 }

@@ -308,3 +308,151 @@ mod recording_link_tests {
         assert!(RecordingLink::find("no link here").is_none());
     }
 }
+
+/// A live terminal session as the admins' Live page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveSession {
+    pub session_id: String,
+    /// Owner's user name.
+    pub user: String,
+    /// Host name or `local`.
+    pub target: String,
+    /// The host's namespace (empty for the local target).
+    pub namespace: String,
+    /// RFC 3339 start time.
+    pub started: String,
+    /// Seconds since the last output or keystroke.
+    pub idle_secs: u64,
+    /// Output bytes so far.
+    pub bytes: u64,
+    /// Who is watching now.
+    pub watchers: Vec<String>,
+    /// The owner's input is held back.
+    pub frozen: bool,
+    /// A browser tab is attached.
+    pub attached: bool,
+}
+
+/// What a watcher needs to open `/ws/watch/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchTicket {
+    pub session_id: String,
+    /// Single-use ticket (purpose bound to this session).
+    pub otp: String,
+    /// Owner's user name.
+    pub user: String,
+    /// Host name or `local`.
+    pub target: String,
+}
+
+/// A link to watch a live session, found in a chat message: `/live/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchLink {
+    pub id: String,
+}
+
+impl WatchLink {
+    /// The link's path.
+    pub fn path(&self) -> String {
+        format!("/live/{}", self.id)
+    }
+
+    /// The first watch link in a chat message, if any (ids are 32 hex digits).
+    pub fn find(text: &str) -> Option<Self> {
+        text.match_indices("/live/").find_map(|(at, m)| {
+            let rest = text.get(at + m.len()..)?;
+            let id = rest.get(..32)?;
+            let hex = id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            let ends = !rest
+                .get(32..)
+                .unwrap_or_default()
+                .starts_with(|c: char| c.is_ascii_alphanumeric());
+            (hex && ends).then(|| WatchLink { id: id.to_string() })
+        })
+    }
+}
+
+#[cfg(test)]
+mod watch_link_tests {
+    use super::WatchLink;
+
+    #[test]
+    fn watch_links_are_found_and_nothing_else_is() {
+        let id = "0123456789abcdef0123456789abcdef";
+        let l =
+            WatchLink::find(&format!("join me: https://ops.example.com/live/{id} now")).unwrap();
+        assert_eq!(l.id, id);
+        assert_eq!(l.path(), format!("/live/{id}"));
+        assert_eq!(WatchLink::find("/live/not-an-id"), None);
+        assert_eq!(WatchLink::find(&format!("/live/{id}x")), None);
+        assert_eq!(WatchLink::find(&format!("/live/{}", &id[..31])), None);
+    }
+}
+
+/// Filters of the Audit page's commands; empty fields match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CommandQuery {
+    pub user: String,
+    pub host: String,
+    pub namespace: String,
+    /// `allow`, `deny`, `warn`, `unchecked` or empty.
+    pub verdict: String,
+    /// Lines containing this text.
+    pub text: String,
+    /// Typed on or after this day (`YYYY-MM-DD`).
+    pub since: String,
+    /// Typed on or before this day (`YYYY-MM-DD`).
+    pub until: String,
+    /// The next page: rows older than this id.
+    pub before_id: Option<i64>,
+}
+
+/// Rows per page of the Audit page.
+pub const AUDIT_PER_PAGE: u32 = 100;
+
+/// A command line typed in a terminal session, as the Audit page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandEntry {
+    pub id: i64,
+    /// RFC 3339.
+    pub at: String,
+    pub user: String,
+    pub target: String,
+    pub namespace: String,
+    pub line: String,
+    /// `allow`, `deny`, `warn` or `unchecked`.
+    pub verdict: String,
+    /// The rule that decided, or why there was none.
+    pub rule: Option<String>,
+    pub session_id: String,
+    /// Milliseconds into the session's recording.
+    pub offset_ms: i64,
+}
+
+impl CommandEntry {
+    /// The recording at the moment the line was submitted (a second early).
+    pub fn recording_link(&self) -> String {
+        RecordingLink {
+            id: self.session_id.clone(),
+            at: Some((self.offset_ms as f64 / 1000.0 - 1.0).max(0.0)),
+        }
+        .path()
+    }
+}
+
+/// An entry of the audit log (logins, host changes, watches, terminations,
+/// rule changes, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    /// RFC 3339.
+    pub at: String,
+    /// Who did it (`None`: the system or the command line).
+    pub actor: Option<String>,
+    pub action: String,
+    pub target: Option<String>,
+    pub detail: Option<String>,
+}

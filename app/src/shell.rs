@@ -56,6 +56,9 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/terminals") view=pages::terminals::TerminalsPage/>
                 <Route path=path!("/recordings") view=pages::recordings::RecordingsPage/>
                 <Route path=path!("/recordings/:id") view=pages::player::PlayerPage/>
+                <Route path=path!("/live") view=pages::live::LivePage/>
+                <Route path=path!("/live/:id") view=pages::live::WatchPage/>
+                <Route path=path!("/audit") view=pages::audit::AuditPage/>
                 <Route path=path!("/admin") view=pages::admin::AdminPage/>
             </Routes>
         </Router>

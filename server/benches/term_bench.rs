@@ -81,6 +81,9 @@ impl Tty for WsTty {
                     }
                     ServerFrame::Exit { .. } => return Ok(vec![]),
                     ServerFrame::Notice { text, .. } => eprintln!("notice: {text}"),
+                    ServerFrame::Size { .. }
+                    | ServerFrame::Watchers(_)
+                    | ServerFrame::Broadcast { .. } => {}
                 },
                 Some(Ok(_)) => {}
                 Some(Err(e)) => bail!("terminal socket: {e}"),

@@ -72,7 +72,10 @@ async fn read_until_quiet(ws: &mut Ws) -> anyhow::Result<usize> {
                             total += data.len();
                         }
                         ServerFrame::Exit { .. } => bail!("terminal exited"),
-                        ServerFrame::Notice { .. } => {}
+                        ServerFrame::Notice { .. }
+                        | ServerFrame::Size { .. }
+                        | ServerFrame::Watchers(_)
+                        | ServerFrame::Broadcast { .. } => {}
                     }
                 }
             }

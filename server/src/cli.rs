@@ -76,6 +76,15 @@ pub enum Command {
     /// List and export terminal recordings.
     #[command(subcommand)]
     Recording(RecordingCmd),
+    /// Manage the command guard's rules of a namespace.
+    #[command(subcommand)]
+    Guard(GuardCmd),
+    /// List live terminal sessions, or end one.
+    #[command(subcommand)]
+    Session(SessionCmd),
+    /// Read the audit trail and the log of typed commands.
+    #[command(subcommand)]
+    Audit(AuditCmd),
 }
 
 /// Who may open the `local` target (a shell on the termroom host itself).
@@ -160,6 +169,15 @@ pub struct ServeArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub local_record_input: bool,
+    /// Show the owner of a terminal session who is watching it (a badge on
+    /// the tab that stays while they watch). `false` hides watchers from owners.
+    #[arg(
+        long,
+        env = "TERMROOM_ANNOUNCE_WATCHERS",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub announce_watchers: bool,
     /// Seconds a terminal session stays alive with no browser attached.
     #[arg(long, env = "TERMROOM_TERM_GRACE_SECS", default_value_t = 300)]
     pub term_grace_secs: u64,
@@ -388,4 +406,99 @@ pub enum HostCmd {
     List,
     /// Delete a host.
     Delete { name: String },
+}
+
+/// `termroom guard ...`
+#[derive(Debug, Subcommand)]
+pub enum GuardCmd {
+    /// Add a rule to a namespace; prints the new rule's id. Running servers
+    /// pick it up within their change poll interval.
+    Add {
+        namespace: String,
+        /// What a line the rule matches gets.
+        #[arg(long, value_parser = crate::db::guard_rules::RuleAction::NAMES)]
+        action: String,
+        /// A command name such as `rm` (one word: no whitespace, shell
+        /// characters, quotes or backslash), or with --regex a regular
+        /// expression; at most 1024 bytes.
+        #[arg(long, allow_hyphen_values = true)]
+        pattern: String,
+        /// The pattern is a regular expression (Rust `regex` syntax), matched
+        /// anywhere in each command of the line.
+        #[arg(long)]
+        regex: bool,
+        /// Order of evaluation: lower first; rules of equal priority in the
+        /// order they were added.
+        #[arg(long, default_value_t = 100, allow_negative_numbers = true)]
+        priority: i64,
+    },
+    /// List a namespace's rules in the order they apply: id, priority,
+    /// action, kind, pattern, created.
+    List { namespace: String },
+    /// Remove a rule.
+    Remove { id: i64 },
+}
+
+/// `termroom session ...`
+#[derive(Debug, Subcommand)]
+pub enum SessionCmd {
+    /// List live terminal sessions, oldest first: id, user, target,
+    /// namespace (`-` for local), started, status.
+    List,
+    /// Ask the running server to end a live session; it does so within its
+    /// change poll interval (`--revocation-poll-ms` of `serve`).
+    Terminate {
+        id: String,
+        /// Why (kept in the audit trail).
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+/// `termroom audit ...`. Output is one row per line, fields separated by
+/// tabs; in text fields a backslash, tab, newline, carriage return or other
+/// control character is written as an escape (`\\`, `\t`, `\n`, `\r`,
+/// `\xNN`), and an empty field as `-`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// Commands typed in terminal sessions, newest first: id, time, user,
+    /// target, verdict, line, rule.
+    Commands {
+        /// Typed by this user.
+        #[arg(long)]
+        user: Option<String>,
+        /// On this host (or `local`).
+        #[arg(long)]
+        host: Option<String>,
+        /// With this verdict of the guard.
+        #[arg(long, value_parser = crate::db::commands::Verdict::NAMES)]
+        verdict: Option<String>,
+        /// In this namespace.
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Lines containing this text (ignoring ASCII case).
+        #[arg(long, allow_hyphen_values = true)]
+        text: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..))]
+        limit: i64,
+    },
+    /// Audit events, oldest first: id, time, actor (`-`: the system or the
+    /// command line), action, target, detail.
+    Events {
+        /// The first events at or after this time (RFC 3339, e.g.
+        /// 2024-05-01T12:00:00Z); without it, the last ones.
+        #[arg(long, value_parser = parse_time)]
+        since: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..))]
+        limit: i64,
+    },
+}
+
+/// An RFC 3339 time, checked and kept as given.
+fn parse_time(s: &str) -> Result<String, String> {
+    crate::db::stored_time(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
 }

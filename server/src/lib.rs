@@ -26,6 +26,7 @@ pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod guard;
 pub mod http;
 pub mod memory;
 pub mod recordings;

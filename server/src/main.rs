@@ -24,5 +24,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Namespace(cmd) => server::admin::namespace(cmd, &cli.store).await,
         Command::Host(cmd) => server::admin::host(cmd, &cli.store).await,
         Command::Recording(cmd) => server::admin::recording(cmd, &cli.store).await,
+        Command::Guard(cmd) => server::admin::guard(cmd, &cli.store).await,
+        Command::Session(cmd) => server::admin::session(cmd, &cli.store).await,
+        Command::Audit(cmd) => server::admin::audit(cmd, &cli.store).await,
     }
 }

@@ -123,6 +123,8 @@ async fn check(core: &Core, seen: &mut Seen) -> Result<(), DbError> {
         }
     });
     close_revoked_sessions(core).await?;
+    terminate_requested(core).await?;
+    core.terms.reload_rules().await;
     *seen = Seen {
         counter: Some(counter),
         active_users,
@@ -155,4 +157,34 @@ pub async fn close_revoked_sessions(core: &Core) -> Result<usize, DbError> {
         }
     }
     Ok(closed)
+}
+
+/// Ends the live sessions of this server whose termination was asked for
+/// in the database (`termroom session terminate`); returns how many.
+pub async fn terminate_requested(core: &Core) -> Result<usize, DbError> {
+    let mut ended = 0;
+    for req in crate::db::terminal_sessions::termination_requests(&core.db).await? {
+        let Some(session) = core.terms.session(&req.id) else {
+            continue;
+        };
+        if session.terminate(&req.by, &req.reason) {
+            info!(session = %req.id, by = %req.by, "terminating a session as requested");
+            ended += 1;
+            crate::services::audit(
+                &core.db,
+                None,
+                "session.terminate",
+                Some(&req.id),
+                Some(&format!(
+                    "{}@{} by {}: {}",
+                    session.meta().owner_name,
+                    session.target_name(),
+                    req.by,
+                    req.reason
+                )),
+            )
+            .await;
+        }
+    }
+    Ok(ended)
 }

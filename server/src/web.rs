@@ -133,6 +133,7 @@ impl Runtime {
                 grace: config.term_grace,
                 local_shell: config.local_shell.clone(),
                 local_record_input: serve.local_record_input,
+                announce_watchers: serve.announce_watchers,
                 connect_timeout: SSH_CONNECT_TIMEOUT,
                 max_sessions_per_user: config.max_sessions_per_user,
                 recordings: recordings.clone(),
@@ -270,7 +271,8 @@ pub fn router(state: AppState) -> Router {
         }));
     let mut router = Router::new()
         .route("/ws", get(ws::chat::upgrade))
-        .route("/ws/term/{id}", get(ws::term::upgrade));
+        .route("/ws/term/{id}", get(ws::term::upgrade))
+        .route("/ws/watch/{id}", get(ws::watch::upgrade));
     if state.core.config.diagnostics {
         router = router.route("/ws/echo", get(ws::echo::upgrade));
     }

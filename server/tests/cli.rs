@@ -888,7 +888,11 @@ async fn a_killed_server_leaves_an_interrupted_recording_that_plays() {
         .collect();
     assert_eq!(
         labels,
-        vec!["interrupted: the server stopped before the session ended"]
+        vec![
+            "$ echo before-$((40+2))-kill",
+            "interrupted: the server stopped before the session ended"
+        ],
+        "the typed command, then the closing marker"
     );
     let duration = detail["duration"].as_f64().unwrap();
     assert!(duration > 0.0, "{detail}");
@@ -949,4 +953,516 @@ fn namespace_recording_settings_are_shown_and_changed() {
     assert!(e.contains("not a duration"), "{e}");
     let e = err(termroom(d, &["namespace", "recording", "nope"], None));
     assert!(e.contains("no namespace nope"), "{e}");
+}
+
+/// The rows of a listing: one per line, fields split at tabs.
+fn rows(listing: &str) -> Vec<Vec<String>> {
+    listing
+        .lines()
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect()
+}
+
+/// The audit events as `termroom audit events` prints them.
+fn audit_events(d: &Path, extra: &[&str]) -> Vec<Vec<String>> {
+    let mut args = vec!["audit", "events"];
+    args.extend_from_slice(extra);
+    rows(&ok(termroom(d, &args, None)))
+}
+
+#[test]
+fn guard_rules_are_added_listed_by_priority_and_removed() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    ok(termroom(d, &["namespace", "add", "ops"], None));
+    let add = |extra: &[&str]| {
+        let mut args = vec!["guard", "add", "ops"];
+        args.extend_from_slice(extra);
+        termroom(d, &args, None)
+    };
+    let deny = ok(add(&[
+        "--action",
+        "deny",
+        "--pattern",
+        "shutdown",
+        "--priority",
+        "50",
+    ]));
+    let deny: i64 = deny.trim().parse().expect("prints the new id");
+    let warn: i64 = ok(add(&[
+        "--action",
+        "warn",
+        "--pattern",
+        r"rm\s+-rf",
+        "--regex",
+        "--priority",
+        "10",
+    ]))
+    .trim()
+    .parse()
+    .unwrap();
+    // Default priority 100; a pattern may start with a hyphen.
+    let allow: i64 = ok(add(&["--action", "allow", "--pattern", "--force"]))
+        .trim()
+        .parse()
+        .unwrap();
+
+    let listed = rows(&ok(termroom(d, &["guard", "list", "ops"], None)));
+    let ids: Vec<i64> = listed.iter().map(|r| r[0].parse().unwrap()).collect();
+    assert_eq!(
+        ids,
+        [warn, deny, allow],
+        "lowest priority first: {listed:?}"
+    );
+    assert_eq!(
+        listed[0][1..5],
+        ["10", "warn", "regex", r"rm\\s+-rf"],
+        "id, priority, action, kind, pattern (backslash escaped): {listed:?}"
+    );
+    assert_eq!(listed[1][1..5], ["50", "deny", "word", "shutdown"]);
+    assert_eq!(listed[2][1..5], ["100", "allow", "word", "--force"]);
+    assert!(listed[0][5].starts_with("20"), "created at: {listed:?}");
+
+    let removed = ok(termroom(d, &["guard", "remove", &deny.to_string()], None));
+    assert!(removed.contains("shutdown"), "{removed}");
+    let listed = rows(&ok(termroom(d, &["guard", "list", "ops"], None)));
+    let ids: Vec<i64> = listed.iter().map(|r| r[0].parse().unwrap()).collect();
+    assert_eq!(ids, [warn, allow]);
+
+    // Each step is in the audit trail, by the command line (actor `-`).
+    let events = audit_events(d, &[]);
+    let guard: Vec<(&str, &str, &str)> = events
+        .iter()
+        .filter(|e| e[3].starts_with("guard."))
+        .map(|e| (e[2].as_str(), e[3].as_str(), e[4].as_str()))
+        .collect();
+    assert_eq!(
+        guard,
+        [
+            ("-", "guard.rule_added", "ops"),
+            ("-", "guard.rule_added", "ops"),
+            ("-", "guard.rule_added", "ops"),
+            ("-", "guard.rule_removed", "ops"),
+        ],
+        "{events:?}"
+    );
+    let removal = &events
+        .iter()
+        .find(|e| e[3] == "guard.rule_removed")
+        .unwrap()[5];
+    assert!(
+        removal.contains(&format!("rule {deny}")) && removal.contains("deny word shutdown"),
+        "the detail is the rule: {removal}"
+    );
+}
+
+#[test]
+fn bad_guard_rules_are_refused_with_a_reason_and_change_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    ok(termroom(d, &["namespace", "add", "ops"], None));
+    ok(termroom(
+        d,
+        &[
+            "guard",
+            "add",
+            "ops",
+            "--action",
+            "deny",
+            "--pattern",
+            "reboot",
+        ],
+        None,
+    ));
+    let list_before = ok(termroom(d, &["guard", "list", "ops"], None));
+    let audit_before = audit_events(d, &[]);
+    let refused = |args: &[&str]| err(termroom(d, args, None));
+
+    let e = refused(&[
+        "guard",
+        "add",
+        "ops",
+        "--action",
+        "deny",
+        "--regex",
+        "--pattern",
+        "(unclosed",
+    ]);
+    assert!(e.contains("invalid regex"), "{e}");
+    let huge = "a".repeat(1025);
+    let e = refused(&[
+        "guard",
+        "add",
+        "ops",
+        "--action",
+        "deny",
+        "--regex",
+        "--pattern",
+        &huge,
+    ]);
+    assert!(e.contains("the limit is 1024"), "{e}");
+    let e = refused(&[
+        "guard",
+        "add",
+        "ops",
+        "--action",
+        "deny",
+        "--pattern",
+        "rm;ls",
+    ]);
+    assert!(e.contains("contains ';'"), "{e}");
+    let e = refused(&[
+        "guard",
+        "add",
+        "ops",
+        "--action",
+        "deny",
+        "--pattern",
+        "$(id)",
+    ]);
+    assert!(e.contains("contains '$'"), "{e}");
+    let e = refused(&[
+        "guard",
+        "add",
+        "ops",
+        "--action",
+        "deny",
+        "--pattern",
+        "rm -rf",
+    ]);
+    assert!(e.contains("one command name"), "{e}");
+    let e = refused(&["guard", "add", "ops", "--action", "deny", "--pattern", ""]);
+    assert!(e.contains("empty"), "{e}");
+    let e = refused(&[
+        "guard",
+        "add",
+        "ops",
+        "--action",
+        "block",
+        "--pattern",
+        "rm",
+    ]);
+    assert!(e.contains("allow, deny, warn"), "lists the actions: {e}");
+    let e = refused(&[
+        "guard",
+        "add",
+        "ghost",
+        "--action",
+        "deny",
+        "--pattern",
+        "rm",
+    ]);
+    assert!(e.contains("no namespace ghost"), "{e}");
+    let e = refused(&["guard", "list", "ghost"]);
+    assert!(e.contains("no namespace ghost"), "{e}");
+    let e = refused(&["guard", "remove", "9999"]);
+    assert!(e.contains("no guard rule 9999"), "{e}");
+    let e = refused(&["guard", "remove", "first"]);
+    assert!(e.contains("invalid value"), "{e}");
+
+    assert_eq!(
+        ok(termroom(d, &["guard", "list", "ops"], None)),
+        list_before
+    );
+    assert_eq!(audit_events(d, &[]), audit_before, "nothing audited either");
+}
+
+/// A running `local` session row `id` of `user_id`, as the server stores it.
+async fn seed_session(db: &server::db::Db, id: &str, user_id: i64) {
+    server::db::terminal_sessions::insert(
+        db,
+        &server::db::terminal_sessions::NewTermSession {
+            id,
+            user_id,
+            host_id: None,
+            target: "local",
+            namespace: "",
+            remote_addr: None,
+            user_agent: None,
+            cols: 80,
+            rows: 24,
+            recording_id: None,
+        },
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn live_sessions_are_listed_and_their_termination_requested() {
+    use server::db::terminal_sessions::{self, Status};
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    let db = server::db::open(None, d).await.unwrap();
+    let alice = server::db::users::create(&db, "alice", "not-a-hash", app::model::Role::Member)
+        .await
+        .unwrap();
+    seed_session(&db, "s-live", alice).await;
+    seed_session(&db, "s-done", alice).await;
+    terminal_sessions::finish(&db, "s-done", Status::Exited, Some(0), Default::default())
+        .await
+        .unwrap();
+
+    let listed = rows(&ok(termroom(d, &["session", "list"], None)));
+    assert_eq!(listed.len(), 1, "only the live one: {listed:?}");
+    let s = &listed[0];
+    assert_eq!(s[..4], ["s-live", "alice", "local", "-"], "{s:?}");
+    assert!(s[4].starts_with("20"), "started: {s:?}");
+    assert_eq!(s[5], "running");
+
+    // Refused, and nothing requested: no reason, an unknown id, an ended session.
+    let e = err(termroom(
+        d,
+        &["session", "terminate", "s-live", "--reason", " "],
+        None,
+    ));
+    assert!(e.contains("give a reason"), "{e}");
+    let e = err(termroom(d, &["session", "terminate", "s-live"], None));
+    assert!(e.contains("--reason"), "{e}");
+    let e = err(termroom(
+        d,
+        &["session", "terminate", "s-nope", "--reason", "x"],
+        None,
+    ));
+    assert!(e.contains("no session s-nope"), "{e}");
+    let e = err(termroom(
+        d,
+        &["session", "terminate", "s-done", "--reason", "x"],
+        None,
+    ));
+    assert!(e.contains("ended already"), "{e}");
+    assert!(terminal_sessions::termination_requests(&db)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let said = ok(termroom(
+        d,
+        &[
+            "session",
+            "terminate",
+            "s-live",
+            "--reason",
+            "policy breach",
+        ],
+        None,
+    ));
+    assert!(said.contains("--revocation-poll-ms"), "{said}");
+    let requested = terminal_sessions::termination_requests(&db).await.unwrap();
+    assert_eq!(requested.len(), 1);
+    assert_eq!(
+        (
+            requested[0].id.as_str(),
+            requested[0].by.as_str(),
+            requested[0].reason.as_str()
+        ),
+        ("s-live", "cli", "policy breach")
+    );
+    // The first request stands.
+    let e = err(termroom(
+        d,
+        &["session", "terminate", "s-live", "--reason", "other"],
+        None,
+    ));
+    assert!(e.contains("requested already by cli: policy breach"), "{e}");
+    assert_eq!(
+        terminal_sessions::termination_requests(&db).await.unwrap()[0].reason,
+        "policy breach"
+    );
+    let events = audit_events(d, &[]);
+    let asked: Vec<&Vec<String>> = events
+        .iter()
+        .filter(|e| e[3] == "session.terminate_requested")
+        .collect();
+    assert_eq!(asked.len(), 1, "{events:?}");
+    assert_eq!(
+        asked[0][2..],
+        [
+            "-",
+            "session.terminate_requested",
+            "s-live",
+            "policy breach"
+        ]
+    );
+    db.close().await;
+}
+
+#[tokio::test]
+async fn audit_events_since_a_time() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    let db = server::db::open(None, d).await.unwrap();
+    // Older events, as a long-running server would have left them.
+    for (at, action) in [
+        ("2020-01-01T00:00:00.000Z", "old.one"),
+        ("2021-06-01T00:00:00.000Z", "old.two"),
+    ] {
+        sqlx::query("INSERT INTO audit_events (at, actor, action) VALUES (?, 'alice', ?)")
+            .bind(at)
+            .bind(action)
+            .execute(&db)
+            .await
+            .unwrap();
+    }
+    ok(termroom(d, &["namespace", "add", "ops"], None));
+    ok(termroom(
+        d,
+        &[
+            "guard",
+            "add",
+            "ops",
+            "--action",
+            "deny",
+            "--pattern",
+            "reboot",
+        ],
+        None,
+    ));
+    let actions = |events: Vec<Vec<String>>| -> Vec<String> {
+        events.into_iter().map(|e| e[3].clone()).collect()
+    };
+    assert_eq!(
+        actions(audit_events(d, &[])),
+        ["old.one", "old.two", "guard.rule_added"],
+        "oldest first"
+    );
+    assert_eq!(
+        actions(audit_events(d, &["--limit", "1"])),
+        ["guard.rule_added"],
+        "the last"
+    );
+    assert_eq!(
+        actions(audit_events(d, &["--since", "2021-01-01T00:00:00Z"])),
+        ["old.two", "guard.rule_added"]
+    );
+    // Same instant, another offset.
+    assert_eq!(
+        actions(audit_events(
+            d,
+            &["--since", "2021-06-01T02:00:00+02:00", "--limit", "1"]
+        )),
+        ["old.two"]
+    );
+    let all = audit_events(d, &["--since", "2020-01-01T00:00:00Z"]);
+    assert_eq!(
+        all[0][1..3],
+        ["2020-01-01T00:00:00.000Z", "alice"],
+        "{all:?}"
+    );
+    for bad in ["yesterday", "2021-01-01", "2021-13-01T00:00:00Z"] {
+        let e = err(termroom(d, &["audit", "events", "--since", bad], None));
+        assert!(e.contains("RFC 3339"), "{bad}: {e}");
+    }
+    let e = err(termroom(d, &["audit", "events", "--limit", "0"], None));
+    assert!(e.contains("--limit"), "{e}");
+    db.close().await;
+}
+
+#[tokio::test]
+async fn typed_commands_are_searched_by_user_host_verdict_and_text() {
+    use server::db::commands::{self, NewCommand, Verdict};
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    let db = server::db::open(None, d).await.unwrap();
+    let mut user_ids = Vec::new();
+    for name in ["alice", "bob"] {
+        user_ids.push(
+            server::db::users::create(&db, name, "not-a-hash", app::model::Role::Member)
+                .await
+                .unwrap(),
+        );
+    }
+    let (alice, bob) = (user_ids[0], user_ids[1]);
+    let typed =
+        |user_id: i64, target: &str, line: &str, verdict: Verdict, rule: Option<&str>| NewCommand {
+            session_id: format!("s-{user_id}-{target}"),
+            user_id,
+            target: target.into(),
+            namespace: "ops".into(),
+            offset_ms: 250,
+            line: line.into(),
+            verdict,
+            rule_id: rule.map(|_| 1),
+            rule: rule.map(str::to_string),
+        };
+    for c in [
+        typed(alice, "web", "uptime", Verdict::Allow, None),
+        typed(
+            alice,
+            "web",
+            "rm -rf /",
+            Verdict::Deny,
+            Some("rule 1: deny word rm"),
+        ),
+        typed(
+            bob,
+            "db",
+            "psql\t-c 'DROP TABLE x'\nrm -rf /",
+            Verdict::Warn,
+            Some("rule 2"),
+        ),
+        typed(bob, "web", "ls", Verdict::Unchecked, None),
+    ] {
+        commands::insert(&db, &c).await.unwrap();
+    }
+    let search = |extra: &[&str]| {
+        let mut args = vec!["audit", "commands"];
+        args.extend_from_slice(extra);
+        rows(&ok(termroom(d, &args, None)))
+    };
+    let lines = |found: Vec<Vec<String>>| -> Vec<String> {
+        found.into_iter().map(|r| r[5].clone()).collect()
+    };
+
+    let every = search(&[]);
+    assert_eq!(
+        every.len(),
+        4,
+        "one row per line, newlines escaped: {every:?}"
+    );
+    assert!(
+        every.iter().all(|r| r.len() == 7),
+        "tabs escaped: {every:?}"
+    );
+    assert_eq!(
+        every[1][5], r"psql\t-c 'DROP TABLE x'\nrm -rf /",
+        "newest first"
+    );
+    assert_eq!(
+        every[2][2..],
+        ["alice", "web", "deny", "rm -rf /", "rule 1: deny word rm"]
+    );
+    assert_eq!(every[3][6], "-", "no rule");
+    assert!(every[3][1].starts_with("20"), "time: {every:?}");
+
+    assert_eq!(lines(search(&["--user", "alice"])), ["rm -rf /", "uptime"]);
+    assert_eq!(
+        lines(search(&["--host", "web"])),
+        ["ls", "rm -rf /", "uptime"]
+    );
+    assert_eq!(lines(search(&["--user", "bob", "--host", "web"])), ["ls"]);
+    assert_eq!(lines(search(&["--verdict", "deny"])), ["rm -rf /"]);
+    assert_eq!(
+        lines(search(&["--verdict", "warn", "--namespace", "ops"])),
+        [r"psql\t-c 'DROP TABLE x'\nrm -rf /"]
+    );
+    assert_eq!(
+        lines(search(&["--text", "RM -RF", "--user", "alice"])),
+        ["rm -rf /"]
+    );
+    assert!(search(&["--namespace", "dev"]).is_empty());
+    assert_eq!(search(&["--limit", "1"]).len(), 1);
+
+    let e = err(termroom(
+        d,
+        &["audit", "commands", "--verdict", "blocked"],
+        None,
+    ));
+    assert!(
+        e.contains("allow, deny, warn, unchecked"),
+        "lists the verdicts: {e}"
+    );
+    let e = err(termroom(d, &["audit", "commands", "--user", "carol"], None));
+    assert!(e.contains("no user carol"), "{e}");
+    db.close().await;
 }

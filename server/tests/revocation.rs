@@ -86,7 +86,10 @@ impl Term {
                         self.text.push_str(&String::from_utf8_lossy(&data))
                     }
                     ServerFrame::Notice { level, text } => self.notices.push((level, text)),
-                    ServerFrame::Exit { .. } => {}
+                    ServerFrame::Exit { .. }
+                    | ServerFrame::Size { .. }
+                    | ServerFrame::Watchers(_)
+                    | ServerFrame::Broadcast { .. } => {}
                 },
                 Some(Ok(Message::Close(f))) => {
                     self.closed = Some(f.map(|f| (u16::from(f.code), f.reason.to_string())))

@@ -9,6 +9,7 @@
 //! - [`term`]: terminal tabs (state, pane, flow control, persistence); its
 //!   `live` module and [`xterm`] are the browser-only island (`hydrate`).
 //! - `player`: the asciinema-player binding for the recording player (`hydrate`).
+//! - `watch_view`: a watcher's read-only terminal on `/ws/watch/{id}` (`hydrate`).
 pub mod auth;
 pub mod browser;
 pub mod chat_log;
@@ -18,5 +19,7 @@ pub mod nav;
 pub mod player;
 pub mod socket;
 pub mod term;
+#[cfg(feature = "hydrate")]
+pub mod watch_view;
 #[cfg(feature = "hydrate")]
 pub mod xterm;

@@ -21,6 +21,8 @@ pub fn TopNav() -> impl IntoView {
                                     <A href="/" exact=true>"Chat"</A>
                                     <A href="/terminals">"Terminals"</A>
                                     <A href="/recordings">"Recordings"</A>
+                                    {admin.then(|| view! { <A href="/live">"Live"</A> })}
+                                    {admin.then(|| view! { <A href="/audit">"Audit"</A> })}
                                     {admin.then(|| view! { <A href="/admin">"Admin"</A> })}
                                 </nav>
                                 <span class="who" data-testid="current-user" title=user.role.as_str()>

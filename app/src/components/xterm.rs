@@ -36,6 +36,10 @@ extern "C" {
     #[wasm_bindgen(method, js_name = write)]
     pub fn write_text(this: &Terminal, data: &str);
 
+    /// Sets the size in cells (a watcher's view follows the owner's).
+    #[wasm_bindgen(method)]
+    pub fn resize(this: &Terminal, cols: u32, rows: u32);
+
     /// Hard reset: clears the screen and scrollback (before a snapshot).
     #[wasm_bindgen(method)]
     pub fn reset(this: &Terminal);

@@ -1,6 +1,8 @@
-//! One module per page: login, chat (`/`), terminals, recordings and their player, admin.
+//! One module per page: login, chat (`/`), terminals, recordings and their player, live monitoring, audit, admin.
 pub mod admin;
+pub mod audit;
 pub mod chat;
+pub mod live;
 pub mod login;
 pub mod player;
 pub mod recordings;

@@ -95,6 +95,7 @@ fn RecordingsView() -> impl IntoView {
                         <option value="closed">"closed"</option>
                         <option value="failed">"failed"</option>
                         <option value="interrupted">"interrupted"</option>
+                        <option value="terminated">"terminated"</option>
                     </select>
                 </label>
                 <label>"From" <input type="date" data-testid="filter-since" bind:value=since/></label>

@@ -11,9 +11,10 @@ use crate::api::{close_terminal, list_targets, my_terminals, share_recording};
 use crate::components::auth::RequireUser;
 use crate::components::browser;
 use crate::components::term::{
+    broadcast_summary,
     paste::neutralize_markers,
     store::{self, SavedTab},
-    TabState, TermCmd, TermTab, TerminalPane,
+    BroadcastState, TabState, TermCmd, TermTab, TerminalPane,
 };
 use crate::model::TermSessionInfo;
 
@@ -422,6 +423,26 @@ fn TabButton(tab: TermTab, tabs: Tabs, mirror: RwSignal<bool>) -> impl IntoView 
                 >
                     "input not sent"
                 </small>
+                <small
+                    class=move || format!("broadcast {}", tab.broadcast.get().map(|b| b.label()).unwrap_or_default().replace(' ', "-"))
+                    data-testid="tab-broadcast"
+                    hidden=move || tab.broadcast.with(Option::is_none)
+                    title=move || match tab.broadcast.get() {
+                        Some(BroadcastState::Blocked(why)) => format!("send to all: not run: {why}"),
+                        Some(b) => format!("send to all: {}", b.label()),
+                        None => String::new(),
+                    }
+                >
+                    {move || tab.broadcast.get().map(|b| b.label()).unwrap_or_default()}
+                </small>
+                <small
+                    class="watched"
+                    data-testid="tab-watched"
+                    hidden=move || tab.watchers.with(Vec::is_empty)
+                    title="An admin (or a teammate you shared it with) sees this session live"
+                >
+                    {move || format!("👁 watched by {}", tab.watchers.get().join(", "))}
+                </small>
             </button>
             <button class="tab-close" aria-label="Close tab" data-testid="tab-close" on:click=move |_| tabs.close(tab)>
                 "×"
@@ -571,24 +592,30 @@ fn BroadcastBar(tabs: Tabs, mirror: RwSignal<bool>) -> impl IntoView {
         // Typed, not pasted, but it may hold a pasted marker all the same:
         // `ESC[200~` would swallow the Enter into a paste that never ends.
         let text = format!("{}\r", neutralize_markers(&line.get_untracked()));
-        let targets: Vec<TermTab> = tabs
+        let selected: Vec<TermTab> = tabs
             .list
             .get_untracked()
             .into_iter()
-            .filter(TermTab::receives_broadcast)
+            .filter(|t| t.included.get_untracked())
             .collect();
-        if targets.is_empty() {
+        for t in tabs.list.get_untracked() {
+            t.broadcast.set(None);
+        }
+        if !selected.iter().any(TermTab::receives_broadcast) {
             result.set("no selected live tab".into());
             return;
         }
-        for t in &targets {
-            t.send(TermCmd::SendToAll(text.clone()));
+        // Each tab says what became of the line: sent, blocked (and by
+        // which rule), or not connected.
+        for t in &selected {
+            if t.receives_broadcast() {
+                t.broadcast.set(Some(BroadcastState::Pending));
+                t.send(TermCmd::SendToAll(text.clone()));
+            } else {
+                t.broadcast.set(Some(BroadcastState::NotConnected));
+            }
         }
-        result.set(format!(
-            "sent to {} tab{}",
-            targets.len(),
-            if targets.len() == 1 { "" } else { "s" }
-        ));
+        result.set(String::new());
         line.set(String::new());
     };
     view! {
@@ -610,7 +637,9 @@ fn BroadcastBar(tabs: Tabs, mirror: RwSignal<bool>) -> impl IntoView {
             </label>
             <span class="muted small" data-testid="broadcast-result">
                 {move || {
-                    let r = result.get();
+                    let states: Vec<BroadcastState> =
+                        tabs.list.with(|l| l.iter().filter_map(|t| t.broadcast.get()).collect());
+                    let r = if states.is_empty() { result.get() } else { broadcast_summary(&states) };
                     let n = receivers();
                     let tabs = if n == 1 { "tab" } else { "tabs" };
                     if r.is_empty() { format!("{n} {tabs} receiving") } else { format!("{n} {tabs} receiving · {r}") }

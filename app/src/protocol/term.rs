@@ -83,6 +83,14 @@ pub enum ServerFrame {
     },
     /// A message for the user, shown in the terminal (not part of the stream).
     Notice { level: NoticeLevel, text: String },
+    /// The session's terminal size (watchers only: their view follows the owner's).
+    Size { cols: u16, rows: u16 },
+    /// Who is watching the session now (owner only; sent whenever it changes,
+    /// an empty list once nobody is).
+    Watchers(Vec<String>),
+    /// What became of an `InputToAll` line: `None` sent to the shell,
+    /// `Some(reason)` not (a guard rule blocked it, or the session is frozen).
+    Broadcast { blocked: Option<String> },
 }
 
 /// [`ServerFrame`] decoded in place: the terminal bytes borrow the received
@@ -109,6 +117,12 @@ pub enum ServerFrameView<'a> {
     },
     /// See [`ServerFrame::Notice`].
     Notice { level: NoticeLevel, text: String },
+    /// See [`ServerFrame::Size`].
+    Size { cols: u16, rows: u16 },
+    /// See [`ServerFrame::Watchers`].
+    Watchers(Vec<String>),
+    /// See [`ServerFrame::Broadcast`].
+    Broadcast { blocked: Option<String> },
 }
 
 impl<'a> ServerFrameView<'a> {

@@ -11,6 +11,8 @@ pub enum Purpose {
     Chat,
     /// The owner's socket of one terminal session (`/ws/term/{id}`).
     Term(String),
+    /// A read-only watcher's socket of one terminal session (`/ws/watch/{id}`).
+    Watch(String),
 }
 
 impl Purpose {
@@ -19,6 +21,7 @@ impl Purpose {
         match self {
             Self::Chat => "chat".to_string(),
             Self::Term(id) => format!("term:{id}"),
+            Self::Watch(id) => format!("watch:{id}"),
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Database access: the pool, migrations, and one module of queries per table.
 pub mod audit;
+pub mod commands;
+pub mod guard_rules;
 pub mod hosts;
 pub mod messages;
 pub mod namespaces;
@@ -25,6 +27,15 @@ pub enum DbError {
     /// Sealing a host secret for its row failed.
     #[error("{0}")]
     Secret(#[from] crate::secrets::SecretError),
+    /// A namespace named by the caller does not exist.
+    #[error("no namespace {0}")]
+    NoNamespace(String),
+    /// A guard rule was refused before it was stored (the guard could not apply it).
+    #[error(transparent)]
+    GuardPattern(#[from] crate::guard::RuleError),
+    /// A time given by the caller is not RFC 3339.
+    #[error("{0:?} is not an RFC 3339 time like 2024-05-01T12:00:00Z")]
+    BadTime(String),
     /// Creating the database file or fixing its permissions failed.
     #[error("database file {path}: {source}")]
     File {
@@ -89,6 +100,17 @@ pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// A caller's RFC 3339 time (any offset) in the form times are stored in
+/// (UTC, milliseconds, `Z`), so that it compares with stored times as text.
+pub fn stored_time(rfc3339: &str) -> Result<String, DbError> {
+    chrono::DateTime::parse_from_rfc3339(rfc3339.trim())
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        })
+        .map_err(|_| DbError::BadTime(rfc3339.to_string()))
+}
+
 /// Current unix time in seconds.
 pub fn now_unix() -> i64 {
     chrono::Utc::now().timestamp()
@@ -122,4 +144,36 @@ pub async fn open(url: Option<&str>, data_dir: &Path) -> Result<Db, DbError> {
         .await?;
     sqlx::migrate!("./migrations").run(&pool).await?;
     Ok(pool)
+}
+
+/// A fresh, migrated database in a temporary directory (removed when the
+/// directory guard is dropped), for the query modules' unit tests.
+#[cfg(test)]
+pub(crate) async fn test_db() -> (tempfile::TempDir, Db) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = open(None, dir.path()).await.expect("open test database");
+    (dir, db)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caller_times_are_normalised_to_the_stored_form() {
+        assert_eq!(
+            stored_time("2024-05-01T14:00:00+02:00").unwrap(),
+            "2024-05-01T12:00:00.000Z"
+        );
+        assert_eq!(
+            stored_time("2024-05-01T12:00:00.5Z").unwrap(),
+            "2024-05-01T12:00:00.500Z"
+        );
+        for bad in ["yesterday", "2024-05-01", "", "2024-05-01 12:00"] {
+            assert!(
+                matches!(stored_time(bad), Err(DbError::BadTime(_))),
+                "{bad:?}"
+            );
+        }
+    }
 }

@@ -15,6 +15,8 @@ pub enum Status {
     /// Still running when the server stopped without ending it (a crash):
     /// found at the next start.
     Interrupted,
+    /// Ended on request ([`request_termination`]: an admin or the command line).
+    Terminated,
 }
 
 impl Status {
@@ -26,6 +28,7 @@ impl Status {
             Status::Failed => "failed",
             Status::Closed => "closed",
             Status::Interrupted => "interrupted",
+            Status::Terminated => "terminated",
         }
     }
 }
@@ -80,7 +83,7 @@ pub struct TermSessionRow {
     pub started_at: String,
     /// RFC 3339 end, once ended.
     pub ended_at: Option<String>,
-    /// `running`, `exited`, `failed` or `closed`.
+    /// `running`, `exited`, `failed`, `closed`, `interrupted` or `terminated`.
     pub status: String,
     /// Exit status of the shell, if it reported one.
     pub exit_code: Option<i64>,
@@ -306,4 +309,168 @@ pub async fn by_id(db: &Db, id: &str) -> Result<Option<TermSessionRow>, DbError>
         .fetch_optional(db)
         .await?,
     )
+}
+
+/// Sessions still running (not ended), oldest first.
+pub async fn live(db: &Db) -> Result<Vec<TermSessionRow>, DbError> {
+    Ok(
+        sqlx::query_as::<_, TermSessionRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM terminal_sessions WHERE status = ? AND ended_at IS NULL \
+             ORDER BY started_at, id"
+        )))
+        .bind(Status::Running.as_str())
+        .fetch_all(db)
+        .await?,
+    )
+}
+
+/// Asks the running server to end session `id`: stores who asked (`by`: a
+/// user name, or `cli`) and why, and the change counter moves (a trigger).
+/// Only a session not ended yet, and only once: the first request wins.
+/// Returns whether this request was stored.
+pub async fn request_termination(
+    db: &Db,
+    id: &str,
+    by: &str,
+    reason: &str,
+) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "UPDATE terminal_sessions SET terminate_reason = ?, terminated_by = ? \
+         WHERE id = ? AND ended_at IS NULL AND terminate_reason IS NULL",
+    )
+    .bind(reason)
+    .bind(by)
+    .bind(id)
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(done == 1)
+}
+
+/// A termination asked for and not carried out yet.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TerminationRequest {
+    /// Session id.
+    pub id: String,
+    /// Who asked: a user name, or `cli`.
+    pub by: String,
+    /// Why, as they said it.
+    pub reason: String,
+}
+
+/// Terminations requested for sessions that have not ended yet.
+pub async fn termination_requests(db: &Db) -> Result<Vec<TerminationRequest>, DbError> {
+    Ok(sqlx::query_as::<_, TerminationRequest>(
+        "SELECT id, COALESCE(terminated_by, '') AS by, terminate_reason AS reason \
+         FROM terminal_sessions WHERE terminate_reason IS NOT NULL AND ended_at IS NULL ORDER BY id",
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{test_db, users};
+
+    async fn session(db: &Db, id: &str, user_id: i64) {
+        insert(
+            db,
+            &NewTermSession {
+                id,
+                user_id,
+                host_id: None,
+                target: "local",
+                namespace: "",
+                remote_addr: None,
+                user_agent: None,
+                cols: 80,
+                rows: 24,
+                recording_id: None,
+            },
+        )
+        .await
+        .unwrap();
+    }
+
+    async fn counter(db: &Db) -> i64 {
+        sqlx::query_scalar("SELECT counter FROM changes WHERE id = 1")
+            .fetch_one(db)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn live_sessions_are_the_ones_not_ended() {
+        let (_dir, db) = test_db().await;
+        let u = users::create(&db, "alice", "x", app::model::Role::Member)
+            .await
+            .unwrap();
+        session(&db, "a", u).await;
+        session(&db, "b", u).await;
+        finish(&db, "a", Status::Exited, Some(0), std::time::Duration::ZERO)
+            .await
+            .unwrap();
+        let live: Vec<String> = live(&db).await.unwrap().into_iter().map(|r| r.id).collect();
+        assert_eq!(live, ["b"]);
+    }
+
+    #[tokio::test]
+    async fn the_first_termination_request_wins_and_moves_the_counter() {
+        let (_dir, db) = test_db().await;
+        let u = users::create(&db, "alice", "x", app::model::Role::Member)
+            .await
+            .unwrap();
+        session(&db, "live", u).await;
+        session(&db, "over", u).await;
+        finish(&db, "over", Status::Closed, None, std::time::Duration::ZERO)
+            .await
+            .unwrap();
+        assert!(termination_requests(&db).await.unwrap().is_empty());
+
+        let before = counter(&db).await;
+        assert!(request_termination(&db, "live", "cli", "policy")
+            .await
+            .unwrap());
+        assert!(counter(&db).await > before, "the server is told");
+        let after = counter(&db).await;
+        assert!(
+            !request_termination(&db, "live", "bob", "other")
+                .await
+                .unwrap(),
+            "a second request does not overwrite the first"
+        );
+        assert_eq!(counter(&db).await, after, "nothing changed");
+        assert!(
+            !request_termination(&db, "over", "cli", "x").await.unwrap(),
+            "ended"
+        );
+        assert!(
+            !request_termination(&db, "nope", "cli", "x").await.unwrap(),
+            "unknown"
+        );
+        assert_eq!(
+            termination_requests(&db).await.unwrap(),
+            [TerminationRequest {
+                id: "live".into(),
+                by: "cli".into(),
+                reason: "policy".into(),
+            }]
+        );
+        // Carried out: no longer pending.
+        finish(
+            &db,
+            "live",
+            Status::Terminated,
+            None,
+            std::time::Duration::ZERO,
+        )
+        .await
+        .unwrap();
+        assert!(termination_requests(&db).await.unwrap().is_empty());
+        assert_eq!(
+            by_id(&db, "live").await.unwrap().unwrap().status,
+            "terminated"
+        );
+    }
 }

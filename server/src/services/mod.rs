@@ -1,6 +1,7 @@
 //! Implementations of the `app::backend` traits that server functions call.
 pub mod accounts;
 pub mod directory;
+pub mod monitoring;
 pub mod recordings;
 pub mod terminals;
 
@@ -20,7 +21,8 @@ pub fn services(core: Arc<Core>) -> Services {
         accounts: Arc::new(accounts::AccountService(core.clone())),
         directory: Arc::new(directory::DirectoryService(core.clone())),
         terminals: Arc::new(terminals::TerminalService(core.clone())),
-        recordings: Arc::new(recordings::RecordingService(core)),
+        recordings: Arc::new(recordings::RecordingService(core.clone())),
+        monitoring: Arc::new(monitoring::MonitoringService(core)),
     }
 }
 
@@ -42,6 +44,25 @@ pub(crate) async fn audit(
     if let Err(e) = db::audit::record(db, actor, action, target, detail).await {
         warn!(action, "recording an audit event failed: {e}");
     }
+}
+
+/// `YYYY-MM-DD` (a page's date filter) as the RFC 3339 start of that day
+/// (UTC), `plus_days` later; `None` for an empty field.
+pub(crate) fn day(text: &str, plus_days: i64) -> Result<Option<String>, ApiError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| ApiError::Invalid(format!("{text:?} is not a date like 2026-12-01")))?;
+    let date = date + chrono::Duration::days(plus_days);
+    Ok(Some(format!("{}T00:00:00.000Z", date.format("%Y-%m-%d"))))
+}
+
+/// A page's text filter: `None` when empty.
+pub(crate) fn some(text: &str) -> Option<String> {
+    let t = text.trim();
+    (!t.is_empty()).then(|| t.to_string())
 }
 
 /// Checks a name used for users, namespaces and hosts: 1..=64 of `[A-Za-z0-9_.-]`.

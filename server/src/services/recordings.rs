@@ -10,7 +10,7 @@ use app::{
 };
 use async_trait::async_trait;
 
-use super::internal;
+use super::{day, internal, some};
 use crate::{
     db::{self, terminal_sessions::TermSessionRow, users},
     recordings::{
@@ -23,23 +23,6 @@ use crate::{
 
 /// [`Recordings`] backed by the database and the recordings directory.
 pub struct RecordingService(pub Arc<Core>);
-
-/// `YYYY-MM-DD` as the RFC 3339 start of that day (UTC), `plus_days` later.
-fn day(text: &str, plus_days: i64) -> Result<Option<String>, ApiError> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Ok(None);
-    }
-    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .map_err(|_| ApiError::Invalid(format!("{text:?} is not a date like 2026-12-01")))?;
-    let date = date + chrono::Duration::days(plus_days);
-    Ok(Some(format!("{}T00:00:00.000Z", date.format("%Y-%m-%d"))))
-}
-
-fn some(text: &str) -> Option<String> {
-    let t = text.trim();
-    (!t.is_empty()).then(|| t.to_string())
-}
 
 impl RecordingService {
     fn info(row: TermSessionRow, user: String) -> RecordingInfo {

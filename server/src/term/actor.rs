@@ -129,7 +129,8 @@ impl Actor {
             tracing::warn!("cannot record the end of the session: {e}");
         }
         if let Some(r) = recorder {
-            let exit = (status == Status::Exited).then_some(code);
+            // A terminated session gets an exit event without a status.
+            let exit = matches!(status, Status::Exited | Status::Terminated).then_some(code);
             let summary = r.finish(exit).await;
             if let Err(e) =
                 db::terminal_sessions::finish_recording(&self.db, self.session.id(), &summary).await
@@ -169,7 +170,7 @@ impl Actor {
             r = tokio::time::timeout(self.config.connect_timeout, connect) => r.unwrap_or(Err(TermError::Timeout)),
             () = close_requested(closing) => {
                 session.end(vec![closed_notice(session)]);
-                return (Status::Closed, None);
+                return (closed_status(session), None);
             }
         };
         let conn = match connected {
@@ -272,7 +273,7 @@ impl Actor {
             }
             Outcome::Closed => {
                 session.end(vec![closed_notice(session)]);
-                (Status::Closed, None)
+                (closed_status(session), None)
             }
             Outcome::RecordingFailed(reason) => {
                 session.end(vec![ServerFrame::Notice {
@@ -352,6 +353,15 @@ fn closed_notice(session: &Session) -> ServerFrame {
             level: NoticeLevel::Info,
             text: "terminal session closed".into(),
         },
+    }
+}
+
+/// How a session closed on request ended: `terminated` if an admin ended it.
+fn closed_status(session: &Session) -> Status {
+    if session.terminated() {
+        Status::Terminated
+    } else {
+        Status::Closed
     }
 }
 

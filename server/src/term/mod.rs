@@ -32,19 +32,23 @@ use std::{
 
 use app::model::TermSessionInfo;
 use rand::RngCore;
-use tokio::task::JoinSet;
+use tokio::{sync::mpsc, task::JoinSet};
 use tracing::Instrument;
 
 pub use recorder::{Policy as RecordingPolicy, Summary as RecordingSummary};
 pub use session::{
-    Attachment, AttachmentSender, Phase, Session, SnapshotLimit, HARD_LIMIT, HIGH_WATER,
-    REPLACED_NOTICE, RING_BYTES, SNAPSHOT_LIMIT_NOTICE,
+    Attachment, AttachmentSender, Phase, Session, SessionMeta, SnapshotLimit, Watcher, HARD_LIMIT,
+    HELD_INPUT_BYTES, HIGH_WATER, MAX_WATCHERS, REPLACED_NOTICE, RING_BYTES, SNAPSHOT_LIMIT_NOTICE,
+    UNCHECKED_LINE, WATCHER_BEHIND_NOTICE,
 };
 pub use ssh::probe_host_key;
 
 use crate::db::{self, Db};
+use crate::guard::{Action, Rule, RuleSet};
 use crate::recordings::{cast::Header, files::RecordingDir};
 
+/// Commands waiting to be stored; beyond this they are dropped (logged).
+const COMMAND_LOG_QUEUE: usize = 1024;
 /// How long `close` waits for the session's actor to finish.
 const CLOSE_WAIT: Duration = Duration::from_secs(10);
 /// Random bytes in a session id (128 bits: unguessable).
@@ -68,6 +72,8 @@ pub struct TermConfig {
     /// Local-target sessions record typed input too (SSH sessions follow
     /// their namespace).
     pub local_record_input: bool,
+    /// Owners see who is watching their session.
+    pub announce_watchers: bool,
 }
 
 /// Default [`TermConfig::max_sessions_per_user`]: a busy operator has a dozen
@@ -84,6 +90,7 @@ impl Default for TermConfig {
             snapshots: SnapshotLimit::default(),
             recordings: None,
             local_record_input: false,
+            announce_watchers: true,
         }
     }
 }
@@ -190,9 +197,49 @@ pub enum TermError {
     /// The user already has the most live sessions allowed.
     #[error("too many terminal sessions: at most {0} may be open at once; close one first")]
     TooManySessions(usize),
+    /// The session has as many watchers as it may have.
+    #[error("too many people are watching this session (at most {0})")]
+    TooManyWatchers(usize),
     /// The recording could not be started and the namespace requires one.
     #[error("cannot record the session, and every session here must be recorded: {0}")]
     Recording(String),
+}
+
+/// The guard rules of `namespace` (none for the local target's ""). A
+/// rule that no longer compiles is skipped and logged; a failed query
+/// leaves the session without rules (logged).
+async fn load_rules(db: &Db, namespace: &str) -> Arc<RuleSet> {
+    use db::guard_rules::{RuleAction, RuleKind};
+    if namespace.is_empty() {
+        return Arc::default();
+    }
+    let rows = match db::guard_rules::list(db, namespace).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::warn!(namespace, "cannot load the guard rules: {e}");
+            return Arc::default();
+        }
+    };
+    let rules = rows
+        .into_iter()
+        .filter_map(|row| {
+            let action = match row.action {
+                RuleAction::Allow => Action::Allow,
+                RuleAction::Deny => Action::Deny,
+                RuleAction::Warn => Action::Warn,
+            };
+            Rule::new(
+                row.id,
+                row.priority,
+                &row.pattern,
+                row.kind == RuleKind::Regex,
+                action,
+            )
+            .map_err(|e| tracing::warn!(rule = row.id, "guard rule skipped: {e}"))
+            .ok()
+        })
+        .collect();
+    Arc::new(RuleSet::new(rules))
 }
 
 /// A new random, url-safe session id.
@@ -214,6 +261,8 @@ pub struct TermManager {
     actors: Mutex<JoinSet<()>>,
     /// Set by `shutdown`: no new sessions.
     shutting_down: AtomicBool,
+    /// Commands typed in any session, on their way to the `commands` table.
+    commands: mpsc::Sender<db::commands::NewCommand>,
 }
 
 impl std::fmt::Debug for TermManager {
@@ -226,14 +275,45 @@ impl std::fmt::Debug for TermManager {
 
 impl TermManager {
     /// Creates the manager.
+    /// Creates the manager and the task that stores typed commands (call
+    /// inside the runtime).
     pub fn new(config: TermConfig, db: Db) -> Arc<Self> {
+        let (commands, mut rx) = mpsc::channel::<db::commands::NewCommand>(COMMAND_LOG_QUEUE);
+        let store = db.clone();
+        tokio::spawn(async move {
+            while let Some(c) = rx.recv().await {
+                if let Err(e) = db::commands::insert(&store, &c).await {
+                    tracing::warn!(session = %c.session_id, "cannot store a command: {e}");
+                }
+            }
+        });
         Arc::new(Self {
             config,
             db,
             sessions: Mutex::new(HashMap::new()),
             actors: Mutex::new(JoinSet::new()),
             shutting_down: AtomicBool::new(false),
+            commands,
         })
+    }
+
+    /// Loads the guard rules of every namespace with a live session again
+    /// (they changed in the database).
+    pub async fn reload_rules(&self) {
+        let mut namespaces: Vec<String> = self
+            .sessions()
+            .iter()
+            .map(|s| s.meta().namespace.clone())
+            .filter(|ns| !ns.is_empty())
+            .collect();
+        namespaces.sort();
+        namespaces.dedup();
+        for ns in namespaces {
+            let rules = load_rules(&self.db, &ns).await;
+            for s in self.sessions().iter().filter(|s| s.meta().namespace == ns) {
+                s.set_rules(rules.clone());
+            }
+        }
     }
 
     /// Registers a session, records it in `terminal_sessions`, spawns its
@@ -251,11 +331,16 @@ impl TermManager {
         };
         let (session, input) = Session::with_meta(
             id.clone(),
-            req.user_id,
-            target_name.clone(),
-            host_id,
+            SessionMeta {
+                owner: req.user_id,
+                owner_name: req.user_name.clone(),
+                target_name: target_name.clone(),
+                namespace: namespace.clone(),
+                host_id,
+            },
             (req.cols, req.rows),
             self.config.snapshots,
+            self.config.announce_watchers,
         );
         {
             // Counted and registered under one lock: concurrent opens cannot overshoot.
@@ -284,6 +369,10 @@ impl TermManager {
         if let Some((tx, _, record_input)) = &recording {
             session.set_recorder(tx.clone(), *record_input);
         }
+        session.set_guard(
+            load_rules(&self.db, &namespace).await,
+            Some(self.commands.clone()),
+        );
         let recorder = recording.map(|(_, task, _)| task);
         if let Err(e) = db::terminal_sessions::insert(
             &self.db,
@@ -441,6 +530,34 @@ impl TermManager {
             Some(s) => s.request_close_because(reason.to_string()),
             None => false,
         }
+    }
+
+    /// Ends a session on an admin's order (`by`, with `reason` shown to the
+    /// owner) and waits (bounded) until its actor has finished; the row
+    /// becomes `terminated`.
+    pub async fn terminate(&self, id: &str, by: &str, reason: &str) -> Result<(), TermError> {
+        let session = self.session(id).ok_or(TermError::NotFound)?;
+        if session.phase() == Phase::Ended {
+            return Err(TermError::NotFound);
+        }
+        session.terminate(by, reason);
+        tokio::time::timeout(CLOSE_WAIT, session.wait_done())
+            .await
+            .map_err(|_| TermError::Timeout)
+    }
+
+    /// Holds back (`frozen`) or lets through the owner's input of a live
+    /// session; `Ok(false)` if it already was in that state.
+    pub async fn set_frozen(&self, id: &str, by: &str, frozen: bool) -> Result<bool, TermError> {
+        let session = self
+            .session(id)
+            .filter(|s| s.phase() != Phase::Ended)
+            .ok_or(TermError::NotFound)?;
+        Ok(if frozen {
+            session.freeze(by)
+        } else {
+            session.unfreeze(by).await
+        })
     }
 
     /// Asks every session of a user to end (returns at once).

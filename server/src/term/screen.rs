@@ -107,6 +107,11 @@ impl ScreenModel {
         self.parser.screen_mut().set_size(rows, cols);
     }
 
+    /// The screen as parsed so far (catch up first to see the latest).
+    pub(crate) fn vt(&self) -> &vt100::Screen {
+        self.parser.screen()
+    }
+
     /// Screen size as (rows, columns).
     pub(crate) fn size(&self) -> (u16, u16) {
         self.parser.screen().size()

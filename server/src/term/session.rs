@@ -29,6 +29,11 @@ use super::{
 };
 use crate::auth::ratelimit::TokenBucket;
 
+mod guard;
+mod watcher;
+pub use guard::UNCHECKED_LINE;
+pub use watcher::{Watcher, WATCHER_BEHIND_NOTICE};
+
 /// Most output a keyframe parses to catch the screen model up (the rest of
 /// a flood is skipped: this much holds many screens).
 const KEYFRAME_PARSE: usize = 128 << 10;
@@ -55,6 +60,10 @@ const MAX_QUEUED_NOTICES: usize = 16;
 /// faster than its [`SnapshotLimit`] allows.
 pub const SNAPSHOT_LIMIT_NOTICE: &str =
     "too many screen refreshes requested: wait a moment, then reattach";
+/// Owner input held while the session is frozen; more is dropped with a notice.
+pub const HELD_INPUT_BYTES: usize = 64 << 10;
+/// People who may watch one session at once.
+pub const MAX_WATCHERS: usize = 16;
 /// Text of the notice an attachment gets when a newer one takes over.
 pub const REPLACED_NOTICE: &str = "replaced by another tab";
 
@@ -168,18 +177,54 @@ struct Shared {
     failed: bool,
     /// Why the session is being closed, shown to the owner (revocation).
     close_reason: Option<String>,
+    /// An admin ended the session (its row becomes `terminated`).
+    terminated: bool,
+    /// People watching, in the order they joined.
+    watchers: Vec<WatcherEntry>,
+    /// Number for the next watcher.
+    next_watcher: u64,
+    /// Owner input held back while an admin froze the session (`None`: not frozen).
+    frozen: Option<Vec<u8>>,
+    /// When output last arrived.
+    last_output: Instant,
+    /// When owner input was last written.
+    last_input: Instant,
+}
+
+/// One watcher as the session lists it.
+#[derive(Debug, Clone)]
+struct WatcherEntry {
+    /// Which watcher this is.
+    id: u64,
+    /// The watching user's name.
+    name: String,
+}
+
+/// Who owns a session and where it runs, for listings and audit.
+#[derive(Debug, Clone, Default)]
+pub struct SessionMeta {
+    /// Owner's user id.
+    pub owner: i64,
+    /// Owner's user name.
+    pub owner_name: String,
+    /// Target name (host name or `local`).
+    pub target_name: String,
+    /// The host's namespace (empty for the local target).
+    pub namespace: String,
+    /// Database id of the SSH host, `None` for the local target.
+    pub host_id: Option<i64>,
 }
 
 /// One terminal session: identity, output ring, screen model, and owner state.
 pub struct Session {
     /// Random url-safe id.
     id: String,
-    /// Owner's user id.
-    owner: i64,
-    /// Target name (host name or `local`).
-    target_name: String,
-    /// Database id of the SSH host, `None` for the local target.
-    host_id: Option<i64>,
+    /// Owner, target and namespace.
+    meta: SessionMeta,
+    /// The owner sees who is watching.
+    announce_watchers: bool,
+    /// The owner posted a watch link: members of the namespace may watch.
+    watch_shared: std::sync::atomic::AtomicBool,
     /// Snapshot rate limit of each attachment.
     snapshot_limit: SnapshotLimit,
     /// RFC 3339 start time.
@@ -204,6 +249,13 @@ pub struct Session {
     recorder: OnceLock<RecorderTx>,
     /// Set where the namespace records typed input.
     input_recording: OnceLock<Mutex<InputRecording>>,
+    /// The command guard: rules, the line being typed, the command log.
+    guard: Mutex<guard::GuardState>,
+    /// Owner input on its way through the guard (a task of its own, so a
+    /// socket that drops mid-line never cuts a line in two).
+    owner_input: mpsc::Sender<guard::OwnerInput>,
+    /// When the session started (command offsets count from here).
+    started_at: Instant,
 }
 
 /// What decides whether typed input may be recorded.
@@ -218,7 +270,7 @@ impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
             .field("id", &self.id)
-            .field("owner", &self.owner)
+            .field("owner", &self.meta.owner)
             .finish_non_exhaustive()
     }
 }
@@ -235,30 +287,35 @@ impl Session {
     ) -> (Arc<Self>, mpsc::Receiver<WriteOp>) {
         Self::with_meta(
             id,
-            owner,
-            target_name,
-            None,
+            SessionMeta {
+                owner,
+                owner_name: format!("user{owner}"),
+                target_name,
+                ..SessionMeta::default()
+            },
             (cols, rows),
             SnapshotLimit::default(),
+            true,
         )
     }
 
-    /// A new session in phase `Connecting` for the SSH host `host_id` (`None`:
-    /// the local target), and the receiving end of its input queue.
+    /// A new session in phase `Connecting` described by `meta`, and the
+    /// receiving end of its input queue. With `announce_watchers` the owner
+    /// is told who is watching.
     pub(crate) fn with_meta(
         id: String,
-        owner: i64,
-        target_name: String,
-        host_id: Option<i64>,
+        meta: SessionMeta,
         (cols, rows): (u16, u16),
         snapshot_limit: SnapshotLimit,
+        announce_watchers: bool,
     ) -> (Arc<Self>, mpsc::Receiver<WriteOp>) {
         let (input, input_rx) = mpsc::channel(INPUT_QUEUE);
+        let (owner_input, owner_input_rx) = mpsc::channel(INPUT_QUEUE);
         let session = Arc::new(Self {
             id,
-            owner,
-            target_name,
-            host_id,
+            meta,
+            announce_watchers,
+            watch_shared: std::sync::atomic::AtomicBool::new(false),
             snapshot_limit,
             started: crate::db::now_rfc3339(),
             shared: Mutex::new(Shared {
@@ -271,6 +328,12 @@ impl Session {
                 end_seen: false,
                 failed: false,
                 close_reason: None,
+                terminated: false,
+                watchers: Vec::new(),
+                next_watcher: 1,
+                frozen: None,
+                last_output: Instant::now(),
+                last_input: Instant::now(),
             }),
             screen: Mutex::new(ScreenModel::new(rows, cols)),
             changed: watch::Sender::new(0),
@@ -281,7 +344,11 @@ impl Session {
             done: watch::Sender::new(false),
             recorder: OnceLock::new(),
             input_recording: OnceLock::new(),
+            guard: Mutex::default(),
+            owner_input,
+            started_at: Instant::now(),
         });
+        guard::spawn(&session, owner_input_rx);
         (session, input_rx)
     }
 
@@ -327,12 +394,17 @@ impl Session {
 
     /// Owner's user id.
     pub fn owner(&self) -> i64 {
-        self.owner
+        self.meta.owner
+    }
+
+    /// Owner, target and namespace.
+    pub fn meta(&self) -> &SessionMeta {
+        &self.meta
     }
 
     /// Target name (host name or `local`).
     pub fn target_name(&self) -> &str {
-        &self.target_name
+        &self.meta.target_name
     }
 
     /// RFC 3339 start time.
@@ -342,7 +414,7 @@ impl Session {
 
     /// Database id of the SSH host, `None` for the local target.
     pub fn host_id(&self) -> Option<i64> {
-        self.host_id
+        self.meta.host_id
     }
 
     /// Whether an owner attachment is attached (the grace period runs while not).
@@ -378,11 +450,18 @@ impl Session {
             let mut s = lock(&self.shared);
             let generation = s.next_generation;
             s.next_generation += 1;
+            let mut queue = VecDeque::new();
+            if self.announce_watchers && !s.watchers.is_empty() {
+                queue.push_back(ServerFrame::Watchers(watcher_names(&s.watchers)));
+            }
+            if s.frozen.is_some() {
+                queue.push_back(frozen_notice());
+            }
             s.owner = Some(Owner {
                 generation,
                 delivered: None,
                 paused: false,
-                queue: VecDeque::new(),
+                queue,
                 snapshots: TokenBucket::new(self.snapshot_limit.per_sec, self.snapshot_limit.burst),
             });
             s.detached_since = None;
@@ -546,7 +625,9 @@ impl Session {
                 if n > 0 {
                     let (now, _) = data.split_at(n);
                     s.ring.push(now);
-                    let due = screen.due(&s.ring, Instant::now());
+                    let at = Instant::now();
+                    s.last_output = at;
+                    let due = screen.due(&s.ring, at);
                     drop(s);
                     // Still under the screen lock, so a snapshot sees ring and screen agree.
                     if let Some(due) = due {
@@ -661,17 +742,217 @@ impl Session {
 
     /// Queues a notice for the current owner (dropped if nobody is attached).
     pub(crate) fn notify_owner(&self, level: NoticeLevel, text: String) {
+        self.queue_for_owner(&mut lock(&self.shared), ServerFrame::Notice { level, text });
+        self.bump();
+    }
+
+    /// Queues `frame` for the current owner (dropped if nobody is attached;
+    /// the oldest queued frame goes beyond [`MAX_QUEUED_NOTICES`]). The
+    /// caller bumps once the lock is released.
+    fn queue_for_owner(&self, s: &mut Shared, frame: ServerFrame) {
+        let Some(owner) = s.owner.as_mut() else {
+            return;
+        };
+        if owner.queue.len() >= MAX_QUEUED_NOTICES {
+            owner.queue.pop_front();
+        }
+        owner.queue.push_back(frame);
+    }
+
+    /// Writes owner input to the target (recorded where the namespace asks).
+    async fn write_input(&self, bytes: Vec<u8>) {
+        self.record_input(&bytes);
         {
             let mut s = lock(&self.shared);
-            let Some(owner) = s.owner.as_mut() else {
-                return;
-            };
-            if owner.queue.len() >= MAX_QUEUED_NOTICES {
-                owner.queue.pop_front();
+            s.last_input = Instant::now();
+        }
+        // Counted before queueing: from now on the reader may read up to
+        // HARD_LIMIT so the target's session loop can take this input.
+        self.gate.pending_inputs.fetch_add(1, Ordering::AcqRel);
+        let pending = PendingInput {
+            bytes,
+            gate: self.gate.clone(),
+        };
+        self.gate.wake.notify_one();
+        // Err: the writer is gone (session ending); the input is dropped with it.
+        let _ = self.input.send(WriteOp::Input(pending)).await;
+    }
+
+    /// While frozen, keeps `bytes` for later (up to [`HELD_INPUT_BYTES`];
+    /// beyond, they are dropped and the owner is told) and says `true`.
+    fn hold_if_frozen(&self, bytes: &[u8]) -> bool {
+        let mut s = lock(&self.shared);
+        let Some(held) = s.frozen.as_mut() else {
+            return false;
+        };
+        if held.len() + bytes.len() <= HELD_INPUT_BYTES {
+            held.extend_from_slice(bytes);
+        } else {
+            let text = format!(
+                "input not sent: the session is frozen and {} KiB are already held",
+                HELD_INPUT_BYTES >> 10
+            );
+            self.queue_for_owner(
+                &mut s,
+                ServerFrame::Notice {
+                    level: NoticeLevel::Warning,
+                    text,
+                },
+            );
+            drop(s);
+            self.bump();
+        }
+        true
+    }
+
+    /// Holds the owner's input back from now on (`false` if it already was).
+    pub(crate) fn freeze(&self, by: &str) -> bool {
+        {
+            let mut s = lock(&self.shared);
+            if s.frozen.is_some() || s.phase == Phase::Ended {
+                return false;
             }
-            owner.queue.push_back(ServerFrame::Notice { level, text });
+            s.frozen = Some(Vec::new());
+            self.queue_for_owner(&mut s, frozen_notice());
+        }
+        if let Some(r) = self.recorder() {
+            r.marker(format!("input frozen by {by}"));
         }
         self.bump();
+        true
+    }
+
+    /// Lets the owner's input through again and sends what was held, in
+    /// order (`false` if the session was not frozen).
+    pub(crate) async fn unfreeze(&self, by: &str) -> bool {
+        let held = {
+            let mut s = lock(&self.shared);
+            let Some(held) = s.frozen.take() else {
+                return false;
+            };
+            self.queue_for_owner(
+                &mut s,
+                ServerFrame::Notice {
+                    level: NoticeLevel::Info,
+                    text: "input unfrozen: what you typed meanwhile is sent now".into(),
+                },
+            );
+            held
+        };
+        if let Some(r) = self.recorder() {
+            r.marker(format!("input unfrozen by {by}"));
+        }
+        self.bump();
+        if !held.is_empty() && self.phase() != Phase::Ended {
+            let _ = self
+                .owner_input
+                .send(guard::OwnerInput {
+                    bytes: held,
+                    broadcast: false,
+                })
+                .await;
+        }
+        true
+    }
+
+    /// Lets members of the session's namespace watch it (the owner shared it).
+    pub fn share_watch(&self) {
+        self.watch_shared.store(true, Ordering::Release);
+    }
+
+    /// Whether the owner shared the session for watching.
+    pub fn watch_shared(&self) -> bool {
+        self.watch_shared.load(Ordering::Acquire)
+    }
+
+    /// Whether the owner's input is held back.
+    pub fn frozen(&self) -> bool {
+        lock(&self.shared).frozen.is_some()
+    }
+
+    /// Ends the session on an admin's order, telling the owner who and why
+    /// (`false` if it was already ending). Its row becomes `terminated`.
+    pub(crate) fn terminate(&self, by: &str, reason: &str) -> bool {
+        let text = format!("terminal session terminated by {by}: {reason}");
+        {
+            let mut s = lock(&self.shared);
+            if s.phase == Phase::Ended || *self.closing.borrow() {
+                return false;
+            }
+            s.terminated = true;
+        }
+        if let Some(r) = self.recorder() {
+            r.marker(text.clone());
+        }
+        self.request_close_because(text)
+    }
+
+    /// Whether an admin ended the session.
+    pub fn terminated(&self) -> bool {
+        lock(&self.shared).terminated
+    }
+
+    /// Output bytes so far and time since the last output or owner input.
+    pub fn activity(&self) -> (u64, std::time::Duration) {
+        let s = lock(&self.shared);
+        (s.ring.head(), s.last_output.max(s.last_input).elapsed())
+    }
+
+    /// Names of the people watching, in the order they joined.
+    pub fn watchers(&self) -> Vec<String> {
+        watcher_names(&lock(&self.shared).watchers)
+    }
+
+    /// Registers a watcher named `name`: a marker in the recording and, if
+    /// announced, the owner's list of watchers. `None` past [`MAX_WATCHERS`].
+    fn add_watcher(&self, name: &str) -> Option<u64> {
+        {
+            let mut s = lock(&self.shared);
+            if s.watchers.len() >= MAX_WATCHERS {
+                return None;
+            }
+            let id = s.next_watcher;
+            s.next_watcher += 1;
+            s.watchers.push(WatcherEntry {
+                id,
+                name: name.to_string(),
+            });
+            self.announce(&mut s);
+            drop(s);
+            if let Some(r) = self.recorder() {
+                r.marker(format!("watch: {name} joined"));
+            }
+            self.bump();
+            Some(id)
+        }
+    }
+
+    /// Forgets watcher `id` (a marker, and the owner's list updated).
+    fn remove_watcher(&self, id: u64) {
+        let mut s = lock(&self.shared);
+        let Some(i) = s.watchers.iter().position(|w| w.id == id) else {
+            return;
+        };
+        let gone = s.watchers.remove(i);
+        self.announce(&mut s);
+        drop(s);
+        if let Some(r) = self.recorder() {
+            r.marker(format!("watch: {} left", gone.name));
+        }
+        self.bump();
+    }
+
+    /// Queues the current watcher list for the owner, if announced.
+    fn announce(&self, s: &mut Shared) {
+        if self.announce_watchers {
+            let names = watcher_names(&s.watchers);
+            if let Some(owner) = s.owner.as_mut() {
+                owner
+                    .queue
+                    .retain(|f| !matches!(f, ServerFrame::Watchers(_)));
+            }
+            self.queue_for_owner(s, ServerFrame::Watchers(names));
+        }
     }
 
     /// Detaches attachment `generation` if it is still the owner.
@@ -686,6 +967,20 @@ impl Session {
         }
         self.gate.wake.notify_one();
         self.actor_wake.notify_one();
+    }
+}
+
+/// The names of `watchers`, in order.
+fn watcher_names(watchers: &[WatcherEntry]) -> Vec<String> {
+    watchers.iter().map(|w| w.name.clone()).collect()
+}
+
+/// What the owner of a frozen session is told (again on each attach).
+fn frozen_notice() -> ServerFrame {
+    ServerFrame::Notice {
+        level: NoticeLevel::Warning,
+        text: "input frozen by an admin: what you type is held until the session is unfrozen"
+            .into(),
     }
 }
 
@@ -709,24 +1004,26 @@ pub struct AttachmentSender {
 }
 
 impl AttachmentSender {
-    /// Queues input for the target's writer.
-    async fn input(&self, bytes: Vec<u8>) -> Result<(), TermError> {
+    /// Queues input for the target's writer (or holds it while frozen);
+    /// says why it was not sent, if it was not (frozen, or the guard
+    /// blocked a line of it).
+    async fn input(&self, bytes: Vec<u8>, broadcast: bool) -> Result<(), TermError> {
         let session = &self.session;
         session.with_owner(self.generation, |_| ())?;
         if bytes.is_empty() || session.phase() == Phase::Ended {
             return Ok(());
         }
-        session.record_input(&bytes);
-        // Counted before queueing: from now on the reader may read up to
-        // HARD_LIMIT so the target's session loop can take this input.
-        session.gate.pending_inputs.fetch_add(1, Ordering::AcqRel);
-        let pending = PendingInput {
-            bytes,
-            gate: session.gate.clone(),
-        };
-        session.gate.wake.notify_one();
-        // Err: the writer is gone (session ending); the input is dropped with it.
-        let _ = session.input.send(WriteOp::Input(pending)).await;
+        if session.hold_if_frozen(&bytes) {
+            if broadcast {
+                session.answer_broadcast(Some("held: an admin froze this session's input".into()));
+            }
+            return Ok(());
+        }
+        // Err: the guard task is gone (session ending); the input goes with it.
+        let _ = session
+            .owner_input
+            .send(guard::OwnerInput { bytes, broadcast })
+            .await;
         Ok(())
     }
 
@@ -734,7 +1031,7 @@ impl AttachmentSender {
     pub async fn send(&self, frame: ClientFrame) -> Result<(), TermError> {
         let session = &self.session;
         match frame {
-            ClientFrame::Input(bytes) => self.input(bytes).await,
+            ClientFrame::Input(bytes) => self.input(bytes, false).await,
             ClientFrame::InputToAll(bytes) => {
                 session.with_owner(self.generation, |_| ())?;
                 if let Some(r) = session.recorder() {
@@ -744,7 +1041,7 @@ impl AttachmentSender {
                         text.trim_end_matches(['\r', '\n'])
                     ));
                 }
-                self.input(bytes).await
+                self.input(bytes, true).await
             }
             ClientFrame::Resize { cols, rows } => {
                 session.with_owner(self.generation, |_| ())?;
@@ -1027,7 +1324,12 @@ mod tests {
             per_sec: 1,
             burst: 2,
         };
-        let (s, _input) = Session::with_meta("s".into(), 1, "local".into(), None, (80, 24), limit);
+        let meta = SessionMeta {
+            owner: 1,
+            target_name: "local".into(),
+            ..SessionMeta::default()
+        };
+        let (s, _input) = Session::with_meta("s".into(), meta, (80, 24), limit, true);
         s.push_output(b"hello").await;
         let mut att = s.attach();
         // An offset the ring does not hold (yet) needs a snapshot.

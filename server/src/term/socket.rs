@@ -17,7 +17,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 
-use super::{Attachment, AttachmentSender, Session};
+use super::{Attachment, AttachmentSender, Session, Watcher};
 
 /// Local notices (malformed frames) waiting for the output half; more are
 /// dropped, a client that floods garbage needs no more than a few warnings.
@@ -126,6 +126,80 @@ pub async fn serve_owner(
         () = inbound => {}
         () = outbound => {}
         () = forced => {}
+    }
+}
+
+/// How long one write to a watcher may take: a watcher that cannot take its
+/// frames this fast is disconnected (it never slows the session).
+pub const WATCHER_WRITE_WAIT: Duration = Duration::from_secs(5);
+/// Text of the notice and close reason of a watcher whose writes stalled.
+pub const WATCHER_SLOW_REASON: &str = "stopped watching: this connection is too slow";
+
+/// Serves a read-only watcher's socket until the session ends, the watcher
+/// falls behind (its writes stall for [`WATCHER_WRITE_WAIT`] or the output
+/// leaves the ring before it was sent), the peer goes silent or away, or
+/// `closed` becomes `Some(reason)`. Whatever the watcher sends is dropped.
+pub async fn serve_watcher(
+    socket: WebSocket,
+    mut watcher: Watcher,
+    keepalive: KeepAlive,
+    closed: watch::Receiver<Option<String>>,
+) {
+    let (mut sink, mut stream) = socket.split();
+    let idle = keepalive.idle;
+    let inbound = async move {
+        // Input of a watcher is never handed to the session: read and drop.
+        while let Ok(Some(Ok(msg))) = tokio::time::timeout(idle, stream.next()).await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let mut stop = closed;
+    let outbound = async move {
+        let mut ping =
+            tokio::time::interval_at(tokio::time::Instant::now() + keepalive.ping, keepalive.ping);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let goodbye = loop {
+            let msg = tokio::select! {
+                f = watcher.recv() => match f {
+                    Some(f) => Message::Binary(f.encode().into()),
+                    None => break None,
+                },
+                _ = ping.tick() => Message::Ping(Default::default()),
+                reason = wait_closed(&mut stop) => break Some(reason),
+            };
+            match tokio::time::timeout(WATCHER_WRITE_WAIT, sink.send(msg)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    tracing::info!("watcher too slow: disconnecting it");
+                    break Some(WATCHER_SLOW_REASON.to_string());
+                }
+            }
+        };
+        let close = async {
+            if let Some(reason) = &goodbye {
+                let notice = ServerFrame::Notice {
+                    level: NoticeLevel::Warning,
+                    text: reason.clone(),
+                };
+                sink.send(Message::Binary(notice.encode().into())).await?;
+            }
+            sink.send(Message::Close(Some(CloseFrame {
+                code: CLOSE_ACCESS_ENDED,
+                reason: Utf8Bytes::from(truncate(
+                    goodbye.as_deref().unwrap_or("watch ended"),
+                    MAX_CLOSE_REASON,
+                )),
+            })))
+            .await
+        };
+        let _ = tokio::time::timeout(GOODBYE_WAIT, close).await;
+    };
+    tokio::select! {
+        () = inbound => {}
+        () = outbound => {}
     }
 }
 

@@ -5,6 +5,7 @@ pub mod echo;
 pub mod outlet;
 pub mod registry;
 pub mod term;
+pub mod watch;
 
 use axum::{
     http::{header, HeaderMap, StatusCode},

@@ -54,6 +54,7 @@ pub struct Options {
     pub recordings_dir: Option<PathBuf>,
     /// Local-target sessions record typed input.
     pub local_record_input: bool,
+    pub announce_watchers: bool,
 }
 
 impl Default for Options {
@@ -79,6 +80,7 @@ impl Default for Options {
             site_root: None,
             recordings_dir: None,
             local_record_input: false,
+            announce_watchers: true,
         }
     }
 }
@@ -118,6 +120,7 @@ impl TestServer {
             i_understand_local_shells: opts.local_target == LocalTarget::All,
             local_shell: PathBuf::from("/bin/bash"),
             local_record_input: opts.local_record_input,
+            announce_watchers: opts.announce_watchers,
             term_grace_secs: opts.term_grace_secs,
             leptos_config: PathBuf::from("/nonexistent"),
             chat_rate: opts.chat_rate,

@@ -20,6 +20,12 @@ pub struct Term {
     pub notices: Vec<String>,
     pub snapshots: usize,
     pub exit: Option<Option<u32>>,
+    /// The last list of watchers the server announced.
+    pub watchers: Vec<String>,
+    /// The last size the server announced (watchers only).
+    pub size: Option<(u16, u16)>,
+    /// What became of each send-to-all line (`None`: sent).
+    pub broadcasts: Vec<Option<String>>,
 }
 
 impl Term {
@@ -35,9 +41,31 @@ impl Term {
             notices: vec![],
             snapshots: 0,
             exit: None,
+            watchers: Vec::new(),
+            size: None,
+            broadcasts: Vec::new(),
         };
         t.send(ClientFrame::ResumeFrom { seq: from }).await;
         t
+    }
+
+    /// A read-only watcher's socket on `/ws/watch/{session}`.
+    pub async fn watch(s: &TestServer, session: &str, otp: &str) -> Term {
+        let ws = connect(&s.ws_url(&format!("/ws/watch/{session}?otp={otp}")), None)
+            .await
+            .expect("watch socket");
+        Term {
+            ws,
+            next_seq: 0,
+            text: String::new(),
+            raw: Vec::new(),
+            notices: vec![],
+            snapshots: 0,
+            exit: None,
+            watchers: Vec::new(),
+            size: None,
+            broadcasts: Vec::new(),
+        }
     }
 
     pub async fn send(&mut self, f: ClientFrame) {
@@ -84,6 +112,9 @@ impl Term {
                     }
                     ServerFrame::Notice { text, .. } => self.notices.push(text),
                     ServerFrame::Exit { code, .. } => self.exit = Some(code),
+                    ServerFrame::Watchers(names) => self.watchers = names,
+                    ServerFrame::Size { cols, rows } => self.size = Some((cols, rows)),
+                    ServerFrame::Broadcast { blocked } => self.broadcasts.push(blocked),
                 },
                 Some(Ok(_)) => {}
                 other => panic!(

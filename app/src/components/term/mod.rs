@@ -16,6 +16,50 @@ pub mod settings;
 pub mod store;
 pub mod webgl_probe;
 
+/// What became of the last "send to all" line in a tab.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BroadcastState {
+    /// Sent; the server has not answered yet.
+    Pending,
+    /// The shell got it.
+    Sent,
+    /// Not sent, and why (a guard rule blocked it, the session is frozen).
+    Blocked(String),
+    /// The tab was not connected: nothing was sent.
+    NotConnected,
+}
+
+impl BroadcastState {
+    /// Short text for the tab and the summary.
+    pub fn label(&self) -> &'static str {
+        match self {
+            BroadcastState::Pending => "sending",
+            BroadcastState::Sent => "sent",
+            BroadcastState::Blocked(_) => "blocked",
+            BroadcastState::NotConnected => "not connected",
+        }
+    }
+}
+
+/// "sent 2 · blocked 1 · not connected 1" for the results of the tabs that
+/// got the last line, in that order, skipping what did not happen.
+pub fn broadcast_summary(states: &[BroadcastState]) -> String {
+    let order = [
+        BroadcastState::Sent.label(),
+        BroadcastState::Blocked(String::new()).label(),
+        BroadcastState::NotConnected.label(),
+        BroadcastState::Pending.label(),
+    ];
+    order
+        .iter()
+        .filter_map(|label| {
+            let n = states.iter().filter(|s| s.label() == *label).count();
+            (n > 0).then(|| format!("{label} {n}"))
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
 /// Where a tab's session stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TabState {
@@ -175,6 +219,10 @@ pub struct TermTab {
     /// full, or the session ended before it could be sent); 0 when nothing
     /// was lost since the user last typed into a live tab.
     pub unsent: RwSignal<usize>,
+    /// Who is watching the session now (the server says so whenever it changes).
+    pub watchers: RwSignal<Vec<String>>,
+    /// What became of the last "send to all" line (`None`: none was sent here).
+    pub broadcast: RwSignal<Option<BroadcastState>>,
     sink: StoredValue<Option<Sink>, LocalStorage>,
 }
 
@@ -190,6 +238,8 @@ impl TermTab {
             included: RwSignal::new(true),
             search_miss: RwSignal::new(false),
             unsent: RwSignal::new(0),
+            watchers: RwSignal::new(Vec::new()),
+            broadcast: RwSignal::new(None),
             sink: StoredValue::new_local(None),
         }
     }
@@ -350,5 +400,21 @@ mod tests {
         }
         assert_eq!(reconnecting.after_listing("running"), None);
         assert_eq!(reconnecting.after_listing("paused"), None);
+    }
+
+    #[test]
+    fn broadcast_results_are_summed_up_in_a_fixed_order() {
+        use BroadcastState::*;
+        assert_eq!(broadcast_summary(&[]), "");
+        assert_eq!(
+            broadcast_summary(&[
+                NotConnected,
+                Sent,
+                Blocked("blocked by deny word \"rm\" (#1)".into()),
+                Sent,
+                Pending,
+            ]),
+            "sent 2 · blocked 1 · not connected 1 · sending 1"
+        );
     }
 }

@@ -7,7 +7,7 @@ use super::connection::clamp_u16;
 use super::output::{bytes_text, notice};
 use super::{socket, Shared};
 use crate::components::term::pending::{Pushed, MAX_PENDING_BYTES};
-use crate::components::term::TabState;
+use crate::components::term::{BroadcastState, TabState};
 use crate::protocol::term::{ClientFrame, NoticeLevel, MAX_CLIENT_FRAME_BYTES};
 
 /// Largest input payload per frame (leaves room for the frame's own bytes).
@@ -23,6 +23,9 @@ pub(super) fn send_to_all(live: &Shared, bytes: &[u8]) {
         socket.send_bytes(&ClientFrame::InputToAll(bytes.to_vec()).encode());
         return;
     }
+    // As plain input the server sends no answer: it went out behind what waited.
+    let tab = live.borrow().tab;
+    tab.broadcast.set(Some(BroadcastState::Sent));
     send_input(live, bytes);
 }
 

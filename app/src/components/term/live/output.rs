@@ -5,13 +5,14 @@
 use std::rc::Rc;
 
 use js_sys::{ArrayBuffer, Uint8Array};
+use leptos::prelude::Set;
 use wasm_bindgen::{closure::Closure, JsCast};
 use web_sys::MessageEvent;
 
 use super::connection::session_over;
 use super::{input, Shared};
 use crate::components::term::flow::FlowSignal;
-use crate::components::term::TabState;
+use crate::components::term::{BroadcastState, TabState};
 use crate::protocol::term::{span_in, ClientFrame, NoticeLevel, ServerFrameView};
 
 /// Largest decode buffer kept between frames: an output frame (at most
@@ -61,6 +62,20 @@ fn on_frame(live: &Shared, frame: &Uint8Array, bytes: &[u8], view: ServerFrameVi
             write_tracked(live, &js_view(frame, bytes, data));
         }
         ServerFrameView::Notice { level, text } => notice(live, level, &text),
+        ServerFrameView::Watchers(names) => {
+            let tab = live.borrow().tab;
+            tab.watchers
+                .set(names.iter().map(|n| printable(n)).collect());
+        }
+        // Only watchers follow the owner's size.
+        ServerFrameView::Size { .. } => {}
+        ServerFrameView::Broadcast { blocked } => {
+            let tab = live.borrow().tab;
+            tab.broadcast.set(Some(match blocked {
+                None => BroadcastState::Sent,
+                Some(reason) => BroadcastState::Blocked(printable(&reason)),
+            }));
+        }
         ServerFrameView::Exit { code, signal } => {
             let (status, line) = match (code, signal) {
                 (Some(code), _) => (

@@ -1,5 +1,10 @@
-//! The admin subcommands (`termroom user|namespace|host ...`): they work on the
-//! database directly, so scripts can prepare a server before starting it.
+//! The admin subcommands (`termroom user|namespace|host|recording|guard|session|audit ...`):
+//! they work on the database directly, so scripts can prepare (and watch) a server.
+mod audit;
+mod guard;
+mod session;
+mod table;
+
 use std::io::Read;
 
 use anyhow::{bail, Context};
@@ -17,6 +22,9 @@ use crate::{
     term,
 };
 
+pub use self::{audit::audit, guard::guard, session::session};
+
+/// The database of `store`, created and migrated if needed.
 async fn open_db(store: &StoreArgs) -> anyhow::Result<Db> {
     db::create_data_dir(&store.data_dir)
         .with_context(|| format!("creating {}", store.data_dir.display()))?;
@@ -324,11 +332,7 @@ pub async fn recording(cmd: RecordingCmd, store: &StoreArgs) -> anyhow::Result<(
                 user_id,
                 ..Default::default()
             };
-            let names: std::collections::HashMap<i64, String> = users::list(&db)
-                .await?
-                .into_iter()
-                .map(|u| (u.id, u.name))
-                .collect();
+            let names = user_names(&db).await?;
             for r in db::terminal_sessions::recordings(&db, &filter, limit.max(0), 0).await? {
                 println!(
                     "{}\t{}\t{}\t{}\t{}\t{}",
@@ -365,4 +369,13 @@ pub async fn recording(cmd: RecordingCmd, store: &StoreArgs) -> anyhow::Result<(
     }
     db.close().await;
     Ok(())
+}
+
+/// Every user's name by id, for listings of rows that hold a user id.
+async fn user_names(db: &Db) -> anyhow::Result<std::collections::HashMap<i64, String>> {
+    Ok(users::list(db)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u.name))
+        .collect())
 }
