@@ -198,9 +198,19 @@ fn Conversation(chat: ChatClient) -> impl IntoView {
                                     </div>
                                     {
                                         let card = crate::model::RecordingLink::find(&line.message);
+                                        let watch = crate::model::WatchLink::find(&line.message);
                                         view! {
                                             <div class="text" data-testid="message-text">{line.message}</div>
                                             {card.map(|link| view! { <RecordingCard link/> })}
+                                            {watch.map(|link| view! {
+                                                <a class="rec-card" href=link.path() data-testid="watch-card">
+                                                    <span class="play" aria-hidden="true">"👁"</span>
+                                                    <span>
+                                                        <strong>"Watch live"</strong>
+                                                        <span class="muted">" · read-only, for admins and the session's team"</span>
+                                                    </span>
+                                                </a>
+                                            })}
                                         }
                                     }
                                 </li>

@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::{close_terminal, list_targets, my_terminals, share_recording};
+use crate::api::{close_terminal, list_targets, my_terminals, share_recording, share_watch};
 use crate::components::auth::RequireUser;
 use crate::components::browser;
 use crate::components::term::{
@@ -546,6 +546,20 @@ fn ShareTab(tabs: Tabs) -> impl IntoView {
             status.set(Some(r));
         });
     };
+    // The live view: admins and members of the host's namespace may watch.
+    let share_live = move |_| {
+        let Some(id) = session() else {
+            return;
+        };
+        let room = room.get_untracked().trim().to_string();
+        spawn_local(async move {
+            let r = share_watch(id, room.clone())
+                .await
+                .map(|()| format!("live view posted to #{room}"))
+                .map_err(|e| crate::pages::error_text(&e));
+            status.set(Some(r));
+        });
+    };
     view! {
         <span class="share-tab">
         <button
@@ -562,7 +576,16 @@ fn ShareTab(tabs: Tabs) -> impl IntoView {
         </button>
         <form class="share inline" hidden=move || !open.get() on:submit=share>
             <input type="text" aria-label="Room" data-testid="term-share-room" bind:value=room/>
-            <button type="submit" class="small" data-testid="term-share-send">"Post to chat"</button>
+            <button type="submit" class="small" data-testid="term-share-send">"Post recording"</button>
+            <button
+                type="button"
+                class="small"
+                title="Post a link to watch this session live, read-only (admins and the host's team)"
+                data-testid="term-share-live"
+                on:click=share_live
+            >
+                "Post live view"
+            </button>
         </form>
         <span data-testid="term-share-result" class=move || match status.get() {
             Some(Err(_)) => "error small",
