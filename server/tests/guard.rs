@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use app::{model::Role, protocol::term::ClientFrame};
-use common::{sshd::Sshd, term::*, *};
+use app::protocol::term::ClientFrame;
+use common::{term::*, *};
 use server::{
     db::{
         self,
@@ -16,16 +16,6 @@ use server::{
     },
     term::UNCHECKED_LINE,
 };
-
-/// An sshd, a server with host `box` in namespace `prod`, and the admin's client.
-async fn with_ssh_host() -> (Sshd, TestServer, reqwest::Client) {
-    let sshd = Sshd::start();
-    let s = TestServer::start().await;
-    s.add_user("root1", Role::Admin).await;
-    let (admin, _) = s.login("root1").await;
-    setup_host(&s, &sshd, &admin, "box", None).await;
-    (sshd, s, admin)
-}
 
 /// Adds a rule to `prod`.
 async fn rule(s: &TestServer, action: RuleAction, kind: RuleKind, pattern: &str) {

@@ -66,15 +66,47 @@ async fn finished_recording(s: &TestServer, admin: &reqwest::Client, id: &str) -
         .expect("cast text")
 }
 
-#[tokio::test]
-async fn a_watcher_sees_the_screen_then_live_output_and_cannot_type() {
-    let s = TestServer::start().await;
+/// The owner and the admin of a test, and what they share.
+struct Setup {
+    s: TestServer,
+    owner: reqwest::Client,
+    admin: reqwest::Client,
+    /// The owner's local session.
+    id: String,
+    /// The owner's socket on it, after `echo ready` ran.
+    t: Term,
+}
+
+/// A server (`opts`) with the admins `root1` (the owner of a live local
+/// session, attached) and `root2` (who watches and acts), both logged in.
+async fn owner_and_admin(opts: Options) -> Setup {
+    let s = TestServer::start_with(opts).await;
     s.add_user("root1", Role::Admin).await;
     s.add_user("root2", Role::Admin).await;
     let (owner, _) = s.login("root1").await;
     let (admin, _) = s.login("root2").await;
     let (id, otp) = open(&s, &owner, "local").await.expect("open");
     let mut t = Term::attach(&s, &id, &otp, 0).await;
+    t.type_line("echo ready-$((20+1))").await;
+    t.until(10, |t| t.text.contains("ready-21")).await;
+    Setup {
+        s,
+        owner,
+        admin,
+        id,
+        t,
+    }
+}
+
+#[tokio::test]
+async fn a_watcher_sees_the_screen_then_live_output_and_cannot_type() {
+    let Setup {
+        s,
+        owner,
+        admin,
+        id,
+        mut t,
+    } = owner_and_admin(Options::default()).await;
     t.type_line("echo before-$((40+2))").await;
     t.until(10, |t| t.text.contains("before-42")).await;
 
@@ -142,15 +174,13 @@ async fn a_watcher_sees_the_screen_then_live_output_and_cannot_type() {
 
 #[tokio::test]
 async fn terminate_ends_the_session_at_once_and_the_owner_sees_why() {
-    let s = TestServer::start().await;
-    s.add_user("root1", Role::Admin).await;
-    s.add_user("root2", Role::Admin).await;
-    let (owner, _) = s.login("root1").await;
-    let (admin, _) = s.login("root2").await;
-    let (id, otp) = open(&s, &owner, "local").await.expect("open");
-    let mut t = Term::attach(&s, &id, &otp, 0).await;
-    t.type_line("echo up-$((1+1))").await;
-    t.until(10, |t| t.text.contains("up-2")).await;
+    let Setup {
+        s,
+        owner,
+        admin,
+        id,
+        mut t,
+    } = owner_and_admin(Options::default()).await;
 
     let r = s
         .call(
@@ -207,15 +237,13 @@ async fn terminate_ends_the_session_at_once_and_the_owner_sees_why() {
 
 #[tokio::test]
 async fn freeze_holds_the_owners_input_until_unfrozen() {
-    let s = TestServer::start().await;
-    s.add_user("root1", Role::Admin).await;
-    s.add_user("root2", Role::Admin).await;
-    let (owner, _) = s.login("root1").await;
-    let (admin, _) = s.login("root2").await;
-    let (id, otp) = open(&s, &owner, "local").await.expect("open");
-    let mut t = Term::attach(&s, &id, &otp, 0).await;
-    t.type_line("echo ready-$((2+2))").await;
-    t.until(10, |t| t.text.contains("ready-4")).await;
+    let Setup {
+        s,
+        admin,
+        id,
+        mut t,
+        ..
+    } = owner_and_admin(Options::default()).await;
 
     let r = s
         .call(&admin, "freeze", &[("session_id", &id), ("frozen", "true")])
@@ -255,15 +283,13 @@ async fn freeze_holds_the_owners_input_until_unfrozen() {
 
 #[tokio::test]
 async fn a_stalled_watcher_is_dropped_and_the_owner_gets_everything() {
-    let s = TestServer::start().await;
-    s.add_user("root1", Role::Admin).await;
-    s.add_user("root2", Role::Admin).await;
-    let (owner, _) = s.login("root1").await;
-    let (admin, _) = s.login("root2").await;
-    let (id, otp) = open(&s, &owner, "local").await.expect("open");
-    let mut t = Term::attach(&s, &id, &otp, 0).await;
-    t.type_line("echo go").await;
-    t.until(10, |t| t.text.contains("go\r\n")).await;
+    let Setup {
+        s,
+        admin,
+        id,
+        mut t,
+        ..
+    } = owner_and_admin(Options::default()).await;
     let wotp = watch_ticket(&s, &admin, &id).await.expect("ticket");
     // A watcher that never reads: its socket buffers fill and stay full.
     let _stalled = Term::watch(&s, &id, &wotp).await;
@@ -380,17 +406,17 @@ async fn members_cannot_see_watch_or_stop_sessions_unless_shared() {
 
 #[tokio::test]
 async fn owners_are_not_told_about_watchers_when_the_server_says_so() {
-    let s = TestServer::start_with(Options {
+    let Setup {
+        s,
+        admin,
+        id,
+        mut t,
+        ..
+    } = owner_and_admin(Options {
         announce_watchers: false,
         ..Options::default()
     })
     .await;
-    s.add_user("root1", Role::Admin).await;
-    s.add_user("root2", Role::Admin).await;
-    let (owner, _) = s.login("root1").await;
-    let (admin, _) = s.login("root2").await;
-    let (id, otp) = open(&s, &owner, "local").await.expect("open");
-    let mut t = Term::attach(&s, &id, &otp, 0).await;
     let wotp = watch_ticket(&s, &admin, &id).await.expect("ticket");
     let mut w = Term::watch(&s, &id, &wotp).await;
     w.until(10, |w| w.snapshots == 1).await;

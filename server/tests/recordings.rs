@@ -71,16 +71,6 @@ async fn set_recording(s: &TestServer, ns: &str, settings: RecordingSettings) {
         .unwrap();
 }
 
-/// An sshd, a server, its admin `root1` logged in, and host `box` (namespace `prod`).
-async fn with_ssh_host() -> (Sshd, TestServer, reqwest::Client) {
-    let sshd = Sshd::start();
-    let s = TestServer::start().await;
-    s.add_user("root1", Role::Admin).await;
-    let (admin, _) = s.login("root1").await;
-    setup_host(&s, &sshd, &admin, "box", None).await;
-    (sshd, s, admin)
-}
-
 #[tokio::test]
 async fn an_ssh_session_recording_plays_in_asciinema_and_holds_everything() {
     let (_sshd, s, admin) = with_ssh_host().await;

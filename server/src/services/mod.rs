@@ -46,6 +46,46 @@ pub(crate) async fn audit(
     }
 }
 
+/// Posts `text` into the chat room `room` as the caller (an existing room,
+/// the caller's message rate, stored before it is broadcast) and audits
+/// `action` on `target`.
+pub(crate) async fn post_to_room(
+    core: &Core,
+    caller: &app::backend::Caller,
+    room: &str,
+    text: String,
+    action: &str,
+    target: &str,
+) -> Result<(), ApiError> {
+    use app::protocol::chat::ErrorCode;
+    let room = room.trim();
+    if room.is_empty() {
+        return Err(ApiError::Invalid("choose a room".into()));
+    }
+    match core
+        .hub
+        .announce(caller.user.id, &caller.user.name, room, text)
+        .await
+    {
+        Ok(Ok(())) => {
+            let detail = format!("to room {room}");
+            audit(
+                &core.db,
+                Some(&caller.user.name),
+                action,
+                Some(target),
+                Some(&detail),
+            )
+            .await;
+            Ok(())
+        }
+        Ok(Err(ErrorCode::BadRoom)) => Err(ApiError::NotFound(format!("no room {room}"))),
+        Ok(Err(ErrorCode::RateLimited)) => Err(ApiError::RateLimited(1)),
+        Ok(Err(code)) => Err(ApiError::Invalid(format!("not posted: {code:?}"))),
+        Err(e) => Err(internal(e)),
+    }
+}
+
 /// `YYYY-MM-DD` (a page's date filter) as the RFC 3339 start of that day
 /// (UTC), `plus_days` later; `None` for an empty field.
 pub(crate) fn day(text: &str, plus_days: i64) -> Result<Option<String>, ApiError> {

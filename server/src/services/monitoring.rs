@@ -9,7 +9,6 @@ use app::{
         AuditEntry, CommandEntry, CommandQuery, LiveSession, UserInfo, WatchLink, WatchTicket,
         AUDIT_PER_PAGE,
     },
-    protocol::chat::ErrorCode,
 };
 use async_trait::async_trait;
 
@@ -290,10 +289,10 @@ impl Monitoring for MonitoringService {
             .ok()
             .filter(|s| s.owner() == caller.user.id)
             .ok_or_else(|| ApiError::NotFound(format!("terminal session {session_id}")))?;
-        let room = room.trim();
-        if room.is_empty() {
+        if room.trim().is_empty() {
             return Err(ApiError::Invalid("choose a room".into()));
         }
+        // Before the link is out, so whoever follows it may watch.
         session.share_watch();
         let link = WatchLink {
             id: session_id.to_string(),
@@ -304,27 +303,14 @@ impl Monitoring for MonitoringService {
             session.target_name(),
             link.path()
         );
-        match self
-            .0
-            .hub
-            .announce(caller.user.id, &caller.user.name, room, text)
-            .await
-        {
-            Ok(Ok(())) => {
-                audit(
-                    &self.0.db,
-                    Some(&caller.user.name),
-                    "session.watch_shared",
-                    Some(session_id),
-                    Some(&format!("to room {room}")),
-                )
-                .await;
-                Ok(())
-            }
-            Ok(Err(ErrorCode::BadRoom)) => Err(ApiError::NotFound(format!("no room {room}"))),
-            Ok(Err(ErrorCode::RateLimited)) => Err(ApiError::RateLimited(1)),
-            Ok(Err(code)) => Err(ApiError::Invalid(format!("not posted: {code:?}"))),
-            Err(e) => Err(internal(e)),
-        }
+        super::post_to_room(
+            &self.0,
+            caller,
+            room,
+            text,
+            "session.watch_shared",
+            session_id,
+        )
+        .await
     }
 }

@@ -2,7 +2,6 @@
 //! length, and search in it. Anything the caller may not read is not found.
 use std::sync::Arc;
 
-use app::protocol::chat::ErrorCode;
 use app::{
     backend::{Caller, Recordings},
     error::ApiError,
@@ -168,38 +167,13 @@ impl Recordings for RecordingService {
         at: Option<f64>,
     ) -> Result<(), ApiError> {
         let row = self.readable(caller, id).await?;
-        let room = room.trim();
-        if room.is_empty() {
-            return Err(ApiError::Invalid("choose a room".into()));
-        }
         let link = app::model::RecordingLink {
             id: id.to_string(),
             at: at.filter(|t| t.is_finite() && *t >= 0.0),
         };
         let user = self.owner_name(&row).await?;
         let text = format!("▶ recording of {user}@{}: {}", row.target, link.path());
-        match self
-            .0
-            .hub
-            .announce(caller.user.id, &caller.user.name, room, text)
-            .await
-        {
-            Ok(Ok(())) => {
-                super::audit(
-                    &self.0.db,
-                    Some(&caller.user.name),
-                    "recording.share",
-                    Some(id),
-                    Some(&format!("to room {room}")),
-                )
-                .await;
-                Ok(())
-            }
-            Ok(Err(ErrorCode::BadRoom)) => Err(ApiError::NotFound(format!("no room {room}"))),
-            Ok(Err(ErrorCode::RateLimited)) => Err(ApiError::RateLimited(1)),
-            Ok(Err(code)) => Err(ApiError::Invalid(format!("not posted: {code:?}"))),
-            Err(e) => Err(internal(e)),
-        }
+        super::post_to_room(&self.0, caller, room, text, "recording.share", id).await
     }
 
     async fn search(

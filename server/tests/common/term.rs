@@ -33,7 +33,14 @@ impl Term {
         let ws = connect(&s.ws_url(&format!("/ws/term/{session}?otp={otp}")), None)
             .await
             .expect("terminal socket");
-        let mut t = Term {
+        let mut t = Term::over(ws, from);
+        t.send(ClientFrame::ResumeFrom { seq: from }).await;
+        t
+    }
+
+    /// Nothing received yet on `ws`; output expected from offset `from`.
+    fn over(ws: Ws, from: u64) -> Term {
+        Term {
             ws,
             next_seq: from,
             text: String::new(),
@@ -44,9 +51,7 @@ impl Term {
             watchers: Vec::new(),
             size: None,
             broadcasts: Vec::new(),
-        };
-        t.send(ClientFrame::ResumeFrom { seq: from }).await;
-        t
+        }
     }
 
     /// A read-only watcher's socket on `/ws/watch/{session}`.
@@ -54,18 +59,7 @@ impl Term {
         let ws = connect(&s.ws_url(&format!("/ws/watch/{session}?otp={otp}")), None)
             .await
             .expect("watch socket");
-        Term {
-            ws,
-            next_seq: 0,
-            text: String::new(),
-            raw: Vec::new(),
-            notices: vec![],
-            snapshots: 0,
-            exit: None,
-            watchers: Vec::new(),
-            size: None,
-            broadcasts: Vec::new(),
-        }
+        Term::over(ws, 0)
     }
 
     pub async fn send(&mut self, f: ClientFrame) {
@@ -146,6 +140,17 @@ pub async fn open(
         t["session_id"].as_str().unwrap().to_string(),
         t["otp"].as_str().unwrap().to_string(),
     ))
+}
+
+/// An sshd, a server with host `box` in namespace `prod` (added by the
+/// admin `root1`), and the admin's client.
+pub async fn with_ssh_host() -> (Sshd, TestServer, reqwest::Client) {
+    let sshd = Sshd::start();
+    let s = TestServer::start().await;
+    s.add_user("root1", app::model::Role::Admin).await;
+    let (admin, _) = s.login("root1").await;
+    setup_host(&s, &sshd, &admin, "box", None).await;
+    (sshd, s, admin)
 }
 
 /// An admin adds `user` to `namespace` through the server function.
