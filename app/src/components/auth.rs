@@ -83,6 +83,17 @@ pub fn RequireUser(
     }
 }
 
+/// Renders `children` only in the browser, once the page has hydrated: for
+/// lists the browser fetches itself (`LocalResource`), whose rows may change
+/// between the server's render and hydration (a session ends, a command is
+/// logged) and so could not be hydrated.
+#[component]
+pub fn AfterHydration(children: ChildrenFn) -> impl IntoView {
+    let mounted = RwSignal::new(false);
+    Effect::new(move |_| mounted.set(true));
+    move || mounted.get().then(|| children())
+}
+
 /// Ends the login session, then loads the login page (whatever the outcome:
 /// a failed logout still leaves this page).
 pub fn logout_and_leave() {

@@ -5,7 +5,7 @@
 use leptos::prelude::*;
 
 use crate::api::{audit_commands, audit_events};
-use crate::components::auth::RequireUser;
+use crate::components::auth::{AfterHydration, RequireUser};
 use crate::model::{AuditEntry, CommandEntry, CommandQuery, AUDIT_PER_PAGE};
 use crate::pages::recordings::short_time;
 
@@ -24,10 +24,11 @@ pub fn AuditPage() -> impl IntoView {
 fn AuditView() -> impl IntoView {
     let form = RwSignal::new(CommandQuery::default());
     let query = RwSignal::new(CommandQuery::default());
-    let rows = Resource::new(move || query.get(), audit_commands);
+    // Fetched by the browser after hydration (see `AfterHydration`).
+    let rows = LocalResource::new(move || audit_commands(query.get()));
     let since = RwSignal::new(String::new());
     let events_since = RwSignal::new(String::new());
-    let events = Resource::new(move || events_since.get(), audit_events);
+    let events = LocalResource::new(move || audit_events(events_since.get()));
     let field =
         |label: &'static str, testid: &'static str, get: fn(&mut CommandQuery) -> &mut String| {
             view! {
@@ -79,6 +80,7 @@ fn AuditView() -> impl IntoView {
                 <label>"To" <input type="date" data-testid="audit-until" on:input=move |ev| form.update(|q| q.until = event_target_value(&ev))/></label>
                 <button type="submit">"Search"</button>
             </form>
+            <AfterHydration>
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match rows.await {
@@ -87,6 +89,7 @@ fn AuditView() -> impl IntoView {
                     }
                 })}
             </Transition>
+            </AfterHydration>
             <h2>"Events"</h2>
             <form class="card filters" on:submit=move |ev: leptos::ev::SubmitEvent| {
                 ev.prevent_default();
@@ -95,6 +98,7 @@ fn AuditView() -> impl IntoView {
                 <label>"Since" <input type="date" data-testid="events-since" bind:value=since/></label>
                 <button type="submit">"Show"</button>
             </form>
+            <AfterHydration>
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match events.await {
@@ -103,6 +107,7 @@ fn AuditView() -> impl IntoView {
                     }
                 })}
             </Transition>
+            </AfterHydration>
         </main>
     }
 }

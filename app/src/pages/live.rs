@@ -7,7 +7,7 @@ use leptos::task::spawn_local;
 use leptos_router::hooks::use_params_map;
 
 use crate::api::{freeze_session, live_sessions, terminate_session, watch_session};
-use crate::components::auth::RequireUser;
+use crate::components::auth::{AfterHydration, RequireUser};
 use crate::model::LiveSession;
 use crate::pages::recordings::{short_time, size_text};
 
@@ -37,7 +37,11 @@ fn idle_text(secs: u64) -> String {
 #[component]
 fn LiveView() -> impl IntoView {
     let tick = RwSignal::new(0u64);
-    let rows = Resource::new(move || tick.get(), |_| live_sessions());
+    // Fetched by the browser after hydration (see `AfterHydration`).
+    let rows = LocalResource::new(move || {
+        tick.track();
+        live_sessions()
+    });
     let message = RwSignal::new(None::<Result<String, String>>);
     Effect::new(move |_| {
         let handle = set_interval_with_handle(
@@ -62,6 +66,7 @@ fn LiveView() -> impl IntoView {
                 Ok(text) => view! { <p class="notice" data-testid="live-message">{text}</p> }.into_any(),
                 Err(text) => view! { <p class="error" role="alert" data-testid="live-message">{text}</p> }.into_any(),
             })}
+            <AfterHydration>
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match rows.await {
@@ -73,6 +78,7 @@ fn LiveView() -> impl IntoView {
                     }
                 })}
             </Transition>
+            </AfterHydration>
         </main>
     }
 }

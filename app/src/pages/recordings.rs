@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 
 use crate::api::list_recordings;
-use crate::components::auth::RequireUser;
+use crate::components::auth::{AfterHydration, RequireUser};
 use crate::model::{RecordingInfo, RecordingQuery, RECORDINGS_PER_PAGE};
 
 /// The recordings list.
@@ -58,7 +58,8 @@ fn RecordingsView() -> impl IntoView {
     let since = RwSignal::new(String::new());
     let until = RwSignal::new(String::new());
     let query = RwSignal::new(RecordingQuery::default());
-    let rows = Resource::new(move || query.get(), list_recordings);
+    // Fetched by the browser after hydration (see `AfterHydration`).
+    let rows = LocalResource::new(move || list_recordings(query.get()));
     let apply = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         query.set(RecordingQuery {
@@ -102,6 +103,7 @@ fn RecordingsView() -> impl IntoView {
                 <label>"To" <input type="date" data-testid="filter-until" bind:value=until/></label>
                 <button type="submit">"Filter"</button>
             </form>
+            <AfterHydration>
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match rows.await {
@@ -110,6 +112,7 @@ fn RecordingsView() -> impl IntoView {
                     }
                 })}
             </Transition>
+            </AfterHydration>
         </main>
     }
     .into_any()
