@@ -906,25 +906,23 @@ impl Session {
     /// Registers a watcher named `name`: a marker in the recording and, if
     /// announced, the owner's list of watchers. `None` past [`MAX_WATCHERS`].
     fn add_watcher(&self, name: &str) -> Option<u64> {
-        {
-            let mut s = lock(&self.shared);
-            if s.watchers.len() >= MAX_WATCHERS {
-                return None;
-            }
-            let id = s.next_watcher;
-            s.next_watcher += 1;
-            s.watchers.push(WatcherEntry {
-                id,
-                name: name.to_string(),
-            });
-            self.announce(&mut s);
-            drop(s);
-            if let Some(r) = self.recorder() {
-                r.marker(format!("watch: {name} joined"));
-            }
-            self.bump();
-            Some(id)
+        let mut s = lock(&self.shared);
+        if s.watchers.len() >= MAX_WATCHERS {
+            return None;
         }
+        let id = s.next_watcher;
+        s.next_watcher += 1;
+        s.watchers.push(WatcherEntry {
+            id,
+            name: name.to_string(),
+        });
+        self.announce(&mut s);
+        drop(s);
+        if let Some(r) = self.recorder() {
+            r.marker(format!("watch: {name} joined"));
+        }
+        self.bump();
+        Some(id)
     }
 
     /// Forgets watcher `id` (a marker, and the owner's list updated).

@@ -38,6 +38,14 @@ pub struct SocketUser {
     pub login_session: Option<String>,
 }
 
+/// Ping interval and idle limit of terminal and watcher sockets, from the settings.
+fn term_keepalive(core: &Core) -> crate::term::socket::KeepAlive {
+    crate::term::socket::KeepAlive {
+        ping: core.config.term_ping,
+        idle: core.config.term_idle,
+    }
+}
+
 /// Checks Origin (403) and redeems the ticket for `purpose` (401), before any upgrade.
 /// A request without Origin is not from a browser page and cannot be a
 /// cross-site hijack, so only a present, unlisted Origin is refused.

@@ -10,10 +10,7 @@ use tracing::Instrument;
 
 use super::{authorize, UpgradeQuery};
 use crate::{
-    auth::tickets::Purpose,
-    services::terminals::session_access_denied,
-    state::AppState,
-    term::{self, socket::KeepAlive},
+    auth::tickets::Purpose, services::terminals::session_access_denied, state::AppState, term,
 };
 
 /// Upgrade handler for a terminal socket.
@@ -54,10 +51,7 @@ pub async fn upgrade(
     let registration = core
         .sockets
         .register(who.user.id, who.login_session.clone());
-    let keepalive = KeepAlive {
-        ping: core.config.term_ping,
-        idle: core.config.term_idle,
-    };
+    let keepalive = super::term_keepalive(&core);
     let span = tracing::info_span!("term_socket", session = %id, user = %who.user.name);
     ws.max_message_size(app::protocol::term::MAX_CLIENT_FRAME_BYTES)
         .max_frame_size(app::protocol::term::MAX_CLIENT_FRAME_BYTES)

@@ -9,12 +9,7 @@ use axum::{
 use tracing::Instrument;
 
 use super::{authorize, UpgradeQuery};
-use crate::{
-    auth::tickets::Purpose,
-    services::monitoring::may_watch,
-    state::AppState,
-    term::{self, socket::KeepAlive},
-};
+use crate::{auth::tickets::Purpose, services::monitoring::may_watch, state::AppState, term};
 
 /// Upgrade handler for a watcher's socket.
 pub async fn upgrade(
@@ -67,10 +62,7 @@ pub async fn upgrade(
     let registration = core
         .sockets
         .register(who.user.id, who.login_session.clone());
-    let keepalive = KeepAlive {
-        ping: core.config.term_ping,
-        idle: core.config.term_idle,
-    };
+    let keepalive = super::term_keepalive(&core);
     let span = tracing::info_span!("watch_socket", session = %id, user = %who.user.name);
     let db = core.db.clone();
     let name = who.user.name.clone();

@@ -126,13 +126,24 @@ impl Session {
                     out.extend_from_slice(b);
                 }
                 Key::Text(b) => {
-                    if lock(&self.guard).anchor.is_none() && !self.full_screen() {
-                        // The prompt must be on the screen before its place is taken.
-                        self.flush(&mut out).await;
-                        self.settle().await;
-                        self.take_anchor();
+                    // One lock per key on the hot path (the line already started).
+                    let started = {
+                        let mut g = lock(&self.guard);
+                        let started = g.anchor.is_some();
+                        if started {
+                            g.typed.feed(b);
+                        }
+                        started
+                    };
+                    if !started {
+                        if !self.full_screen() {
+                            // The prompt must be on the screen before its place is taken.
+                            self.flush(&mut out).await;
+                            self.settle().await;
+                            self.take_anchor();
+                        }
+                        lock(&self.guard).typed.feed(b);
                     }
-                    lock(&self.guard).typed.feed(b);
                     out.extend_from_slice(b);
                 }
                 Key::Enter(b) => {

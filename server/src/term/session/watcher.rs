@@ -40,23 +40,16 @@ impl Session {
     /// snapshot of the screen. `Err(TooManyWatchers)` past the limit.
     pub fn watch(self: &Arc<Self>, name: &str) -> Result<Watcher, TermError> {
         let changed = self.changed.subscribe();
-        let (size, snapshot) = {
+        let (size, delivered, screen) = {
             let mut screen = lock(&self.screen);
             let s = lock(&self.shared);
             screen.catch_up(&s.ring);
             let (rows, cols) = screen.size();
-            let head = s.ring.head();
-            (
-                (cols, rows),
-                ServerFrame::Snapshot {
-                    seq: head,
-                    data: screen.render(),
-                },
-            )
+            ((cols, rows), s.ring.head(), screen.render())
         };
-        let delivered = match &snapshot {
-            ServerFrame::Snapshot { seq, .. } => *seq,
-            _ => 0,
+        let snapshot = ServerFrame::Snapshot {
+            seq: delivered,
+            data: screen,
         };
         let id = self
             .add_watcher(name)
