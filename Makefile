@@ -17,7 +17,7 @@ export LEPTOS_BIN_DIR := server
 export LEPTOS_JS_MINIFY := false
 export LEPTOS_HASH_FILES := false
 
-.PHONY: run build build-debug test tools tools-test vendor lint unit e2e bench watch clean-data
+.PHONY: run build build-debug test tools tools-test vendor lint unit e2e bench watch clean-data cluster cluster-stop
 
 ## run: build (release) and start termroom on $(ADDR) with data under $(DATA_DIR)
 run: build
@@ -49,15 +49,25 @@ lint:
 	cargo clippy -p server -p app --features app/ssr --all-targets -- -D warnings
 	cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 
+## unit: unit and integration tests, on SQLite, then every suite again on a throwaway Postgres
 unit:
 	cargo test -p app --features ssr
 	cargo test -p server
+	scripts/with-postgres.sh cargo test -p server --lib --tests
 
 build-debug: tools vendor
 	cargo leptos build
 
 e2e: build-debug
 	node end2end/run.mjs
+	node end2end/cluster.mjs
+
+## cluster: a local demo of several nodes (Postgres, Redis, nodes a and b, haproxy on :3100); cluster-stop ends it
+cluster: build tools-test
+	scripts/cluster.sh start
+
+cluster-stop:
+	scripts/cluster.sh stop
 
 ## conformance: Autobahn WebSocket cases against /ws/echo, diffed with server/tests/autobahn/expected.txt
 conformance: tools-test
@@ -67,6 +77,7 @@ conformance: tools-test
 bench: build tools-test
 	cargo build --release -p server --example chat-load --example login-flood --example session-memory
 	ulimit -n 20000 && ./target/release/examples/chat-load --server-bin target/release/termroom
+	ulimit -n 20000 && ./target/release/examples/chat-load --server-bin target/release/termroom --cluster
 	./target/release/examples/login-flood --server-bin target/release/termroom
 	./target/release/examples/session-memory --server-bin target/release/termroom
 	cargo bench -p server --bench term_bench

@@ -98,6 +98,8 @@ async function startServer() {
       LEPTOS_SITE_PKG_DIR: 'pkg',
       LEPTOS_OUTPUT_NAME: 'termroom',
       RUST_LOG: process.env.RUST_LOG ?? 'info',
+      // bash without the machine's startup files (see scripts/test-shell).
+      TERMROOM_LOCAL_SHELL: path.join(ROOT, 'scripts', 'test-shell'),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -2,7 +2,8 @@
 # Installs the build tools termroom needs, skipping what is already there.
 # Usage: scripts/install-tools.sh [build|test]
 #   build: wasm32 target, cargo-leptos, wasm-bindgen-cli, npm packages
-#   test:  everything for build, plus chromium, openssh-server (apt), the
+#   test:  everything for build, plus chromium, openssh-server, postgresql,
+#          redis-server and haproxy (apt), the
 #          asciinema 3.x CLI (crates.io: the recording tests' independent
 #          reader), and the Autobahn conformance runner kosoku (PyPI) in a venv under
 #          ${TERMROOM_TOOLS_DIR:-~/.cache/termroom} (outside the clone: it survives fresh clones)
@@ -43,6 +44,10 @@ if [ "$MODE" = "test" ]; then
   missing=()
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+  # Several nodes: the tests start their own Postgres, Redis and load balancer.
+  [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql)
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v haproxy >/dev/null || missing+=(haproxy)
   if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]} from apt"
     export DEBIAN_FRONTEND=noninteractive

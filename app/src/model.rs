@@ -331,6 +331,10 @@ pub struct LiveSession {
     pub frozen: bool,
     /// A browser tab is attached.
     pub attached: bool,
+    /// With several nodes: the other node that holds it (its activity,
+    /// watchers and freezing are not known here); empty when this node does.
+    #[serde(default)]
+    pub node: String,
 }
 
 /// What a watcher needs to open `/ws/watch/{id}`.

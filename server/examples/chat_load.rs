@@ -5,21 +5,32 @@
 //! Listeners are a mix of classic and rich (`v=1`) clients; each checks that
 //! the messages (numbered in their text, rich ones also carrying ids) arrive
 //! in order, without gaps or duplicates.
+//!
+//! `--cluster` compares, in one run, one node holding all N clients against
+//! two nodes holding half each (the sender on the first), both setups on
+//! Postgres and the two nodes joined by a Redis broker: deliveries per
+//! second, latency overall and of the clients on the other node, delivery
+//! exactly once in order, CPU per node. `chat_load/cluster.rs` starts
+//! Postgres, Redis and the nodes; `chat_load/compare.rs` runs both setups
+//! and prints them side by side.
 use std::{
     path::PathBuf,
     process::Stdio,
-    sync::Arc,
     time::{Duration, Instant},
 };
 
 use anyhow::{bail, Context};
 use clap::Parser;
 use futures::{SinkExt, StreamExt};
-use tokio::{io::AsyncReadExt, net::TcpStream, sync::Mutex};
+use tokio::{io::AsyncReadExt, net::TcpStream};
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
 
 #[path = "support/bench_server.rs"]
 mod bench_server;
+#[path = "chat_load/cluster.rs"]
+mod cluster;
+#[path = "chat_load/compare.rs"]
+mod compare;
 
 /// Benchmark settings.
 #[derive(Debug, Parser)]
@@ -28,7 +39,8 @@ struct Args {
     /// The termroom binary to benchmark.
     #[arg(long, default_value = "target/release/termroom")]
     server_bin: PathBuf,
-    /// Client counts at which idle memory is sampled (the last one runs the fan-out test).
+    /// Client counts at which idle memory is sampled (the last one runs the
+    /// fan-out test; with --cluster, the last one is the client count).
     #[arg(long, value_delimiter = ',', default_value = "250,500,750,1000")]
     clients: Vec<usize>,
     /// Messages per second from the sender.
@@ -40,13 +52,44 @@ struct Args {
     /// CPUs the server is pinned to (taskset list), the load generator takes the others.
     #[arg(long, default_value = "0")]
     server_cpus: String,
-    /// Port for the server.
+    /// Port for the server (without --cluster; nodes take free ports).
     #[arg(long, default_value_t = 39123)]
     port: u16,
     /// Percentage of listeners that speak the rich protocol (`v=1`); the rest are classic.
     #[arg(long, default_value_t = 50)]
     rich_percent: u32,
+    /// Compare one node (all clients) with two nodes (half the clients each,
+    /// the sender on the first) on Postgres, the two joined by Redis.
+    #[arg(long)]
+    cluster: bool,
+    /// With --cluster: admin URL of a Postgres server that allows CREATE
+    /// DATABASE (each setup gets a fresh database, dropped afterwards).
+    /// Default: a throwaway Postgres 15 from /usr/lib/postgresql/15/bin.
+    #[arg(long)]
+    pg_url: Option<String>,
+    /// With --cluster: the Redis server binary, started on a free port.
+    #[arg(long, default_value = "redis-server")]
+    redis_bin: PathBuf,
+    /// With --cluster: the CPU of each of the two nodes (one each); when the
+    /// machine has too few CPUs, both share --server-cpus.
+    #[arg(long, value_delimiter = ',', default_value = "0,1")]
+    node_cpus: Vec<usize>,
 }
+
+/// `serve` options of every server here.
+const SERVE_OPTIONS: &[&str] = &[
+    "--chat-rate",
+    "100000",
+    // The listeners never answer pings: keep them through the run.
+    "--chat-idle-secs",
+    "3600",
+    // Every listener is the same bench user.
+    "--max-chat-sockets-per-user",
+    "1000000",
+];
+/// The benchmark's account.
+const USER: &str = "bench";
+const PASSWORD: &str = "bench-password-123";
 
 /// Pins the server process (all its threads) to `cpus` (a taskset list).
 fn pin_server(pid: u32, cpus: &str) -> anyhow::Result<()> {
@@ -101,6 +144,70 @@ fn load_average() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// Which CPUs the servers are pinned to; the load generator takes the rest.
+struct CpuPlan {
+    /// The one server (taskset list).
+    single: String,
+    /// Each node of the two-node setup (taskset lists); empty without --cluster.
+    nodes: Vec<String>,
+    /// Why the two nodes share CPUs, when they do.
+    shared: Option<String>,
+}
+
+impl CpuPlan {
+    fn new(args: &Args) -> Self {
+        let single = args.server_cpus.clone();
+        if !args.cluster {
+            return Self {
+                single,
+                nodes: Vec::new(),
+                shared: None,
+            };
+        }
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let wanted = args.node_cpus.get(..2).unwrap_or_default();
+        // A CPU of its own for each node, and one left for the load generator.
+        let own = wanted.len() == 2
+            && wanted.first() != wanted.get(1)
+            && wanted.iter().all(|&c| c < cpus)
+            && cpus > 2;
+        if own {
+            Self {
+                single,
+                nodes: wanted.iter().map(|c| c.to_string()).collect(),
+                shared: None,
+            }
+        } else {
+            let why = if cpus > 2 {
+                format!(
+                    "--node-cpus {} is not two different CPUs below {cpus}",
+                    args.node_cpus
+                        .iter()
+                        .map(|c| c.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
+            } else {
+                format!("this machine has {cpus} CPU(s); a CPU of its own per node needs 3")
+            };
+            Self {
+                shared: Some(format!("nodes a and b SHARE CPU(s) {single} ({why})")),
+                nodes: vec![single.clone(), single.clone()],
+                single,
+            }
+        }
+    }
+
+    /// Every CPU a server may be pinned to (taskset list).
+    fn taken(&self) -> String {
+        std::iter::once(&self.single)
+            .chain(&self.nodes)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
 async fn ticket(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
     let r = http.post(format!("{base}/api/chat_ticket")).send().await?;
     if !r.status().is_success() {
@@ -129,6 +236,57 @@ async fn open_listener(
     let (ws, _) = tokio_tungstenite::client_async(request, &mut tcp).await?;
     drop(ws);
     Ok(tcp)
+}
+
+/// A server the listeners connect to: a logged-in client of it, its base
+/// URL and its address.
+struct Endpoint<'a> {
+    http: &'a reqwest::Client,
+    base: &'a str,
+    addr: &'a str,
+}
+
+/// A listening client, and the index of the server it is connected to.
+struct Listener {
+    tcp: TcpStream,
+    rich: bool,
+    node: usize,
+}
+
+/// Whether listener `i` speaks the rich protocol: `percent` of them do,
+/// spread evenly.
+fn rich_at(percent: u32, i: usize) -> bool {
+    let pct = percent.min(100) as usize;
+    (i * pct) / 100 != ((i + 1) * pct) / 100
+}
+
+/// Connects listeners until there are `n`, listener `i` to server
+/// `i * servers / n`: split evenly over `servers` in order.
+async fn grow_listeners(
+    servers: &[Endpoint<'_>],
+    listeners: &mut Vec<Listener>,
+    n: usize,
+    rich_percent: u32,
+) -> anyhow::Result<()> {
+    for i in listeners.len()..n {
+        let node = i * servers.len() / n;
+        let server = servers.get(node).context("no server to connect to")?;
+        let rich = rich_at(rich_percent, i);
+        let tcp = open_listener(server.http, server.base, server.addr, rich)
+            .await
+            .with_context(|| format!("connecting listener {i} to {}", server.addr))?;
+        listeners.push(Listener { tcp, rich, node });
+    }
+    Ok(())
+}
+
+/// A chat WebSocket URL for the sender on `server`.
+async fn sender_url(server: &Endpoint<'_>) -> anyhow::Result<String> {
+    Ok(format!(
+        "ws://{}/ws?otp={}",
+        server.addr,
+        ticket(server.http, server.base).await?
+    ))
 }
 
 /// How late the load generator's runtime runs a task that wants to wake
@@ -169,41 +327,76 @@ fn id_after(rest: &[u8]) -> Option<Option<i64>> {
     }
 }
 
-/// Per-listener check that messages arrive in order, without gaps or duplicates.
-#[derive(Debug, Default, Clone, Copy)]
+/// Message numbers from here on are not ours (the sender counts from 0):
+/// counted as duplicates, not tracked.
+const MAX_NUMBER: u32 = 1 << 24;
+
+/// Per-listener check that messages arrive exactly once, in order.
+#[derive(Debug, Default, Clone)]
 struct OrderCheck {
-    /// The message number expected next.
+    /// One past the highest message number seen.
     next: u32,
-    /// Message numbers skipped.
+    /// Different message numbers seen.
+    distinct: u64,
+    /// Message numbers skipped when a higher one arrived (each then arrives
+    /// late or never).
     gaps: u64,
-    /// Message numbers seen again or late.
+    /// First copies that arrived after a higher number (out of order).
+    late: u64,
+    /// Copies of a number already seen.
     duplicates: u64,
     /// Last message id seen (rich clients).
     last_id: Option<i64>,
     /// Ids that did not follow the previous one by exactly one.
     id_breaks: u64,
+    /// The numbers seen, a bit each.
+    seen: Vec<u64>,
 }
 
 impl OrderCheck {
-    fn see(&mut self, n: u32, id: Option<i64>) {
-        if n == self.next {
-            self.next += 1;
-        } else if n > self.next {
-            self.gaps += u64::from(n - self.next);
-            self.next = n + 1;
-        } else {
-            self.duplicates += 1;
-        }
+    /// Counts message `n` (with its id, for rich clients); whether it is the
+    /// first copy of `n`.
+    fn see(&mut self, n: u32, id: Option<i64>) -> bool {
         if let Some(id) = id {
             if self.last_id.is_some_and(|last| id != last + 1) {
                 self.id_breaks += 1;
             }
             self.last_id = Some(id);
         }
+        if n >= MAX_NUMBER {
+            self.duplicates += 1;
+            return false;
+        }
+        let (word, bit) = ((n / 64) as usize, 1u64 << (n % 64));
+        if self.seen.len() <= word {
+            self.seen.resize(word + 1, 0);
+        }
+        let first = self.seen.get_mut(word).is_some_and(|w| {
+            let first = *w & bit == 0;
+            *w |= bit;
+            first
+        });
+        if !first {
+            self.duplicates += 1;
+            return false;
+        }
+        self.distinct += 1;
+        if n >= self.next {
+            self.gaps += u64::from(n - self.next);
+            self.next = n + 1;
+        } else {
+            self.late += 1;
+        }
+        true
+    }
+
+    /// Messages of `total` never seen.
+    fn missing(&self, total: usize) -> u64 {
+        (total as u64).saturating_sub(self.distinct)
     }
 
     fn clean(&self, total: usize) -> bool {
-        self.gaps == 0 && self.duplicates == 0 && self.id_breaks == 0 && self.next as usize == total
+        self.missing(total) == 0 && self.late == 0 && self.duplicates == 0 && self.id_breaks == 0
     }
 }
 
@@ -289,111 +482,145 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
         return Duration::ZERO;
     }
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
+    sorted
+        .get(idx.min(sorted.len() - 1))
+        .copied()
+        .unwrap_or_default()
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    // The load generator gets the CPUs the server is not pinned to; one worker
-    // thread per CPU avoids cross-thread wake-ups competing for the same core.
-    let cpus = pin_self_away_from(&args.server_cpus)?;
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cpus)
-        .enable_all()
-        .build()?
-        .block_on(run(args))
+/// Milliseconds, for printing.
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
-    let data = tempfile::tempdir()?;
-    let bin = &args.server_bin;
-    let password = "bench-password-123";
-    bench_server::add_member(bin, data.path(), "bench", password).await?;
-    let addr = format!("127.0.0.1:{}", args.port);
-    let mut server = bench_server::serve(
-        bin,
-        &addr,
-        data.path(),
-        &[
-            "--chat-rate",
-            "100000",
-            // The listeners never answer pings: keep them through the run.
-            "--chat-idle-secs",
-            "3600",
-            // Every listener is the same bench user.
-            "--max-chat-sockets-per-user",
-            "1000000",
-        ],
-        "warn",
-    )?;
-    let pid = server.id().context("server pid")?;
-    pin_server(pid, &args.server_cpus)?;
-    let base = format!("http://{addr}");
-    let ws_base = format!("ws://{addr}");
-    let http = bench_server::same_origin_client(&base)?;
-    bench_server::wait_for_login(&http, &base, "bench", password).await?;
+/// One listener's result.
+struct Heard {
+    /// The server it was connected to.
+    node: usize,
+    rich: bool,
+    check: OrderCheck,
+}
 
-    // Idle memory: RSS at several client counts.
-    let mut clients: Vec<(TcpStream, bool)> = Vec::new();
-    // `rich_percent` of the listeners are rich, spread evenly over the run.
-    let pct = args.rich_percent.min(100) as usize;
-    let rich_at = move |i: usize| (i * pct) / 100 != ((i + 1) * pct) / 100;
-    // Warm up allocator and runtime with a few connections first.
-    for _ in 0..20 {
-        let rich = rich_at(clients.len());
-        clients.push((open_listener(&http, &base, &addr, rich).await?, rich));
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut samples = vec![(clients.len(), bench_server::rss_kib(pid)?)];
-    for &n in &args.clients {
-        while clients.len() < n {
-            let rich = rich_at(clients.len());
-            clients.push((open_listener(&http, &base, &addr, rich).await?, rich));
-        }
-        tokio::time::sleep(Duration::from_millis(1000)).await;
-        samples.push((clients.len(), bench_server::rss_kib(pid)?));
-    }
-    println!("idle memory (server RSS):");
-    for (n, kib) in &samples {
-        println!("  {n:>5} clients: {kib:>8} KiB");
-    }
-    let (n0, r0) = samples[0];
-    let (n1, r1) = samples[samples.len() - 1];
-    let slope = (r1 as f64 - r0 as f64) * 1024.0 / (n1 - n0).max(1) as f64;
-    println!(
-        "  memory per idle connection (slope): {:.1} KB",
-        slope / 1000.0
-    );
+/// What one fan-out measured.
+struct FanOut {
+    /// Messages the sender sent.
+    total: usize,
+    /// From the first send until the last listener finished.
+    elapsed: Duration,
+    listeners: Vec<Heard>,
+    /// Latencies (first copies, against the intended send time) of the
+    /// listeners on each server, sorted.
+    latencies: Vec<Vec<Duration>>,
+    /// CPU seconds each server used during the fan-out.
+    server_cpu: Vec<f64>,
+    /// CPU seconds the load generator used.
+    own_cpu: f64,
+    /// How late a 1 ms timer on the load generator's runtime fired, sorted.
+    lateness: Vec<Duration>,
+    load_before: String,
+    load_after: String,
+}
 
-    // Fan-out: every client reads; one sender posts at a fixed rate.
-    let n = clients.len();
-    let total = (args.rate as u64 * args.seconds) as usize;
-    let interval = Duration::from_secs_f64(1.0 / f64::from(args.rate));
+impl FanOut {
+    /// Messages delivered (first copies), over all listeners.
+    fn delivered(&self) -> u64 {
+        self.sum(|c| c.distinct)
+    }
+
+    fn per_second(&self) -> f64 {
+        self.delivered() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Every listener's latencies, sorted.
+    fn all_latencies(&self) -> Vec<Duration> {
+        let mut all = self.latencies.concat();
+        all.sort_unstable();
+        all
+    }
+
+    /// CPU seconds as a percentage of one core over the fan-out.
+    fn percent(&self, cpu_secs: f64) -> f64 {
+        cpu_secs / self.elapsed.as_secs_f64().max(1e-9) * 100.0
+    }
+
+    /// Listeners that did not get every message exactly once, in order.
+    fn failed(&self) -> Vec<&Heard> {
+        self.listeners
+            .iter()
+            .filter(|l| !l.check.clean(self.total))
+            .collect()
+    }
+
+    /// A count summed over the listeners.
+    fn sum(&self, f: impl Fn(&OrderCheck) -> u64) -> u64 {
+        self.listeners.iter().map(|l| f(&l.check)).sum()
+    }
+
+    /// Listeners on server `node`.
+    fn on(&self, node: usize) -> usize {
+        self.listeners.iter().filter(|l| l.node == node).count()
+    }
+
+    /// Missing, duplicate, out-of-order messages and id breaks, summed.
+    fn faults(&self) -> [u64; 4] {
+        [
+            self.sum(|c| c.missing(self.total)),
+            self.sum(|c| c.duplicates),
+            self.sum(|c| c.late),
+            self.sum(|c| c.id_breaks),
+        ]
+    }
+}
+
+/// Every listener reads while one sender (`sender_url`) posts `rate`
+/// messages a second for `seconds`. `nodes`: how many servers the listeners
+/// are spread over; `servers`: the processes whose CPU time is measured.
+async fn fan_out(
+    listeners: Vec<Listener>,
+    nodes: usize,
+    sender_url: String,
+    servers: &[u32],
+    rate: u32,
+    seconds: u64,
+) -> anyhow::Result<FanOut> {
+    if rate == 0 {
+        bail!("--rate must be at least 1");
+    }
+    let total = u32::try_from(u64::from(rate) * seconds)
+        .ok()
+        .filter(|&t| t < MAX_NUMBER)
+        .context("too many messages (--rate × --seconds)")?;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
     let start = Instant::now() + Duration::from_millis(500);
-    let latencies = Arc::new(Mutex::new(Vec::with_capacity(n * total)));
-    let rich_count = clients.iter().filter(|(_, rich)| *rich).count();
     let read_deadline =
-        tokio::time::Instant::from_std(start + interval * total as u32) + Duration::from_secs(30);
+        tokio::time::Instant::from_std(start + interval * total) + Duration::from_secs(30);
+    let total = total as usize;
     let lateness = tokio::spawn(generator_lateness(start, interval * total as u32));
-    let mut readers = Vec::new();
-    for (mut tcp, rich) in clients {
-        let latencies = latencies.clone();
+    let mut readers = Vec::with_capacity(listeners.len());
+    for Listener {
+        mut tcp,
+        rich,
+        node,
+    } in listeners
+    {
         readers.push(tokio::spawn(async move {
-            let mut local = Vec::with_capacity(total);
+            let mut latencies = Vec::with_capacity(total);
             let mut check = OrderCheck::default();
             let mut buf = vec![0u8; 4096];
             let mut pending = Vec::with_capacity(512);
             // One deadline for the whole fan-out (a timer per read would
             // cost the generator 100 k timer updates a second).
             let read_all = async {
-                while local.len() < total {
+                while (check.distinct as usize) < total {
                     match tcp.read(&mut buf).await {
                         Ok(n) if n > 0 => {
                             let now = Instant::now();
                             pending.extend_from_slice(buf.get(..n).unwrap_or_default());
                             take_messages(&mut pending, rich, |i, id| {
-                                check.see(i, id);
-                                local.push(now.saturating_duration_since(start + interval * i));
+                                if check.see(i, id) {
+                                    latencies
+                                        .push(now.saturating_duration_since(start + interval * i));
+                                }
                             });
                         }
                         _ => break,
@@ -401,92 +628,177 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 }
             };
             let _ = tokio::time::timeout_at(read_deadline, read_all).await;
-            let got = local.len();
-            latencies.lock().await.extend(local);
-            (got, rich, check)
+            (Heard { node, rich, check }, latencies)
         }));
     }
-    let sender_url = format!("{ws_base}/ws?otp={}", ticket(&http, &base).await?);
     let load_before = load_average();
-    let cpu_before = bench_server::cpu_secs(pid)?;
+    let cpu_before = servers
+        .iter()
+        .map(|&pid| bench_server::cpu_secs(pid))
+        .collect::<anyhow::Result<Vec<f64>>>()?;
     let own_cpu_before = bench_server::cpu_secs(std::process::id())?;
     let sender =
         std::thread::spawn(move || send_at_fixed_rate(&sender_url, start, interval, total));
-    let mut delivered = 0usize;
-    let mut checks = Vec::with_capacity(n);
+    let mut heard = Vec::with_capacity(readers.len());
+    let mut latencies = vec![Vec::new(); nodes];
     for r in readers {
-        let (got, rich, check) = r.await?;
-        delivered += got;
-        checks.push((rich, check));
+        let (h, l) = r.await?;
+        if let Some(on_node) = latencies.get_mut(h.node) {
+            on_node.extend(l);
+        }
+        heard.push(h);
     }
     let elapsed = start.elapsed();
-    let server_cpu = bench_server::cpu_secs(pid)? - cpu_before;
+    let mut server_cpu = Vec::with_capacity(servers.len());
+    for (&pid, before) in servers.iter().zip(cpu_before) {
+        server_cpu.push(bench_server::cpu_secs(pid)? - before);
+    }
     let own_cpu = bench_server::cpu_secs(std::process::id())? - own_cpu_before;
     match sender.join() {
         Ok(r) => r?,
         Err(_) => bail!("the sender thread panicked"),
     }
-    let mut lat = latencies.lock().await.clone();
-    lat.sort();
-    let mut late = lateness.await?;
-    late.sort();
+    for l in &mut latencies {
+        l.sort_unstable();
+    }
+    let mut lateness = lateness.await?;
+    lateness.sort_unstable();
+    Ok(FanOut {
+        total,
+        elapsed,
+        listeners: heard,
+        latencies,
+        server_cpu,
+        own_cpu,
+        lateness,
+        load_before,
+        load_after: load_average(),
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let plan = CpuPlan::new(&args);
+    // The load generator gets the CPUs the servers are not pinned to; one
+    // worker thread per CPU avoids cross-thread wake-ups competing for the
+    // same core.
+    let cpus = pin_self_away_from(&plan.taken())?;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cpus)
+        .enable_all()
+        .build()?
+        .block_on(async move {
+            if args.cluster {
+                compare::compare(args, plan, cpus).await
+            } else {
+                run(args).await
+            }
+        })
+}
+
+/// One server on SQLite: idle memory at each `--clients` count, then the
+/// fan-out at the last.
+async fn run(args: Args) -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let bin = &args.server_bin;
+    bench_server::add_member(bin, data.path(), USER, PASSWORD).await?;
+    let addr = format!("127.0.0.1:{}", args.port);
+    let mut server = bench_server::serve(bin, &addr, data.path(), SERVE_OPTIONS, "warn")?;
+    let pid = server.id().context("server pid")?;
+    pin_server(pid, &args.server_cpus)?;
+    let base = format!("http://{addr}");
+    let http = bench_server::same_origin_client(&base)?;
+    bench_server::wait_for_login(&http, &base, USER, PASSWORD).await?;
+    let servers = [Endpoint {
+        http: &http,
+        base: &base,
+        addr: &addr,
+    }];
+
+    // Idle memory: RSS at several client counts.
+    let mut clients: Vec<Listener> = Vec::new();
+    // Warm up allocator and runtime with a few connections first.
+    grow_listeners(&servers, &mut clients, 20, args.rich_percent).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut samples = vec![(clients.len(), bench_server::rss_kib(pid)?)];
+    for &n in &args.clients {
+        grow_listeners(&servers, &mut clients, n, args.rich_percent).await?;
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        samples.push((clients.len(), bench_server::rss_kib(pid)?));
+    }
+    println!("idle memory (server RSS):");
+    for (n, kib) in &samples {
+        println!("  {n:>5} clients: {kib:>8} KiB");
+    }
+    if let (Some(&(n0, r0)), Some(&(n1, r1))) = (samples.first(), samples.last()) {
+        let slope = (r1 as f64 - r0 as f64) * 1024.0 / (n1.saturating_sub(n0)).max(1) as f64;
+        println!(
+            "  memory per idle connection (slope): {:.1} KB",
+            slope / 1000.0
+        );
+    }
+
+    // Fan-out: every client reads; one sender posts at a fixed rate.
+    let [server_endpoint] = &servers;
+    let sender = sender_url(server_endpoint).await?;
+    let r = fan_out(clients, 1, sender, &[pid], args.rate, args.seconds).await?;
+    print_fan_out(&r, args.rate, args.seconds);
+    server.kill().await.ok();
+    Ok(())
+}
+
+/// The single server's fan-out report.
+fn print_fan_out(r: &FanOut, rate: u32, seconds: u64) {
+    let n = r.listeners.len();
+    let lat = r.all_latencies();
+    println!("fan-out: {n} clients, {rate} msg/s for {seconds} s");
     println!(
-        "fan-out: {n} clients, {} msg/s for {} s",
-        args.rate, args.seconds
-    );
-    println!(
-        "  deliveries: {delivered} of {} ({:.0} per second)",
-        n * total,
-        delivered as f64 / elapsed.as_secs_f64()
+        "  deliveries: {} of {} ({:.0} per second)",
+        r.delivered(),
+        n * r.total,
+        r.per_second()
     );
     println!(
         "  latency vs intended send time: p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
-        percentile(&lat, 0.50).as_secs_f64() * 1e3,
-        percentile(&lat, 0.99).as_secs_f64() * 1e3,
-        lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+        ms(percentile(&lat, 0.50)),
+        ms(percentile(&lat, 0.99)),
+        ms(lat.last().copied().unwrap_or_default())
     );
-    let bad: Vec<&(bool, OrderCheck)> = checks.iter().filter(|(_, c)| !c.clean(total)).collect();
-    let sum = |f: fn(&OrderCheck) -> u64| checks.iter().map(|(_, c)| f(c)).sum::<u64>();
+    let rich = r.listeners.iter().filter(|l| l.rich).count();
+    let failed = r.failed();
+    let [missing, duplicates, late, id_breaks] = r.faults();
     println!(
-        "  order check ({rich_count} rich, {} classic listeners): {}",
-        n - rich_count,
-        if bad.is_empty() {
+        "  order check ({rich} rich, {} classic listeners): {}",
+        n - rich,
+        if failed.is_empty() {
             "every listener got every message once, in order (rich: consecutive ids)".to_string()
         } else {
             format!(
-                "{} listeners FAILED ({} rich): gaps {}, duplicates/late {}, id breaks {}, short {}",
-                bad.len(),
-                bad.iter().filter(|(rich, _)| *rich).count(),
-                sum(|c| c.gaps),
-                sum(|c| c.duplicates),
-                sum(|c| c.id_breaks),
-                checks
-                    .iter()
-                    .filter(|(_, c)| (c.next as usize) < total)
-                    .count()
+                "{} listeners FAILED ({} rich): missing {missing}, duplicates {duplicates}, \
+                 out of order {late}, id breaks {id_breaks}",
+                failed.len(),
+                failed.iter().filter(|l| l.rich).count(),
             )
         }
     );
     println!(
         "  load generator's own delay (a 1 ms timer on its runtime, how late it fires): p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
-        percentile(&late, 0.50).as_secs_f64() * 1e3,
-        percentile(&late, 0.99).as_secs_f64() * 1e3,
-        late.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+        ms(percentile(&r.lateness, 0.50)),
+        ms(percentile(&r.lateness, 0.99)),
+        ms(r.lateness.last().copied().unwrap_or_default())
     );
     println!(
         "  server CPU during fan-out: {:.0}% of one core",
-        server_cpu / elapsed.as_secs_f64() * 100.0
+        r.percent(r.server_cpu.iter().sum())
     );
     println!(
         "  load generator CPU during fan-out: {:.0}% of one core",
-        own_cpu / elapsed.as_secs_f64() * 100.0
+        r.percent(r.own_cpu)
     );
     println!(
-        "  machine load average (1 5 15 min): {load_before} before, {} after",
-        load_average()
+        "  machine load average (1 5 15 min): {} before, {} after",
+        r.load_before, r.load_after
     );
-    server.kill().await.ok();
-    Ok(())
 }
 
 #[cfg(test)]

@@ -111,6 +111,12 @@ pub enum ServeArgsError {
          (TERMROOM_I_UNDERSTAND_LOCAL_SHELLS=1); otherwise use --local-target admins or off"
     )]
     LocalShellsNotAcknowledged,
+    /// `--broker` and `--node-id` go together.
+    #[error("several nodes need both --broker redis://… and --node-id (each node its own)")]
+    ClusterIncomplete,
+    /// A node id that cannot name a node.
+    #[error("--node-id {0:?}: use 1 to 64 letters, digits, '-' or '_'")]
+    BadNodeId(String),
 }
 
 impl ServeArgs {
@@ -118,6 +124,18 @@ impl ServeArgs {
     pub fn check(&self) -> Result<(), ServeArgsError> {
         if self.local_target == LocalTarget::All && !self.i_understand_local_shells {
             return Err(ServeArgsError::LocalShellsNotAcknowledged);
+        }
+        if self.broker.is_some() != self.node_id.is_some() {
+            return Err(ServeArgsError::ClusterIncomplete);
+        }
+        if let Some(id) = &self.node_id {
+            let ok = (1..=64).contains(&id.len())
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !ok {
+                return Err(ServeArgsError::BadNodeId(id.clone()));
+            }
         }
         Ok(())
     }
@@ -271,6 +289,17 @@ pub struct ServeArgs {
     /// costs: unrecorded sessions cannot be replayed or audited.
     #[arg(long, hide = true)]
     pub no_recording: bool,
+    /// Redis URL of the broker between nodes (`redis://10.0.0.9:6379`):
+    /// several nodes share chat, presence and rooms through it. Needs
+    /// `--database-url postgres://…` and `--node-id`.
+    #[arg(long, env = "TERMROOM_BROKER")]
+    pub broker: Option<String>,
+    /// This node's id among several (unique; letters, digits, `-`, `_`).
+    #[arg(long, env = "TERMROOM_NODE_ID")]
+    pub node_id: Option<String>,
+    /// The base URL other nodes reach this one at (default: `http://<addr>`).
+    #[arg(long, env = "TERMROOM_NODE_URL")]
+    pub node_url: Option<String>,
 }
 
 /// A `--trusted-proxy` value: `10.0.0.0/8`, `2001:db8::/32` or a bare address.

@@ -41,6 +41,8 @@ pub struct Config {
     pub max_chat_sockets_per_user: usize,
     /// Where terminal sessions are recorded; `None`: not recorded (benchmarks).
     pub recordings: Option<crate::recordings::files::RecordingDir>,
+    /// This node's id when several nodes share the database.
+    pub node_id: Option<String>,
 }
 
 impl Config {
@@ -65,6 +67,7 @@ impl Config {
             max_rooms: 1000,
             max_chat_sockets_per_user: 16,
             recordings: None,
+            node_id: None,
         }
     }
 

@@ -24,6 +24,7 @@ pub mod admin;
 pub mod auth;
 pub mod chat;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod guard;

@@ -29,25 +29,23 @@ pub fn spawn(core: Arc<Core>) -> JoinHandle<()> {
 /// The current value of the change counter.
 pub async fn change_counter(db: &Db) -> Result<i64, DbError> {
     Ok(
-        sqlx::query_scalar::<_, i64>("SELECT counter FROM changes WHERE id = 1")
-            .fetch_one(db)
-            .await?,
+        crate::on_db!(db, p => sqlx::query_scalar::<_, i64>("SELECT counter FROM changes WHERE id = 1")
+            .fetch_one(p)
+            .await)?,
     )
 }
 
 /// Deletes expired tickets and login sessions; returns how many of each.
 pub async fn purge_expired(db: &Db) -> Result<(u64, u64), DbError> {
     let now = now_unix();
-    let tickets = sqlx::query("DELETE FROM tickets WHERE expires_at < ?")
+    let tickets = crate::on_db!(db, p => sqlx::query("DELETE FROM tickets WHERE expires_at < $1")
         .bind(now)
-        .execute(db)
-        .await?
-        .rows_affected();
-    let sessions = sqlx::query("DELETE FROM login_sessions WHERE expires_at < ?")
+        .execute(p)
+        .await.map(|r| r.rows_affected()))?;
+    let sessions = crate::on_db!(db, p => sqlx::query("DELETE FROM login_sessions WHERE expires_at < $1")
         .bind(now)
-        .execute(db)
-        .await?
-        .rows_affected();
+        .execute(p)
+        .await.map(|r| r.rows_affected()))?;
     Ok((tickets, sessions))
 }
 
@@ -58,8 +56,6 @@ struct Seen {
     counter: Option<i64>,
     /// Users that exist and are not disabled.
     active_users: HashSet<i64>,
-    /// Token hashes of existing login sessions.
-    login_sessions: HashSet<String>,
 }
 
 async fn run(core: Arc<Core>) {
@@ -92,26 +88,26 @@ async fn check(core: &Core, seen: &mut Seen) -> Result<(), DbError> {
         return Ok(());
     }
     let active_users: HashSet<i64> =
-        sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE disabled = 0")
-            .fetch_all(&core.db)
-            .await?
+        crate::on_db!(&core.db, p => sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE disabled = 0")
+            .fetch_all(p)
+            .await)?
             .into_iter()
             .collect();
     let login_sessions: HashSet<String> =
-        sqlx::query_scalar::<_, String>("SELECT token_hash FROM login_sessions")
-            .fetch_all(&core.db)
-            .await?
+        crate::on_db!(&core.db, p => sqlx::query_scalar::<_, String>("SELECT token_hash FROM login_sessions")
+            .fetch_all(p)
+            .await)?
             .into_iter()
             .collect();
 
-    // Chat sockets: the hub tracks them; tell it what went away.
+    // Chat sockets: the hub checks each against the current rows (a user
+    // created and disabled between two checks is caught too).
     for user in seen.active_users.difference(&active_users) {
         info!(user, "user disabled or deleted: closing their sockets");
-        core.hub.kick_user(*user).await;
     }
-    for session in seen.login_sessions.difference(&login_sessions) {
-        core.hub.kick_session(session).await;
-    }
+    core.hub
+        .keep_only(active_users.clone(), login_sessions.clone())
+        .await;
     // Terminal sockets: check each one against the current rows.
     core.sockets.close_if(|user, session| {
         if !active_users.contains(&user) {
@@ -128,7 +124,6 @@ async fn check(core: &Core, seen: &mut Seen) -> Result<(), DbError> {
     *seen = Seen {
         counter: Some(counter),
         active_users,
-        login_sessions,
     };
     Ok(())
 }

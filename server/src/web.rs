@@ -28,8 +28,9 @@ use tracing::{debug, info, info_span, warn};
 
 use crate::{
     auth::{ratelimit::LoginLimiter, tokens},
-    chat::ChatHub,
+    chat::{hub::HubCluster, ChatHub},
     cli::{ServeArgs, StoreArgs},
+    cluster,
     config::Config,
     db, http,
     secrets::SecretBox,
@@ -44,6 +45,8 @@ use crate::{
 const HASH_QUEUE_PER_WORKER: usize = 8;
 
 /// How long an SSH connection attempt may take.
+/// Other nodes' events waiting for the hub.
+const BROKER_QUEUE: usize = 1024;
 const SSH_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A running core plus the tasks that must be stopped with it.
@@ -55,6 +58,8 @@ pub struct Runtime {
     watcher_task: tokio::task::JoinHandle<()>,
     /// Deletes recordings past their retention period.
     retention_task: Option<tokio::task::JoinHandle<()>>,
+    /// With several nodes: this node's heartbeat (and dead-node sweep), and its id.
+    heartbeat_task: Option<(tokio::task::JoinHandle<()>, String)>,
 }
 
 impl Runtime {
@@ -72,17 +77,34 @@ impl Runtime {
             .await
             .context("opening the database")?;
         let recordings = (!serve.no_recording).then(|| store.recordings());
-        // Sessions of a previous process cannot be running any more.
-        let stale = crate::recordings::recovery::recover_stale(&db, recordings.as_ref())
-            .await
-            .context("recovering interrupted terminal sessions")?;
+        let secrets = SecretBox::load(store.secret_key_file.as_deref(), &store.data_dir)?;
+        let node = serve.node_id.as_ref().map(|id| cluster::NodeConfig {
+            id: id.clone(),
+            url: serve
+                .node_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", serve.addr)),
+        });
+        if let Some(node) = &node {
+            cluster::join(&db, &secrets, node)
+                .await
+                .context("joining the cluster")?;
+        }
+        let node_id = node.as_ref().map(|n| n.id.clone());
+        // This node's sessions of a previous process cannot be running any more.
+        let stale = crate::recordings::recovery::recover_stale(
+            &db,
+            recordings.as_ref(),
+            node_id.as_deref(),
+        )
+        .await
+        .context("recovering interrupted terminal sessions")?;
         if stale > 0 {
             info!(
                 stale,
                 "marked terminal sessions of the previous run as interrupted"
             );
         }
-        let secrets = SecretBox::load(store.secret_key_file.as_deref(), &store.data_dir)?;
         let upgraded = db::hosts::reseal_legacy(&db, &secrets)
             .await
             .context("binding host secrets to their rows")?;
@@ -110,6 +132,7 @@ impl Runtime {
             max_rooms: serve.max_rooms,
             max_chat_sockets_per_user: serve.max_chat_sockets_per_user,
             recordings: recordings.clone(),
+            node_id: node_id.clone(),
         };
         spawn_precompression(&leptos_options);
         let hash_workers = serve.hash_workers.unwrap_or_else(|| {
@@ -127,13 +150,31 @@ impl Runtime {
             },
         )
         .context("starting the password hashers")?;
-        let (hub, hub_task) = ChatHub::spawn(db.clone(), &config);
+        let hub_cluster = match (&serve.broker, &node_id) {
+            (Some(url), Some(id)) => {
+                let (tx, incoming) = tokio::sync::mpsc::channel(BROKER_QUEUE);
+                let broker = cluster::broker::Broker::start(url, id, tx)
+                    .await
+                    .context("connecting to the broker")?;
+                let cursor = db::messages::max_id(&db)
+                    .await
+                    .context("reading the last chat message")?;
+                Some(HubCluster {
+                    broker,
+                    incoming,
+                    cursor,
+                })
+            }
+            _ => None,
+        };
+        let (hub, hub_task) = ChatHub::spawn(db.clone(), &config, hub_cluster);
         let terms = TermManager::new(
             TermConfig {
                 grace: config.term_grace,
                 local_shell: config.local_shell.clone(),
                 local_record_input: serve.local_record_input,
                 announce_watchers: serve.announce_watchers,
+                node_id: node_id.clone(),
                 connect_timeout: SSH_CONNECT_TIMEOUT,
                 max_sessions_per_user: config.max_sessions_per_user,
                 recordings: recordings.clone(),
@@ -152,6 +193,9 @@ impl Runtime {
             sockets: Default::default(),
         });
         let watcher_task = crate::revocation::spawn(core.clone());
+        let heartbeat_task = node_id
+            .clone()
+            .map(|id| (cluster::spawn_heartbeat(core.db.clone(), id.clone()), id));
         let retention_task = recordings.map(|dir| {
             crate::recordings::retention::spawn(core.db.clone(), dir, core.config.purge_interval)
         });
@@ -163,6 +207,7 @@ impl Runtime {
             hub_task,
             watcher_task,
             retention_task,
+            heartbeat_task,
         })
     }
 
@@ -177,6 +222,11 @@ impl Runtime {
         self.state.core.hub.shutdown().await;
         let _ = self.hub_task.await;
         self.state.core.terms.shutdown().await;
+        if let Some((task, id)) = self.heartbeat_task {
+            task.abort();
+            let _ = task.await;
+            cluster::leave(&self.state.core.db, &id).await;
+        }
         self.state.core.db.close().await;
     }
 }

@@ -15,6 +15,7 @@ fn termroom(data: &Path, args: &[&str], stdin: Option<&str>) -> Output {
         .args(args)
         .arg("--data-dir")
         .arg(data)
+        .envs(common::database_env(data))
         .env("RUST_LOG", "warn")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -80,8 +81,21 @@ fn users_are_managed_from_the_command_line() {
     assert!(list.contains("alice\tadmin\tactive"), "{list}");
     assert!(list.contains("bob\tmember\tdisabled"), "{list}");
     // Passwords are never stored in clear.
-    let db = std::fs::read(d.join("termroom.db")).unwrap();
-    assert!(!db.windows(15).any(|w| w == b"a-long-password"));
+    if common::on_postgres() {
+        let url = common::database_url(d);
+        let hash = common::block_on(async {
+            let db = server::db::open(url.as_deref(), d).await.unwrap();
+            server::db::users::by_name(&db, "alice")
+                .await
+                .unwrap()
+                .unwrap()
+                .password_hash
+        });
+        assert!(hash.starts_with("$argon2id$") && !hash.contains("a-long-password"));
+    } else {
+        let db = std::fs::read(d.join("termroom.db")).unwrap();
+        assert!(!db.windows(15).any(|w| w == b"a-long-password"));
+    }
 }
 
 #[test]
@@ -145,8 +159,21 @@ fn hosts_are_added_and_their_keys_pinned_from_the_command_line() {
     let list = ok(termroom(d, &["host", "list"], None));
     assert_eq!(list.lines().count(), 1, "{list}");
     // The key is stored encrypted, never in clear.
-    let db = std::fs::read(d.join("termroom.db")).unwrap();
-    assert!(!db.windows(11).any(|w| w == b"PRIVATE KEY"));
+    if common::on_postgres() {
+        let url = common::database_url(d);
+        let stored = common::block_on(async {
+            let db = server::db::open(url.as_deref(), d).await.unwrap();
+            server::db::hosts::by_name(&db, "web")
+                .await
+                .unwrap()
+                .unwrap()
+                .secret_ciphertext
+        });
+        assert!(!stored.windows(11).any(|w| w == b"PRIVATE KEY"));
+    } else {
+        let db = std::fs::read(d.join("termroom.db")).unwrap();
+        assert!(!db.windows(11).any(|w| w == b"PRIVATE KEY"));
+    }
     ok(termroom(d, &["host", "delete", "web"], None));
     assert_eq!(ok(termroom(d, &["host", "list"], None)).trim(), "");
 }
@@ -209,6 +236,8 @@ impl Served {
             .args(extra)
             .arg("--data-dir")
             .arg(data)
+            .envs(common::database_env(data))
+            .env("TERMROOM_LOCAL_SHELL", common::test_shell())
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -322,6 +351,10 @@ fn data_directory_database_and_key_are_private_after_start() {
     );
     assert_eq!(mode(&data), 0o700, "data directory");
     assert_eq!(mode(&data.join("secret.key")), 0o600, "secret key");
+    if common::on_postgres() {
+        // The rest is about SQLite's files; Postgres keeps its own.
+        return;
+    }
     for file in ["termroom.db", "termroom.db-wal", "termroom.db-shm"] {
         assert_eq!(mode(&data.join(file)), 0o600, "{file}");
     }
@@ -339,7 +372,8 @@ fn data_directory_database_and_key_are_private_after_start() {
 
 #[test]
 fn local_shells_for_everyone_need_an_explicit_acknowledgement() {
-    let help = ok(termroom(Path::new("."), &["serve", "--help"], None));
+    let nowhere = tempfile::tempdir().unwrap();
+    let help = ok(termroom(nowhere.path(), &["serve", "--help"], None));
     assert!(help.contains("--i-understand-local-shells"), "{help}");
     assert!(help.contains("secret key"), "--help says why: {help}");
 
@@ -356,6 +390,7 @@ fn local_shells_for_everyone_need_an_explicit_acknowledgement() {
             .args(extra)
             .arg("--data-dir")
             .arg(data.path())
+            .envs(common::database_env(data.path()))
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -427,7 +462,9 @@ async fn passwd_and_disable_end_the_users_login_sessions() {
     )
     .await;
     assert_eq!(ws.err(), Some(401), "the old session's ticket is gone");
-    let db = server::db::open(None, d).await.unwrap();
+    let db = server::db::open(common::database_url(d).as_deref(), d)
+        .await
+        .unwrap();
     let bob_id = server::db::users::by_name(&db, "bob")
         .await
         .unwrap()
@@ -499,7 +536,9 @@ async fn a_host_secret_opens_only_for_the_row_it_was_stored_for() {
     let data = tempfile::tempdir().unwrap();
     let d = data.path();
     add_password_host(d, "s3cret-deploy-pw");
-    let db = server::db::open(None, d).await.unwrap();
+    let db = server::db::open(common::database_url(d).as_deref(), d)
+        .await
+        .unwrap();
     let secrets = server::secrets::SecretBox::load(None, d).unwrap();
     let web = hosts::by_name(&db, "web").await.unwrap().unwrap();
     assert_eq!(web.open_secret(&secrets).unwrap(), b"s3cret-deploy-pw");
@@ -511,7 +550,8 @@ async fn a_host_secret_opens_only_for_the_row_it_was_stored_for() {
         "UPDATE hosts SET id = id + 100 WHERE name = 'web'",
     ] {
         let before = hosts::by_name(&db, "web").await.unwrap().unwrap();
-        sqlx::query(edit).execute(&db).await.unwrap();
+        server::on_db!(&db, p => sqlx::query(edit).execute(p).await.map(|r| r.rows_affected()))
+            .unwrap();
         let edited = hosts::by_name(&db, "web").await.unwrap().unwrap();
         let e = edited.open_secret(&secrets).expect_err(edit);
         assert!(
@@ -521,26 +561,26 @@ async fn a_host_secret_opens_only_for_the_row_it_was_stored_for() {
         assert!(e.to_string().contains("host web"), "{e}");
         assert!(e.to_string().contains("does not open"), "{e}");
         // put it back: opens again
-        sqlx::query(
-            "UPDATE hosts SET id = ?, address = ?, port = ?, ssh_user = ? WHERE name = 'web'",
+        server::on_db!(&db, p => sqlx::query(
+            "UPDATE hosts SET id = $1, address = $2, port = $3, ssh_user = $4 WHERE name = 'web'",
         )
         .bind(before.id)
         .bind(&before.address)
         .bind(i64::from(before.port))
         .bind(&before.user)
-        .execute(&db)
-        .await
+        .execute(p)
+        .await.map(|r| r.rows_affected()))
         .unwrap();
         let back = hosts::by_name(&db, "web").await.unwrap().unwrap();
         assert_eq!(back.open_secret(&secrets).unwrap(), b"s3cret-deploy-pw");
     }
 
     // Through the server: opening a terminal to the edited host fails with that message.
-    sqlx::query(
+    server::on_db!(&db, p => sqlx::query(
         "UPDATE hosts SET address = '10.6.6.6', host_key_fingerprint = 'SHA256:x' WHERE name = 'web'",
     )
-    .execute(&db)
-    .await
+    .execute(p)
+    .await.map(|r| r.rows_affected()))
     .unwrap();
     let served = Served::start(d, &[]);
     let admin = served
@@ -568,7 +608,9 @@ async fn secrets_of_an_older_version_are_bound_to_their_rows_at_start() {
     let data = tempfile::tempdir().unwrap();
     let d = data.path();
     ok(termroom(d, &["namespace", "add", "ops"], None));
-    let db = server::db::open(None, d).await.unwrap();
+    let db = server::db::open(common::database_url(d).as_deref(), d)
+        .await
+        .unwrap();
     let secrets = server::secrets::SecretBox::load(None, d).unwrap();
     let ns = server::db::namespaces::id_by_name(&db, "ops")
         .await
@@ -599,15 +641,17 @@ async fn secrets_of_an_older_version_are_bound_to_their_rows_at_start() {
     ));
     db.close().await;
     drop(Served::start(d, &[]));
-    let db = server::db::open(None, d).await.unwrap();
+    let db = server::db::open(common::database_url(d).as_deref(), d)
+        .await
+        .unwrap();
     let old = hosts::by_name(&db, "old").await.unwrap().unwrap();
     assert_eq!(old.secret_nonce[0], hosts::BOUND_V1);
     assert_eq!(old.open_secret(&secrets).unwrap(), b"old-pw");
     assert_eq!(hosts::reseal_legacy(&db, &secrets).await.unwrap(), 0);
-    sqlx::query("UPDATE hosts SET address = '10.6.6.6'")
-        .execute(&db)
-        .await
-        .unwrap();
+    server::on_db!(&db, p => sqlx::query("UPDATE hosts SET address = '10.6.6.6'")
+        .execute(p)
+        .await.map(|r| r.rows_affected()))
+    .unwrap();
     let moved = hosts::by_name(&db, "old").await.unwrap().unwrap();
     assert!(moved.open_secret(&secrets).is_err(), "now bound");
     db.close().await;
@@ -643,6 +687,7 @@ async fn termroom_on_tty(data: &Path, args: &[&str], answer: &str) -> (bool, Str
         .args(args)
         .arg("--data-dir")
         .arg(data)
+        .envs(common::database_env(data))
         .env("RUST_LOG", "warn")
         .spawn(pts)
         .expect("run termroom on a pty");
@@ -698,7 +743,9 @@ async fn a_different_pinned_key_is_replaced_only_when_confirmed() {
         ok(termroom(d, &["host", "trust", "web"], None)).trim(),
         sshd.host_fingerprint
     );
-    let db = server::db::open(None, d).await.unwrap();
+    let db = server::db::open(common::database_url(d).as_deref(), d)
+        .await
+        .unwrap();
     let pin = |db: server::db::Db| async move {
         server::db::hosts::by_name(&db, "web")
             .await
@@ -1128,6 +1175,7 @@ async fn seed_session(db: &server::db::Db, id: &str, user_id: i64) {
             cols: 80,
             rows: 24,
             recording_id: None,
+            node_id: None,
         },
     )
     .await
@@ -1139,7 +1187,9 @@ async fn live_sessions_are_listed_and_their_termination_requested() {
     use server::db::terminal_sessions::{self, Status};
     let data = tempfile::tempdir().unwrap();
     let d = data.path();
-    let db = server::db::open(None, d).await.unwrap();
+    let db = server::db::open(common::database_url(d).as_deref(), d)
+        .await
+        .unwrap();
     let alice = server::db::users::create(&db, "alice", "not-a-hash", app::model::Role::Member)
         .await
         .unwrap();
@@ -1237,17 +1287,19 @@ async fn live_sessions_are_listed_and_their_termination_requested() {
 async fn audit_events_since_a_time() {
     let data = tempfile::tempdir().unwrap();
     let d = data.path();
-    let db = server::db::open(None, d).await.unwrap();
+    let db = server::db::open(common::database_url(d).as_deref(), d)
+        .await
+        .unwrap();
     // Older events, as a long-running server would have left them.
     for (at, action) in [
         ("2020-01-01T00:00:00.000Z", "old.one"),
         ("2021-06-01T00:00:00.000Z", "old.two"),
     ] {
-        sqlx::query("INSERT INTO audit_events (at, actor, action) VALUES (?, 'alice', ?)")
+        server::on_db!(&db, p => sqlx::query("INSERT INTO audit_events (at, actor, action) VALUES ($1, 'alice', $2)")
             .bind(at)
             .bind(action)
-            .execute(&db)
-            .await
+            .execute(p)
+            .await.map(|r| r.rows_affected()))
             .unwrap();
     }
     ok(termroom(d, &["namespace", "add", "ops"], None));
@@ -1309,7 +1361,9 @@ async fn typed_commands_are_searched_by_user_host_verdict_and_text() {
     use server::db::commands::{self, NewCommand, Verdict};
     let data = tempfile::tempdir().unwrap();
     let d = data.path();
-    let db = server::db::open(None, d).await.unwrap();
+    let db = server::db::open(common::database_url(d).as_deref(), d)
+        .await
+        .unwrap();
     let mut user_ids = Vec::new();
     for name in ["alice", "bob"] {
         user_ids.push(

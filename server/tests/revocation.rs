@@ -218,19 +218,18 @@ async fn status(s: &TestServer, id: &str) -> String {
 
 /// Executes one SQL statement on the server's database, as the command line would.
 async fn sql(s: &TestServer, statement: &'static str) -> u64 {
-    sqlx::query(statement)
-        .execute(&s.core().db)
-        .await
-        .expect(statement)
-        .rows_affected()
+    server::on_db!(&s.core().db, p => sqlx::query(statement)
+        .execute(p)
+        .await.map(|r| r.rows_affected()))
+    .expect(statement)
 }
 
 /// The single number `query` answers.
 async fn count(db: &server::db::Db, query: &'static str) -> i64 {
-    sqlx::query_scalar::<_, i64>(query)
-        .fetch_one(db)
-        .await
-        .expect(query)
+    server::on_db!(db, p => sqlx::query_scalar::<_, i64>(query)
+        .fetch_one(p)
+        .await)
+    .expect(query)
 }
 
 /// Waits until a chat socket is closed.
@@ -374,15 +373,15 @@ async fn expired_tickets_and_login_sessions_are_purged() {
     let (_admin, _otp) = s.login("root1").await;
     let db = &s.core().db;
     let now = chrono::Utc::now().timestamp();
-    sqlx::query("INSERT INTO tickets (hash, user_id, purpose, login_session, expires_at) SELECT 'expired-ticket', id, 'chat', NULL, ? FROM users WHERE name = 'root1'")
+    server::on_db!(db, p => sqlx::query("INSERT INTO tickets (hash, user_id, purpose, login_session, expires_at) SELECT 'expired-ticket', id, 'chat', NULL, $1 FROM users WHERE name = 'root1'")
         .bind(now - 60)
-        .execute(db)
-        .await
+        .execute(p)
+        .await.map(|r| r.rows_affected()))
         .expect("expired ticket");
-    sqlx::query("INSERT INTO login_sessions (token_hash, user_id, created_at, expires_at) SELECT 'expired-login', id, '2020-01-01T00:00:00Z', ? FROM users WHERE name = 'root1'")
+    server::on_db!(db, p => sqlx::query("INSERT INTO login_sessions (token_hash, user_id, created_at, expires_at) SELECT 'expired-login', id, '2020-01-01T00:00:00Z', $1 FROM users WHERE name = 'root1'")
         .bind(now - 60)
-        .execute(db)
-        .await
+        .execute(p)
+        .await.map(|r| r.rows_affected()))
         .expect("expired login session");
     let deadline = Instant::now() + DEADLINE;
     while count(
@@ -402,9 +401,10 @@ async fn expired_tickets_and_login_sessions_are_purged() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The live login session stays.
-    let live: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM login_sessions")
-        .fetch_one(db)
-        .await
+    let live: i64 =
+        server::on_db!(db, p => sqlx::query_scalar("SELECT COUNT(*) FROM login_sessions")
+        .fetch_one(p)
+        .await)
         .expect("count");
     assert_eq!(live, 1);
 }

@@ -31,7 +31,9 @@ struct Env {
 
 async fn env() -> Env {
     let dir = tempfile::tempdir().expect("temp dir");
-    let db = db::open(None, dir.path()).await.expect("open db");
+    let db = db::open(common::database_url(dir.path()).as_deref(), dir.path())
+        .await
+        .expect("open db");
     let user_id = db::users::create(&db, "alice", "not-a-real-hash", app::model::Role::Admin)
         .await
         .expect("user");
@@ -46,7 +48,7 @@ fn manager(env: &Env, grace: Duration) -> Arc<TermManager> {
     TermManager::new(
         TermConfig {
             grace,
-            local_shell: "/bin/bash".into(),
+            local_shell: common::test_shell(),
             connect_timeout: Duration::from_secs(10),
             ..TermConfig::default()
         },
@@ -1060,6 +1062,7 @@ async fn exited_sessions_are_listed_as_exited_and_live_ones_are_capped() {
         TermConfig {
             grace: Duration::from_secs(60),
             max_sessions_per_user: 2,
+            local_shell: common::test_shell(),
             ..TermConfig::default()
         },
         env.db.clone(),

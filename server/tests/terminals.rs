@@ -26,10 +26,10 @@ async fn ssh_terminal_runs_commands_resizes_and_keeps_secrets_server_side() {
     );
     assert_eq!(hosts[0]["fingerprint"], sshd.host_fingerprint.as_str());
     let stored: (Vec<u8>,) =
-        sqlx::query_as("SELECT secret_ciphertext FROM hosts WHERE name = 'box'")
-            .fetch_one(&s.core().db)
-            .await
-            .unwrap();
+        server::on_db!(&s.core().db, p => sqlx::query_as("SELECT secret_ciphertext FROM hosts WHERE name = 'box'")
+            .fetch_one(p)
+            .await)
+        .unwrap();
     assert!(
         !String::from_utf8_lossy(&stored.0).contains("PRIVATE KEY"),
         "secret encrypted at rest"

@@ -143,23 +143,36 @@ fn LiveRow(
             refresh();
         });
     };
-    let watchers = if s.watchers.is_empty() {
+    // Held by another node: what only that node knows is not shown.
+    let node = s.node.clone();
+    let remote = !node.is_empty();
+    let watchers = if remote || s.watchers.is_empty() {
         "—".to_string()
     } else {
         s.watchers.join(", ")
     };
     view! {
         <tr data-testid="live-row" data-session=s.session_id.clone() data-user=s.user.clone() data-frozen=frozen.to_string()>
-            <td>{s.user.clone()}{(!s.attached).then(|| view! { <small class="muted">" (detached)"</small> })}</td>
+            <td>
+                {s.user.clone()}
+                {(!s.attached && !remote).then(|| view! { <small class="muted">" (detached)"</small> })}
+                {remote.then(|| view! { <small class="muted" data-testid="live-node">{format!(" (node {node})")}</small> })}
+            </td>
             <td>{s.target.clone()}</td>
             <td>{if s.namespace.is_empty() { "—".to_string() } else { s.namespace.clone() }}</td>
             <td>{short_time(&s.started)}</td>
-            <td data-testid="live-idle">{idle_text(s.idle_secs)}</td>
-            <td>{size_text(i64::try_from(s.bytes).ok())}</td>
+            <td data-testid="live-idle">{if remote { "—".to_string() } else { idle_text(s.idle_secs) }}</td>
+            <td>{if remote { "—".to_string() } else { size_text(i64::try_from(s.bytes).ok()) }}</td>
             <td data-testid="live-watchers">{watchers}</td>
             <td class="live-controls">
                 <a class="button" data-testid="live-watch" href=format!("/live/{}", s.session_id)>"Watch"</a>
-                <button type="button" data-testid="live-freeze" on:click=toggle_freeze>
+                <button
+                    type="button"
+                    data-testid="live-freeze"
+                    on:click=toggle_freeze
+                    disabled=remote
+                    title=if remote { "freeze from a page served by the node holding it" } else { "" }
+                >
                     {if frozen { "Unfreeze input" } else { "Freeze input" }}
                 </button>
                 <form class="inline" on:submit=terminate>

@@ -2,5 +2,6 @@
 pub mod device;
 pub mod password;
 pub mod ratelimit;
+pub mod shared_limit;
 pub mod tickets;
 pub mod tokens;

@@ -21,7 +21,7 @@ pub const FREE_FAILURES_PER_ADDR: u32 = 20;
 /// Longest wait imposed after repeated failures.
 const MAX_LOCKOUT: Duration = Duration::from_secs(300);
 /// Failures older than this are forgotten.
-const FAILURE_MEMORY: Duration = Duration::from_secs(900);
+pub(crate) const FAILURE_MEMORY: Duration = Duration::from_secs(900);
 /// Entries remembered at most per table (addresses, names); past this,
 /// forgotten and harmless entries are pruned, then new keys go untracked
 /// (the other table still limits them). Bounds memory to a few MB.
@@ -202,7 +202,7 @@ pub fn addr_key(addr: IpAddr) -> IpAddr {
     }
 }
 
-fn lockout(count: u32, free: u32) -> Duration {
+pub(crate) fn lockout(count: u32, free: u32) -> Duration {
     let exp = count.saturating_sub(free).min(16);
     Duration::from_secs(1u64 << exp).min(MAX_LOCKOUT)
 }

@@ -57,18 +57,18 @@ pub async fn issue(
     let ticket = random_token();
     let now = now_unix();
     // Expired tickets are garbage; drop them while we are here.
-    sqlx::query("DELETE FROM tickets WHERE expires_at < ?")
+    crate::on_db!(db, p => sqlx::query("DELETE FROM tickets WHERE expires_at < $1")
         .bind(now)
-        .execute(db)
-        .await?;
-    sqlx::query("INSERT INTO tickets (hash, user_id, purpose, login_session, expires_at) VALUES (?, ?, ?, ?, ?)")
+        .execute(p)
+        .await.map(|r| r.rows_affected()))?;
+    crate::on_db!(db, p => sqlx::query("INSERT INTO tickets (hash, user_id, purpose, login_session, expires_at) VALUES ($1, $2, $3, $4, $5)")
         .bind(token_hash(&ticket))
         .bind(user_id)
         .bind(purpose.stored())
         .bind(login_session)
         .bind(now + TICKET_TTL_SECS)
-        .execute(db)
-        .await?;
+        .execute(p)
+        .await.map(|r| r.rows_affected()))?;
     Ok(ticket)
 }
 
@@ -78,12 +78,12 @@ pub async fn redeem(db: &Db, ticket: &str, purpose: &Purpose) -> Result<Redeemed
     if ticket.is_empty() || ticket.len() > 128 {
         return Err(TicketError::Invalid);
     }
-    let row: Option<(i64, String, Option<String>, i64)> = sqlx::query_as(
-        "DELETE FROM tickets WHERE hash = ? RETURNING user_id, purpose, login_session, expires_at",
+    let row: Option<(i64, String, Option<String>, i64)> = crate::on_db!(db, p => sqlx::query_as(
+        "DELETE FROM tickets WHERE hash = $1 RETURNING user_id, purpose, login_session, expires_at",
     )
     .bind(token_hash(ticket))
-    .fetch_optional(db)
-    .await
+    .fetch_optional(p)
+    .await)
     .map_err(DbError::from)?;
     match row {
         Some((user_id, p, login_session, expires))

@@ -18,6 +18,7 @@ use tracing::{info, warn, Instrument};
 
 use super::store::{Pending, PostReply, Store, Stored};
 use crate::auth::ratelimit::TokenBucket;
+use crate::cluster::broker::RoomLine;
 use crate::config::Config;
 use crate::db::{self, messages::NewMessage, Db};
 
@@ -161,6 +162,12 @@ enum Cmd {
     KickUser {
         user_id: i64,
     },
+    /// Disconnects every socket whose user is not in `users` or whose login
+    /// session is not in `sessions` (the database's current rows).
+    KeepOnly {
+        users: HashSet<i64>,
+        sessions: HashSet<String>,
+    },
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -201,7 +208,12 @@ pub struct HubGone;
 
 impl ChatHub {
     /// Starts the hub task (rate and limits from `config`); it runs until [`ChatHub::shutdown`].
-    pub fn spawn(db: Db, config: &Config) -> (Self, tokio::task::JoinHandle<()>) {
+    /// With several nodes, `cluster` links the hub to the broker.
+    pub fn spawn(
+        db: Db,
+        config: &Config,
+        cluster: Option<HubCluster>,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(HUB_QUEUE);
         let state = Hub {
             store: Store::new(db.clone()),
@@ -214,6 +226,7 @@ impl ChatHub {
             buckets: HashMap::new(),
             join_buckets: HashMap::new(),
             next_id: 1,
+            cluster: cluster.map(cluster::ClusterChat::new),
         };
         let task = tokio::spawn(state.run(rx).instrument(tracing::info_span!("chat_hub")));
         let hub = Self {
@@ -347,6 +360,13 @@ impl ChatHub {
         let _ = self.tx.send(Cmd::KickUser { user_id }).await;
     }
 
+    /// Disconnects every socket of a user not in `users` (enabled users)
+    /// or opened under a login session not in `sessions`: what the
+    /// revocation watcher read from the database, whoever changed it.
+    pub async fn keep_only(&self, users: HashSet<i64>, sessions: HashSet<String>) {
+        let _ = self.tx.send(Cmd::KeepOnly { users, sessions }).await;
+    }
+
     /// Disconnects everyone and stops the hub.
     pub async fn shutdown(&self) {
         let _ = self.ask(|reply| Cmd::Shutdown { reply }).await;
@@ -382,6 +402,8 @@ struct Hub {
     /// that chatting never blocks switching rooms).
     join_buckets: HashMap<i64, TokenBucket>,
     next_id: ClientId,
+    /// The link to the other nodes, with several.
+    cluster: Option<cluster::ClusterChat>,
 }
 
 /// One room's share of a stored batch, serialized once per flavour.
@@ -420,6 +442,7 @@ impl Hub {
                         break;
                     }
                 }
+                wake = cluster::next_wake(&mut self.cluster) => self.on_cluster(wake).await,
             }
         }
     }
@@ -516,6 +539,23 @@ impl Hub {
                     self.kick(id, KickReason::LOGGED_OUT);
                 }
             }
+            Cmd::KeepOnly { users, sessions } => {
+                let ids: Vec<_> = self
+                    .clients
+                    .iter()
+                    .filter(|(_, c)| {
+                        !users.contains(&c.member.user_id)
+                            || c.member
+                                .login_session
+                                .as_ref()
+                                .is_some_and(|s| !sessions.contains(s))
+                    })
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in ids {
+                    self.kick(id, KickReason::LOGGED_OUT);
+                }
+            }
             Cmd::Shutdown { reply } => {
                 let ids: Vec<_> = self.clients.keys().copied().collect();
                 for id in ids {
@@ -606,16 +646,34 @@ impl Hub {
         }
     }
 
+    /// The users of `room` changed here: tells the other nodes (with
+    /// several) and the room's members.
     fn send_presence(&mut self, room: &str) {
+        self.publish_presence(room);
+        self.broadcast_presence(room);
+    }
+
+    /// The users this node has in `room`.
+    fn local_users(&self, room: &str) -> BTreeSet<String> {
+        self.rooms
+            .get(room)
+            .map(|r| {
+                r.members
+                    .iter()
+                    .filter_map(|id| self.clients.get(id))
+                    .map(|c| c.member.user_name.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Tells the rich members of `room` who is in it (on every node).
+    fn broadcast_presence(&mut self, room: &str) {
         let Some(r) = self.rooms.get(room) else {
             return;
         };
-        let users: BTreeSet<String> = r
-            .members
-            .iter()
-            .filter_map(|id| self.clients.get(id))
-            .map(|c| c.member.user_name.clone())
-            .collect();
+        let mut users = self.local_users(room);
+        users.extend(self.remote_users(room));
         let frame = encode(&ServerMsg::Presence {
             room: room.to_string(),
             users: users.into_iter().collect(),
@@ -662,6 +720,7 @@ impl Hub {
             );
             if created {
                 info!(room, "room created");
+                self.publish_room_added(room);
             }
             // Created now, or by another process since the names were loaded.
             let added = self
@@ -802,25 +861,48 @@ impl Hub {
     /// Broadcasts a stored batch (stored before it is broadcast: a message
     /// nobody could reload is never shown), then answers its senders. Each
     /// member of a room gets the room's messages of the batch in one offer.
+    /// With several nodes the batch goes through the cluster feed first.
     async fn deliver(&mut self, stored: Stored) {
         let Stored { batch, result } = stored;
-        let lines = match result {
-            Ok(lines) => lines,
+        let stored = match result {
+            Ok(stored) => stored,
             Err(e) => {
                 warn!(messages = batch.len(), "storing messages: {e}");
                 self.report_not_stored(batch);
                 return;
             }
         };
-        // Per room, in batch order (ids ascend): the frames of each flavour.
+        let lines: Vec<RoomLine> = batch
+            .iter()
+            .zip(stored.lines)
+            .map(|(p, line)| RoomLine {
+                room_id: p.row.room_id,
+                line,
+            })
+            .collect();
+        if let (Some(after), true) = (stored.after, self.cluster.is_some()) {
+            self.deliver_in_cluster(after, lines, batch).await;
+            return;
+        }
+        self.fan_out(lines).await;
+        for p in batch {
+            let _ = p.reply.send(Ok(()));
+        }
+    }
+
+    /// Offers `lines` (ids ascending) to the members of their rooms: per
+    /// room, each member gets the room's share in one offer, serialized once
+    /// per protocol flavour.
+    async fn fan_out(&mut self, lines: Vec<RoomLine>) {
+        // Per room, in order (ids ascend): the frames of each flavour.
         let mut rooms: Vec<RoomFrames> = Vec::new();
-        for (p, line) in batch.iter().zip(lines) {
-            let at = match rooms.iter().position(|r| r.room_id == p.row.room_id) {
+        for RoomLine { room_id, line } in lines {
+            let at = match rooms.iter().position(|r| r.room_id == room_id) {
                 Some(at) => at,
                 None => {
                     rooms.push(RoomFrames {
-                        room: p.row.room.clone(),
-                        room_id: p.row.room_id,
+                        room: line.room.clone(),
+                        room_id,
                         rich: Vec::new(),
                         classic: Vec::new(),
                     });
@@ -872,9 +954,6 @@ impl Hub {
                 self.offer_all(member, frames);
             }
         }
-        for p in batch {
-            let _ = p.reply.send(Ok(()));
-        }
     }
 
     /// A batch could not be stored: nothing of it is broadcast; rich senders
@@ -892,6 +971,9 @@ impl Hub {
         }
     }
 }
+
+mod cluster;
+pub use cluster::HubCluster;
 
 #[cfg(test)]
 mod tests;

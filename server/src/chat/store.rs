@@ -7,12 +7,15 @@
 //! are broadcast in the order of their ids, each after it was stored.
 use std::{collections::VecDeque, future::pending};
 
-use app::protocol::chat::{ChatLine, ErrorCode};
-use sqlx::SqliteConnection;
+use app::protocol::chat::ErrorCode;
 use tokio::{sync::oneshot, task::JoinHandle};
 
 use super::hub::ClientId;
-use crate::db::{self, messages::NewMessage, Db};
+use crate::db::{
+    self,
+    messages::{NewMessage, StoreConnection, StoredBatch},
+    Db,
+};
 
 /// Most messages waiting to be stored; while it is reached the hub takes no
 /// new commands (the senders wait on its bounded queue).
@@ -40,14 +43,15 @@ pub struct Pending {
 }
 
 /// A batch whose store finished: its messages in order, and the stored lines
-/// (same order, ids ascending) or the reason nothing was stored.
+/// (same order, ids ascending, with the id committed before them on
+/// Postgres) or the reason nothing was stored.
 pub struct Stored {
     pub batch: Vec<Pending>,
-    pub result: Result<Vec<ChatLine>, String>,
+    pub result: Result<StoredBatch, String>,
 }
 
 /// The task storing one batch; it hands back its connection unless it failed.
-type StoreTask = JoinHandle<(Option<SqliteConnection>, Result<Vec<ChatLine>, db::DbError>)>;
+type StoreTask = JoinHandle<(Option<StoreConnection>, Result<StoredBatch, db::DbError>)>;
 
 /// Messages waiting, and the batch being stored.
 pub struct Store {
@@ -57,7 +61,7 @@ pub struct Store {
     in_flight: Option<(Vec<Pending>, StoreTask)>,
     /// The store's connection while no batch is being stored (opened on
     /// first use, again after a failure).
-    conn: Option<SqliteConnection>,
+    conn: Option<StoreConnection>,
     /// Messages stored since the last checkpoint was started.
     since_checkpoint: usize,
     /// The checkpoint running beside the store, if any.
@@ -124,10 +128,10 @@ impl Store {
             Ok((conn, stored)) => {
                 self.conn = conn;
                 match stored {
-                    Ok(lines) if lines.len() == batch.len() => Ok(lines),
-                    Ok(lines) => Err(format!(
+                    Ok(stored) if stored.lines.len() == batch.len() => Ok(stored),
+                    Ok(stored) => Err(format!(
                         "stored {} lines for {} messages",
-                        lines.len(),
+                        stored.lines.len(),
                         batch.len()
                     )),
                     Err(e) => Err(e.to_string()),

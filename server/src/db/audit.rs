@@ -10,16 +10,16 @@ pub async fn record(
     target: Option<&str>,
     detail: Option<&str>,
 ) -> Result<(), DbError> {
-    sqlx::query(
-        "INSERT INTO audit_events (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
+    crate::on_db!(db, p => sqlx::query(
+        "INSERT INTO audit_events (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(now_rfc3339())
     .bind(actor)
     .bind(action)
     .bind(target)
     .bind(detail)
-    .execute(db)
-    .await?;
+    .execute(p)
+    .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -42,12 +42,12 @@ pub struct AuditEvent {
 
 /// The most recent events, newest first.
 pub async fn recent(db: &Db, limit: i64) -> Result<Vec<AuditEvent>, DbError> {
-    Ok(sqlx::query_as::<_, AuditEvent>(
-        "SELECT id, at, actor, action, target, detail FROM audit_events ORDER BY id DESC LIMIT ?",
+    Ok(crate::on_db!(db, p => sqlx::query_as::<_, AuditEvent>(
+        "SELECT id, at, actor, action, target, detail FROM audit_events ORDER BY id DESC LIMIT $1",
     )
     .bind(limit.max(0))
-    .fetch_all(db)
-    .await?)
+    .fetch_all(p)
+    .await)?)
 }
 
 /// Events in the order they happened (oldest first), as a log reads.
@@ -57,26 +57,22 @@ pub async fn recent(db: &Db, limit: i64) -> Result<Vec<AuditEvent>, DbError> {
 pub async fn list(db: &Db, since: Option<&str>, limit: i64) -> Result<Vec<AuditEvent>, DbError> {
     let limit = limit.max(0);
     let rows = match since {
-        Some(since) => {
-            sqlx::query_as::<_, AuditEvent>(
+        Some(since) => crate::on_db!(db, p => sqlx::query_as::<_, AuditEvent>(
                 "SELECT id, at, actor, action, target, detail FROM audit_events \
-                 WHERE at >= ? ORDER BY id LIMIT ?",
+                 WHERE at >= $1 ORDER BY id LIMIT $2",
             )
             .bind(stored_time(since)?)
             .bind(limit)
-            .fetch_all(db)
-            .await?
-        }
-        None => {
-            sqlx::query_as::<_, AuditEvent>(
+            .fetch_all(p)
+            .await)?,
+        None => crate::on_db!(db, p => sqlx::query_as::<_, AuditEvent>(
                 "SELECT id, at, actor, action, target, detail FROM \
-                 (SELECT id, at, actor, action, target, detail FROM audit_events ORDER BY id DESC LIMIT ?) \
+                 (SELECT id, at, actor, action, target, detail FROM audit_events ORDER BY id DESC LIMIT $1) AS last \
                  ORDER BY id",
             )
             .bind(limit)
-            .fetch_all(db)
-            .await?
-        }
+            .fetch_all(p)
+            .await)?,
     };
     Ok(rows)
 }
@@ -88,12 +84,12 @@ mod tests {
 
     /// Appends an event with a chosen time (inserts are what the trail allows).
     async fn record_at(db: &Db, at: &str, action: &str) {
-        sqlx::query("INSERT INTO audit_events (at, action) VALUES (?, ?)")
+        crate::on_db!(db, p => sqlx::query("INSERT INTO audit_events (at, action) VALUES ($1, $2)")
             .bind(at)
             .bind(action)
-            .execute(db)
-            .await
-            .unwrap();
+            .execute(p)
+            .await.map(|r| r.rows_affected()))
+        .unwrap();
     }
 
     #[tokio::test]
@@ -102,15 +98,16 @@ mod tests {
         record(&db, Some("alice"), "login.ok", Some("alice"), None)
             .await
             .unwrap();
-        let update = sqlx::query("UPDATE audit_events SET action = 'nothing'")
-            .execute(&db)
-            .await
+        let update =
+            crate::on_db!(&db, p => sqlx::query("UPDATE audit_events SET action = 'nothing'")
+            .execute(p)
+            .await.map(|r| r.rows_affected()))
             .expect_err("update refused");
         assert!(update.to_string().contains("append-only"), "{update}");
-        let delete = sqlx::query("DELETE FROM audit_events")
-            .execute(&db)
-            .await
-            .expect_err("delete refused");
+        let delete = crate::on_db!(&db, p => sqlx::query("DELETE FROM audit_events")
+            .execute(p)
+            .await.map(|r| r.rows_affected()))
+        .expect_err("delete refused");
         assert!(delete.to_string().contains("append-only"), "{delete}");
         let events = recent(&db, 10).await.unwrap();
         assert_eq!(events.len(), 1);

@@ -1,9 +1,9 @@
 //! Rows of `commands`: each line typed in a terminal session, with the guard's verdict, and their search.
-use super::{now_rfc3339, stored_time, Db, DbError};
+use super::{now_rfc3339, stored_time, Backend, Db, DbError};
 
 /// What the guard decided about a typed line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
-#[sqlx(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum Verdict {
     /// A rule allowed it.
     Allow,
@@ -66,9 +66,9 @@ pub struct NewCommand {
 
 /// Stores a typed line; returns its id.
 pub async fn insert(db: &Db, c: &NewCommand) -> Result<i64, DbError> {
-    let (id,): (i64,) = sqlx::query_as(
+    let (id,): (i64,) = crate::on_db!(db, p => sqlx::query_as(
         "INSERT INTO commands (session_id, user_id, target, namespace, at, offset_ms, line, verdict, rule_id, rule) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
     )
     .bind(&c.session_id)
     .bind(c.user_id)
@@ -80,8 +80,8 @@ pub async fn insert(db: &Db, c: &NewCommand) -> Result<i64, DbError> {
     .bind(c.verdict)
     .bind(c.rule_id)
     .bind(&c.rule)
-    .fetch_one(db)
-    .await?;
+    .fetch_one(p)
+    .await)?;
     Ok(id)
 }
 
@@ -157,7 +157,15 @@ fn like_substring(text: &str) -> String {
 /// Logged lines matching `f`, newest first. A `since` or `until` that is
 /// not RFC 3339 is [`DbError::BadTime`].
 pub async fn search(db: &Db, f: &CommandFilter) -> Result<Vec<CommandRow>, DbError> {
-    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+    let since = f.since.as_deref().map(stored_time).transpose()?;
+    let until = f.until.as_deref().map(stored_time).transpose()?;
+    // SQLite's LIKE ignores ASCII case; Postgres needs ILIKE for the same.
+    let like = match db.backend() {
+        Backend::Sqlite => " AND c.line LIKE ",
+        Backend::Postgres => " AND c.line ILIKE ",
+    };
+    Ok(crate::on_db!(db, p => {
+    let mut q = sqlx::QueryBuilder::new(
         "SELECT c.id, c.session_id, c.user_id, u.name AS user, c.target, c.namespace, c.at, \
          c.offset_ms, c.line, c.verdict, c.rule_id, c.rule \
          FROM commands c LEFT JOIN users u ON u.id = c.user_id WHERE 1 = 1",
@@ -175,16 +183,15 @@ pub async fn search(db: &Db, f: &CommandFilter) -> Result<Vec<CommandRow>, DbErr
         q.push(" AND c.verdict = ").push_bind(v);
     }
     if let Some(v) = &f.text {
-        // SQLite's LIKE ignores ASCII case; Postgres would use ILIKE.
-        q.push(" AND c.line LIKE ")
+        q.push(like)
             .push_bind(like_substring(v))
             .push(" ESCAPE '\\'");
     }
-    if let Some(v) = &f.since {
-        q.push(" AND c.at >= ").push_bind(stored_time(v)?);
+    if let Some(v) = &since {
+        q.push(" AND c.at >= ").push_bind(v.clone());
     }
-    if let Some(v) = &f.until {
-        q.push(" AND c.at < ").push_bind(stored_time(v)?);
+    if let Some(v) = &until {
+        q.push(" AND c.at < ").push_bind(v.clone());
     }
     if let Some(v) = &f.session_id {
         q.push(" AND c.session_id = ").push_bind(v.clone());
@@ -195,7 +202,8 @@ pub async fn search(db: &Db, f: &CommandFilter) -> Result<Vec<CommandRow>, DbErr
     // Ids grow with time and, unlike `at`, never tie: the order pages by.
     q.push(" ORDER BY c.id DESC LIMIT ")
         .push_bind(f.limit.max(0));
-    Ok(q.build_query_as::<CommandRow>().fetch_all(db).await?)
+    q.build_query_as::<CommandRow>().fetch_all(p).await
+    })?)
 }
 
 #[cfg(test)]

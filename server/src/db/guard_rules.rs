@@ -3,7 +3,7 @@ use super::{now_rfc3339, Db, DbError};
 
 /// How a rule's pattern matches a typed line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
-#[sqlx(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum RuleKind {
     /// A whole word of the line.
     Word,
@@ -23,7 +23,7 @@ impl RuleKind {
 
 /// What the guard does with a line a rule matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
-#[sqlx(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum RuleAction {
     /// Let it through, and stop looking at later rules.
     Allow,
@@ -138,9 +138,9 @@ pub async fn add(
 ) -> Result<i64, DbError> {
     validate(kind, pattern)?;
     let ns = namespace_id(db, namespace).await?;
-    let (id,): (i64,) = sqlx::query_as(
+    let (id,): (i64,) = crate::on_db!(db, p => sqlx::query_as(
         "INSERT INTO guard_rules (namespace_id, priority, kind, pattern, action, created_at, created_by) \
-         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )
     .bind(ns)
     .bind(priority)
@@ -149,8 +149,8 @@ pub async fn add(
     .bind(action)
     .bind(now_rfc3339())
     .bind(created_by)
-    .fetch_one(db)
-    .await?;
+    .fetch_one(p)
+    .await)?;
     Ok(id)
 }
 
@@ -167,37 +167,38 @@ pub async fn list_for_namespace_id(
     namespace_id: i64,
 ) -> Result<Vec<GuardRuleRow>, DbError> {
     Ok(
-        sqlx::query_as::<_, GuardRuleRow>(sqlx::AssertSqlSafe(format!(
-            "{SELECT} WHERE r.namespace_id = ? ORDER BY r.priority, r.id"
+        crate::on_db!(db, p => sqlx::query_as::<_, GuardRuleRow>(sqlx::AssertSqlSafe(format!(
+            "{SELECT} WHERE r.namespace_id = $1 ORDER BY r.priority, r.id"
         )))
         .bind(namespace_id)
-        .fetch_all(db)
-        .await?,
+        .fetch_all(p)
+        .await)?,
     )
 }
 
 /// One rule by id.
 pub async fn by_id(db: &Db, id: i64) -> Result<Option<GuardRuleRow>, DbError> {
     Ok(
-        sqlx::query_as::<_, GuardRuleRow>(sqlx::AssertSqlSafe(format!("{SELECT} WHERE r.id = ?")))
+        crate::on_db!(db, p => sqlx::query_as::<_, GuardRuleRow>(sqlx::AssertSqlSafe(format!("{SELECT} WHERE r.id = $1")))
             .bind(id)
-            .fetch_optional(db)
-            .await?,
+            .fetch_optional(p)
+            .await)?,
     )
 }
 
 /// Removes rule `id`; returns it as it was, or `None` if there was none.
 pub async fn remove(db: &Db, id: i64) -> Result<Option<GuardRuleRow>, DbError> {
-    let mut tx = db.begin().await?;
+    crate::on_db!(db, p => {
+    let mut tx = p.begin().await?;
     let Some(row) =
-        sqlx::query_as::<_, GuardRuleRow>(sqlx::AssertSqlSafe(format!("{SELECT} WHERE r.id = ?")))
+        sqlx::query_as::<_, GuardRuleRow>(sqlx::AssertSqlSafe(format!("{SELECT} WHERE r.id = $1")))
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?
     else {
         return Ok(None);
     };
-    let deleted = sqlx::query("DELETE FROM guard_rules WHERE id = ?")
+    let deleted = sqlx::query("DELETE FROM guard_rules WHERE id = $1")
         .bind(id)
         .execute(&mut *tx)
         .await?
@@ -205,6 +206,7 @@ pub async fn remove(db: &Db, id: i64) -> Result<Option<GuardRuleRow>, DbError> {
     tx.commit().await?;
     // Removed by someone else between the read and the delete: not ours.
     Ok((deleted == 1).then_some(row))
+    })
 }
 
 #[cfg(test)]
@@ -213,10 +215,10 @@ mod tests {
     use crate::db::{namespaces, test_db};
 
     async fn counter(db: &Db) -> i64 {
-        sqlx::query_scalar("SELECT counter FROM changes WHERE id = 1")
-            .fetch_one(db)
-            .await
-            .unwrap()
+        crate::on_db!(db, p => sqlx::query_scalar("SELECT counter FROM changes WHERE id = 1")
+            .fetch_one(p)
+            .await)
+        .unwrap()
     }
 
     #[test]
@@ -314,17 +316,17 @@ mod tests {
         assert_eq!(list_for_namespace_id(&db, other).await.unwrap().len(), 1);
 
         let before = counter(&db).await;
-        sqlx::query("UPDATE guard_rules SET priority = 5 WHERE id = ?")
+        crate::on_db!(&db, p => sqlx::query("UPDATE guard_rules SET priority = 5 WHERE id = $1")
             .bind(tie)
-            .execute(&db)
-            .await
-            .unwrap();
+            .execute(p)
+            .await.map(|r| r.rows_affected()))
+        .unwrap();
         assert!(counter(&db).await > before, "updates bump the counter");
-        sqlx::query("UPDATE guard_rules SET priority = 200 WHERE id = ?")
+        crate::on_db!(&db, p => sqlx::query("UPDATE guard_rules SET priority = 200 WHERE id = $1")
             .bind(tie)
-            .execute(&db)
-            .await
-            .unwrap();
+            .execute(p)
+            .await.map(|r| r.rows_affected()))
+        .unwrap();
 
         let before = counter(&db).await;
         let removed = remove(&db, late).await.unwrap().expect("removed");

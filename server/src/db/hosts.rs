@@ -169,10 +169,11 @@ pub async fn create_sealed(
     secrets: &SecretBox,
     h: NewSealedHost<'_>,
 ) -> Result<i64, DbError> {
-    let mut tx = db.begin().await?;
+    crate::on_db!(db, p => {
+    let mut tx = p.begin().await?;
     let (id,): (i64,) = sqlx::query_as(
         "INSERT INTO hosts (name, namespace_id, address, port, ssh_user, auth_kind, secret_nonce, secret_ciphertext, host_key_fingerprint, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, x'', x'', ?, ?) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
     )
     .bind(h.name)
     .bind(h.namespace_id)
@@ -180,12 +181,15 @@ pub async fn create_sealed(
     .bind(i64::from(h.port))
     .bind(h.user)
     .bind(h.auth_kind)
+    // Sealed below, once the row's id is known.
+    .bind(Vec::<u8>::new())
+    .bind(Vec::<u8>::new())
     .bind(h.fingerprint)
     .bind(now_rfc3339())
     .fetch_one(&mut *tx)
     .await?;
     let (nonce, ct) = seal_for_row(secrets, id, h.address, h.port, h.user, h.secret)?;
-    sqlx::query("UPDATE hosts SET secret_nonce = ?, secret_ciphertext = ? WHERE id = ?")
+    sqlx::query("UPDATE hosts SET secret_nonce = $1, secret_ciphertext = $2 WHERE id = $3")
         .bind(nonce)
         .bind(ct)
         .bind(id)
@@ -193,6 +197,7 @@ pub async fn create_sealed(
         .await?;
     tx.commit().await?;
     Ok(id)
+    })
 }
 
 /// Binds secrets stored by an older termroom (no associated data) to their
@@ -214,9 +219,9 @@ pub async fn reseal_legacy(db: &Db, secrets: &SecretBox) -> Result<usize, DbErro
         };
         let (nonce, ct) = seal_for_row(secrets, h.id, &h.address, h.port, &h.user, &secret)?;
         // Only if the row is still the one just read.
-        let r = sqlx::query(
-            "UPDATE hosts SET secret_nonce = ?, secret_ciphertext = ? \
-             WHERE id = ? AND secret_nonce = ? AND address = ? AND port = ? AND ssh_user = ?",
+        let r = crate::on_db!(db, p => sqlx::query(
+            "UPDATE hosts SET secret_nonce = $1, secret_ciphertext = $2 \
+             WHERE id = $3 AND secret_nonce = $4 AND address = $5 AND port = $6 AND ssh_user = $7",
         )
         .bind(nonce)
         .bind(ct)
@@ -225,9 +230,9 @@ pub async fn reseal_legacy(db: &Db, secrets: &SecretBox) -> Result<usize, DbErro
         .bind(&h.address)
         .bind(i64::from(h.port))
         .bind(&h.user)
-        .execute(db)
-        .await?;
-        upgraded += usize::try_from(r.rows_affected()).unwrap_or(0);
+        .execute(p)
+        .await.map(|r| r.rows_affected()))?;
+        upgraded += usize::try_from(r).unwrap_or(0);
     }
     Ok(upgraded)
 }
@@ -282,9 +287,9 @@ fn from_raw(r: Raw) -> HostRow {
 
 /// Adds a host.
 pub async fn create(db: &Db, h: NewHostRow<'_>) -> Result<i64, DbError> {
-    let (id,): (i64,) = sqlx::query_as(
+    let (id,): (i64,) = crate::on_db!(db, p => sqlx::query_as(
         "INSERT INTO hosts (name, namespace_id, address, port, ssh_user, auth_kind, secret_nonce, secret_ciphertext, host_key_fingerprint, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
     )
     .bind(h.name)
     .bind(h.namespace_id)
@@ -296,49 +301,51 @@ pub async fn create(db: &Db, h: NewHostRow<'_>) -> Result<i64, DbError> {
     .bind(h.secret_ciphertext)
     .bind(h.fingerprint)
     .bind(now_rfc3339())
-    .fetch_one(db)
-    .await?;
+    .fetch_one(p)
+    .await)?;
     Ok(id)
 }
 
 /// A host by name.
 pub async fn by_name(db: &Db, name: &str) -> Result<Option<HostRow>, DbError> {
-    let q = sqlx::AssertSqlSafe(format!("{SELECT} WHERE h.name = ?"));
-    let row: Option<Raw> = sqlx::query_as(q).bind(name).fetch_optional(db).await?;
+    let q = sqlx::AssertSqlSafe(format!("{SELECT} WHERE h.name = $1"));
+    let row: Option<Raw> =
+        crate::on_db!(db, p => sqlx::query_as(q).bind(name).fetch_optional(p).await)?;
     Ok(row.map(from_raw))
 }
 
 /// Every host, by name.
 pub async fn list(db: &Db) -> Result<Vec<HostRow>, DbError> {
     let q = sqlx::AssertSqlSafe(format!("{SELECT} ORDER BY h.name"));
-    let rows: Vec<Raw> = sqlx::query_as(q).fetch_all(db).await?;
+    let rows: Vec<Raw> = crate::on_db!(db, p => sqlx::query_as(q).fetch_all(p).await)?;
     Ok(rows.into_iter().map(from_raw).collect())
 }
 
 /// Hosts in the namespaces `user_id` belongs to, by name.
 pub async fn visible_to(db: &Db, user_id: i64) -> Result<Vec<HostRow>, DbError> {
     let q = sqlx::AssertSqlSafe(format!(
-        "{SELECT} WHERE h.namespace_id IN (SELECT namespace_id FROM memberships WHERE user_id = ?) ORDER BY h.name"
+        "{SELECT} WHERE h.namespace_id IN (SELECT namespace_id FROM memberships WHERE user_id = $1) ORDER BY h.name"
     ));
-    let rows: Vec<Raw> = sqlx::query_as(q).bind(user_id).fetch_all(db).await?;
+    let rows: Vec<Raw> =
+        crate::on_db!(db, p => sqlx::query_as(q).bind(user_id).fetch_all(p).await)?;
     Ok(rows.into_iter().map(from_raw).collect())
 }
 
 /// Pins a host key fingerprint; false if no such host.
 pub async fn set_fingerprint(db: &Db, name: &str, fingerprint: &str) -> Result<bool, DbError> {
-    let r = sqlx::query("UPDATE hosts SET host_key_fingerprint = ? WHERE name = ?")
+    let r = crate::on_db!(db, p => sqlx::query("UPDATE hosts SET host_key_fingerprint = $1 WHERE name = $2")
         .bind(fingerprint)
         .bind(name)
-        .execute(db)
-        .await?;
-    Ok(r.rows_affected() > 0)
+        .execute(p)
+        .await.map(|r| r.rows_affected()))?;
+    Ok(r > 0)
 }
 
 /// Deletes a host; false if no such host.
 pub async fn delete(db: &Db, name: &str) -> Result<bool, DbError> {
-    let r = sqlx::query("DELETE FROM hosts WHERE name = ?")
+    let r = crate::on_db!(db, p => sqlx::query("DELETE FROM hosts WHERE name = $1")
         .bind(name)
-        .execute(db)
-        .await?;
-    Ok(r.rows_affected() > 0)
+        .execute(p)
+        .await.map(|r| r.rows_affected()))?;
+    Ok(r > 0)
 }

@@ -5,15 +5,72 @@ pub mod guard_rules;
 pub mod hosts;
 pub mod messages;
 pub mod namespaces;
+pub mod nodes;
 pub mod terminal_sessions;
 pub mod users;
 
 use std::{path::Path, str::FromStr, time::Duration};
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{
+    postgres::{PgConnectOptions, PgPoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
 
-/// The database pool every query module takes.
-pub type Db = sqlx::SqlitePool;
+/// The database every query module takes: the embedded SQLite file (the
+/// default) or a Postgres server shared by several nodes. Queries are
+/// written once in SQL both understand (`$1` placeholders, `RETURNING`,
+/// `ON CONFLICT`) and run on either through [`on_db!`](crate::on_db); the
+/// few that differ match on the variant.
+#[derive(Clone, Debug)]
+pub enum Db {
+    /// The embedded default.
+    Sqlite(sqlx::SqlitePool),
+    /// Several nodes.
+    Postgres(sqlx::PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the pool of whichever backend `$db`
+/// is (the body is compiled once per backend, so it may use the pool's own
+/// types): `on_db!(db, p => sqlx::query("…").execute(p).await.map(|r| r.rows_affected()))`.
+#[macro_export]
+macro_rules! on_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($pool) => $body,
+            $crate::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Which SQL dialect a [`Db`] speaks, for the few queries that differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Db {
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Closes every connection (waits for queries in flight).
+    pub async fn close(&self) {
+        on_db!(self, p => p.close().await)
+    }
+
+    /// `sqlite` or `postgres`, for logs and checks.
+    pub fn name(&self) -> &'static str {
+        match self.backend() {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
 
 /// Database failures, mapped to 500 / "internal" at the edges.
 #[derive(Debug, thiserror::Error)]
@@ -22,8 +79,16 @@ pub enum DbError {
     Sql(#[from] sqlx::Error),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("unsupported database url {0:?} (this build supports sqlite:)")]
+    #[error("unsupported database url {0:?} (use sqlite:PATH or postgres://…)")]
     Unsupported(String),
+    /// The database server could not be reached at start.
+    #[error("cannot connect to {url}: {source}")]
+    Connect {
+        /// The URL, without its password.
+        url: String,
+        /// Why.
+        source: sqlx::Error,
+    },
     /// Sealing a host secret for its row failed.
     #[error("{0}")]
     Secret(#[from] crate::secrets::SecretError),
@@ -117,12 +182,16 @@ pub fn now_unix() -> i64 {
 }
 
 /// Opens (creating if needed) the database and applies migrations.
-/// `url` is `sqlite:PATH`; `None` means `sqlite:<data_dir>/termroom.db`.
+/// `url` is `sqlite:PATH` or `postgres://…`; `None` means
+/// `sqlite:<data_dir>/termroom.db`.
 pub async fn open(url: Option<&str>, data_dir: &Path) -> Result<Db, DbError> {
     let url = match url {
         Some(u) => u.to_string(),
         None => format!("sqlite:{}", data_dir.join("termroom.db").display()),
     };
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return open_postgres(&url).await;
+    }
     if !url.starts_with("sqlite:") {
         return Err(DbError::Unsupported(url));
     }
@@ -142,16 +211,81 @@ pub async fn open(url: Option<&str>, data_dir: &Path) -> Result<Db, DbError> {
         .max_connections(8)
         .connect_with(opts)
         .await?;
-    sqlx::migrate!("./migrations").run(&pool).await?;
-    Ok(pool)
+    sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+    Ok(Db::Sqlite(pool))
 }
 
-/// A fresh, migrated database in a temporary directory (removed when the
-/// directory guard is dropped), for the query modules' unit tests.
+/// Connects to Postgres (failing within 10 s when it cannot be reached) and
+/// applies its migrations; several nodes may do this at once (sqlx takes an
+/// advisory lock around migrations).
+async fn open_postgres(url: &str) -> Result<Db, DbError> {
+    let opts = PgConnectOptions::from_str(url)?;
+    let shown = redacted(url);
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(opts)
+        .await
+        .map_err(|source| DbError::Connect { url: shown, source })?;
+    sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+    Ok(Db::Postgres(pool))
+}
+
+/// `url` without the password, for messages.
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "(unparsable url)".to_string(),
+    }
+}
+
+/// Creates an empty database with a fresh name on the Postgres server of
+/// `admin_url` (a role allowed to create databases) and returns its URL:
+/// each test server gets a database of its own.
+pub async fn create_scratch_database(admin_url: &str) -> Result<String, DbError> {
+    use sqlx::Connection;
+    let name = format!("termroom_t{}", hex::encode(rand::random::<[u8; 8]>()));
+    let mut conn = sqlx::PgConnection::connect(admin_url).await?;
+    // The name is made here of hex digits: nothing to inject.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    let mut url =
+        url::Url::parse(admin_url).map_err(|_| DbError::Unsupported(redacted(admin_url)))?;
+    url.set_path(&name);
+    Ok(url.to_string())
+}
+
+/// The Postgres server the tests use, when `TERMROOM_TEST_POSTGRES` names
+/// one (`scripts/with-postgres.sh` starts it).
+pub fn test_postgres() -> Option<String> {
+    std::env::var("TERMROOM_TEST_POSTGRES")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// A fresh, migrated database for the query modules' unit tests: SQLite in a
+/// temporary directory (removed when the directory guard is dropped), or a
+/// scratch Postgres database when `TERMROOM_TEST_POSTGRES` is set.
 #[cfg(test)]
 pub(crate) async fn test_db() -> (tempfile::TempDir, Db) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let db = open(None, dir.path()).await.expect("open test database");
+    let url = match test_postgres() {
+        Some(admin) => Some(
+            create_scratch_database(&admin)
+                .await
+                .expect("scratch database"),
+        ),
+        None => None,
+    };
+    let db = open(url.as_deref(), dir.path())
+        .await
+        .expect("open test database");
     (dir, db)
 }
 

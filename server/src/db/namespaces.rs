@@ -5,54 +5,53 @@ use super::{now_rfc3339, Db, DbError};
 
 /// Creates a namespace.
 pub async fn create(db: &Db, name: &str) -> Result<i64, DbError> {
-    let (id,): (i64,) =
-        sqlx::query_as("INSERT INTO namespaces (name, created_at) VALUES (?, ?) RETURNING id")
+    let (id,): (i64,) = crate::on_db!(db, p => sqlx::query_as("INSERT INTO namespaces (name, created_at) VALUES ($1, $2) RETURNING id")
             .bind(name)
             .bind(now_rfc3339())
-            .fetch_one(db)
-            .await?;
+            .fetch_one(p)
+            .await)?;
     Ok(id)
 }
 
 /// A namespace id by name.
 pub async fn id_by_name(db: &Db, name: &str) -> Result<Option<i64>, DbError> {
-    let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM namespaces WHERE name = ?")
+    let row: Option<(i64,)> = crate::on_db!(db, p => sqlx::query_as("SELECT id FROM namespaces WHERE name = $1")
         .bind(name)
-        .fetch_optional(db)
-        .await?;
+        .fetch_optional(p)
+        .await)?;
     Ok(row.map(|r| r.0))
 }
 
 /// Adds a member (idempotent).
 pub async fn grant(db: &Db, namespace_id: i64, user_id: i64) -> Result<(), DbError> {
-    sqlx::query(
-        "INSERT INTO memberships (namespace_id, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+    crate::on_db!(db, p => sqlx::query(
+        "INSERT INTO memberships (namespace_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
     )
     .bind(namespace_id)
     .bind(user_id)
-    .execute(db)
-    .await?;
+    .execute(p)
+    .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 /// Removes a member.
 pub async fn revoke(db: &Db, namespace_id: i64, user_id: i64) -> Result<(), DbError> {
-    sqlx::query("DELETE FROM memberships WHERE namespace_id = ? AND user_id = ?")
+    crate::on_db!(db, p => sqlx::query("DELETE FROM memberships WHERE namespace_id = $1 AND user_id = $2")
         .bind(namespace_id)
         .bind(user_id)
-        .execute(db)
-        .await?;
+        .execute(p)
+        .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 /// Every namespace with its members.
 pub async fn list(db: &Db) -> Result<Vec<NamespaceInfo>, DbError> {
-    let rows: Vec<(String, Option<String>)> = sqlx::query_as(
-        "SELECT n.name, (SELECT group_concat(u.name, ',') FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.namespace_id = n.id) \
+    let rows: Vec<(String, Option<String>)> = crate::on_db!(db, p => sqlx::query_as(
+        "SELECT n.name, (SELECT string_agg(u.name, ',') FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.namespace_id = n.id) \
          FROM namespaces n ORDER BY n.name",
     )
-    .fetch_all(db)
-    .await?;
+    .fetch_all(p)
+    .await)?;
     Ok(rows
         .into_iter()
         .map(|(name, members)| NamespaceInfo {
@@ -66,12 +65,11 @@ pub async fn list(db: &Db) -> Result<Vec<NamespaceInfo>, DbError> {
 
 /// Whether a user belongs to a namespace.
 pub async fn is_member(db: &Db, namespace_id: i64, user_id: i64) -> Result<bool, DbError> {
-    let row: Option<(i64,)> =
-        sqlx::query_as("SELECT 1 FROM memberships WHERE namespace_id = ? AND user_id = ?")
+    let row: Option<(i64,)> = crate::on_db!(db, p => sqlx::query_as("SELECT CAST(1 AS BIGINT) FROM memberships WHERE namespace_id = $1 AND user_id = $2")
             .bind(namespace_id)
             .bind(user_id)
-            .fetch_optional(db)
-            .await?;
+            .fetch_optional(p)
+            .await)?;
     Ok(row.is_some())
 }
 
@@ -102,12 +100,12 @@ impl Default for RecordingSettings {
 
 /// The recording settings of namespace `name`.
 pub async fn recording_settings(db: &Db, name: &str) -> Result<RecordingSettings, DbError> {
-    let row: Option<(String, Option<i64>, i64, i64)> = sqlx::query_as(
-        "SELECT recording_policy, recording_retention_secs, recordings_shared, recording_input FROM namespaces WHERE name = ?",
+    let row: Option<(String, Option<i64>, i64, i64)> = crate::on_db!(db, p => sqlx::query_as(
+        "SELECT recording_policy, recording_retention_secs, recordings_shared, recording_input FROM namespaces WHERE name = $1",
     )
     .bind(name)
-    .fetch_optional(db)
-    .await?;
+    .fetch_optional(p)
+    .await)?;
     Ok(match row {
         Some((policy, retention_secs, shared, input)) => RecordingSettings {
             // An unknown value (edited by hand) is read as the safe default.
@@ -127,15 +125,15 @@ pub async fn set_recording_settings(
     id: i64,
     s: &RecordingSettings,
 ) -> Result<(), DbError> {
-    sqlx::query(
-        "UPDATE namespaces SET recording_policy = ?, recording_retention_secs = ?, recordings_shared = ?, recording_input = ? WHERE id = ?",
+    crate::on_db!(db, p => sqlx::query(
+        "UPDATE namespaces SET recording_policy = $1, recording_retention_secs = $2, recordings_shared = $3, recording_input = $4 WHERE id = $5",
     )
     .bind(s.policy.as_str())
     .bind(s.retention_secs)
     .bind(i64::from(s.shared))
     .bind(i64::from(s.input))
     .bind(id)
-    .execute(db)
-    .await?;
+    .execute(p)
+    .await.map(|r| r.rows_affected()))?;
     Ok(())
 }

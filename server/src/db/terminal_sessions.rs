@@ -1,5 +1,5 @@
 //! Rows of `terminal_sessions`: one per terminal opened, updated when it ends.
-use super::{now_rfc3339, Db, DbError};
+use super::{now_rfc3339, Backend, Db, DbError};
 
 /// How a session stands or ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +56,8 @@ pub struct NewTermSession<'a> {
     pub rows: u16,
     /// Recording id, if the session is being recorded.
     pub recording_id: Option<&'a str>,
+    /// The node that holds the session (`None`: a single node).
+    pub node_id: Option<&'a str>,
 }
 
 /// A stored session.
@@ -97,16 +99,18 @@ pub struct TermSessionRow {
     pub recording_digest: Option<String>,
     /// `recording`, `complete`, `incomplete`, `recovered` or `deleted`.
     pub recording_state: Option<String>,
+    /// The node that holds (or held) it; `None` with a single node.
+    pub node_id: Option<String>,
 }
 
 /// The columns of [`TermSessionRow`], for `SELECT`s.
-pub const COLUMNS: &str = "id, user_id, host_id, target, namespace, remote_addr, user_agent, cols, rows, started_at, ended_at, status, exit_code, duration_ms, recording_id, recording_size, recording_digest, recording_state";
+pub const COLUMNS: &str = "id, user_id, host_id, target, namespace, remote_addr, user_agent, cols, rows, started_at, ended_at, status, exit_code, duration_ms, recording_id, recording_size, recording_digest, recording_state, node_id";
 
 /// Records a session as `running`.
 pub async fn insert(db: &Db, s: &NewTermSession<'_>) -> Result<(), DbError> {
-    sqlx::query(
-        "INSERT INTO terminal_sessions (id, user_id, host_id, target, namespace, remote_addr, user_agent, cols, rows, started_at, status, recording_id, recording_state) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    crate::on_db!(db, p => sqlx::query(
+        "INSERT INTO terminal_sessions (id, user_id, host_id, target, namespace, remote_addr, user_agent, cols, rows, started_at, status, recording_id, recording_state, node_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(s.id)
     .bind(s.user_id)
@@ -121,8 +125,9 @@ pub async fn insert(db: &Db, s: &NewTermSession<'_>) -> Result<(), DbError> {
     .bind(Status::Running.as_str())
     .bind(s.recording_id)
     .bind(s.recording_id.map(|_| "recording"))
-    .execute(db)
-    .await?;
+    .bind(s.node_id)
+    .execute(p)
+    .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -134,14 +139,14 @@ pub async fn finish(
     exit_code: Option<u32>,
     duration: std::time::Duration,
 ) -> Result<(), DbError> {
-    sqlx::query("UPDATE terminal_sessions SET status = ?, ended_at = ?, exit_code = ?, duration_ms = ? WHERE id = ? AND ended_at IS NULL")
+    crate::on_db!(db, p => sqlx::query("UPDATE terminal_sessions SET status = $1, ended_at = $2, exit_code = $3, duration_ms = $4 WHERE id = $5 AND ended_at IS NULL")
         .bind(status.as_str())
         .bind(now_rfc3339())
         .bind(exit_code.map(i64::from))
         .bind(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX))
         .bind(id)
-        .execute(db)
-        .await?;
+        .execute(p)
+        .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -173,49 +178,69 @@ pub async fn set_recording(
     sha256: &str,
     state: &str,
 ) -> Result<(), DbError> {
-    sqlx::query("UPDATE terminal_sessions SET recording_size = ?, recording_digest = ?, recording_state = ? WHERE id = ?")
+    crate::on_db!(db, p => sqlx::query("UPDATE terminal_sessions SET recording_size = $1, recording_digest = $2, recording_state = $3 WHERE id = $4")
         .bind(i64::try_from(size).unwrap_or(i64::MAX))
         .bind(sha256)
         .bind(state)
         .bind(id)
-        .execute(db)
-        .await?;
+        .execute(p)
+        .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 /// Sets a session's length (for one recovered after a crash).
 pub async fn set_duration(db: &Db, id: &str, duration_ms: i64) -> Result<(), DbError> {
-    sqlx::query("UPDATE terminal_sessions SET duration_ms = ? WHERE id = ?")
+    crate::on_db!(db, p => sqlx::query("UPDATE terminal_sessions SET duration_ms = $1 WHERE id = $2")
         .bind(duration_ms)
         .bind(id)
-        .execute(db)
-        .await?;
+        .execute(p)
+        .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
-/// Sessions a previous run left `running` (call at start-up, before any
-/// session opens): they cannot be running any more.
-pub async fn stale(db: &Db) -> Result<Vec<TermSessionRow>, DbError> {
+/// Sessions a previous run of this node (`node`: `None` for a single node)
+/// left `running` (call at start-up, before any session opens): they cannot
+/// be running any more. Other nodes' sessions are theirs.
+pub async fn stale(db: &Db, node: Option<&str>) -> Result<Vec<TermSessionRow>, DbError> {
     Ok(
-        sqlx::query_as::<_, TermSessionRow>(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM terminal_sessions WHERE status = ? AND ended_at IS NULL"
+        crate::on_db!(db, p => sqlx::query_as::<_, TermSessionRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM terminal_sessions WHERE status = $1 AND ended_at IS NULL \
+             AND node_id IS NOT DISTINCT FROM $2"
         )))
         .bind(Status::Running.as_str())
-        .fetch_all(db)
-        .await?,
+        .bind(node)
+        .fetch_all(p)
+        .await)?,
     )
+}
+
+/// Marks the running sessions of nodes whose heartbeat is older than
+/// `stale_before` (unix seconds) `interrupted`, their recordings
+/// `incomplete` (the files are on that node); returns their ids.
+pub async fn interrupt_dead_nodes(db: &Db, stale_before: i64) -> Result<Vec<String>, DbError> {
+    let rows: Vec<(String,)> = crate::on_db!(db, p => sqlx::query_as(
+        "UPDATE terminal_sessions SET status = 'interrupted', ended_at = $1, \
+         recording_state = CASE WHEN recording_state = 'recording' THEN 'incomplete' ELSE recording_state END \
+         WHERE status = 'running' AND ended_at IS NULL AND node_id IN \
+         (SELECT id FROM nodes WHERE heartbeat_at < $2) RETURNING id",
+    )
+    .bind(now_rfc3339())
+    .bind(stale_before)
+    .fetch_all(p)
+    .await)?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
 /// Marks a stale session `interrupted`.
 pub async fn mark_interrupted(db: &Db, id: &str) -> Result<(), DbError> {
-    sqlx::query(
-        "UPDATE terminal_sessions SET status = ?, ended_at = ? WHERE id = ? AND ended_at IS NULL",
+    crate::on_db!(db, p => sqlx::query(
+        "UPDATE terminal_sessions SET status = $1, ended_at = $2 WHERE id = $3 AND ended_at IS NULL",
     )
     .bind(Status::Interrupted.as_str())
     .bind(now_rfc3339())
     .bind(id)
-    .execute(db)
-    .await?;
+    .execute(p)
+    .await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -246,8 +271,9 @@ pub async fn recordings(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<TermSessionRow>, DbError> {
-    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
-        "SELECT {COLUMNS} FROM terminal_sessions t WHERE recording_id IS NOT NULL AND recording_state IS NOT 'deleted'"
+    Ok(crate::on_db!(db, p => {
+    let mut q = sqlx::QueryBuilder::new(format!(
+        "SELECT {COLUMNS} FROM terminal_sessions t WHERE recording_id IS NOT NULL AND recording_state IS DISTINCT FROM 'deleted'"
     ));
     if let Some(u) = f.user_id {
         q.push(" AND t.user_id = ").push_bind(u);
@@ -281,46 +307,53 @@ pub async fn recordings(
         .push_bind(limit)
         .push(" OFFSET ")
         .push_bind(offset);
-    Ok(q.build_query_as::<TermSessionRow>().fetch_all(db).await?)
+    q.build_query_as::<TermSessionRow>().fetch_all(p).await
+    })?)
 }
 
 /// Finished recordings older than their namespace's retention period.
 pub async fn expired_recordings(db: &Db, now_unix: i64) -> Result<Vec<TermSessionRow>, DbError> {
     let cols: Vec<String> = COLUMNS.split(", ").map(|c| format!("t.{c}")).collect();
-    Ok(sqlx::query_as::<_, TermSessionRow>(sqlx::AssertSqlSafe(format!(
+    let ended_unix = match db.backend() {
+        Backend::Sqlite => "CAST(strftime('%s', t.ended_at) AS INTEGER)",
+        Backend::Postgres => "CAST(EXTRACT(EPOCH FROM CAST(t.ended_at AS TIMESTAMPTZ)) AS BIGINT)",
+    };
+    Ok(
+        crate::on_db!(db, p => sqlx::query_as::<_, TermSessionRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {} FROM terminal_sessions t JOIN namespaces n ON n.name = t.namespace \
-         WHERE t.recording_id IS NOT NULL AND t.recording_state IS NOT 'deleted' AND t.ended_at IS NOT NULL \
+         WHERE t.recording_id IS NOT NULL AND t.recording_state IS DISTINCT FROM 'deleted' AND t.ended_at IS NOT NULL \
          AND n.recording_retention_secs IS NOT NULL \
-         AND CAST(strftime('%s', t.ended_at) AS INTEGER) + n.recording_retention_secs <= ?",
+         AND {ended_unix} + n.recording_retention_secs <= $1",
         cols.join(", ")
     )))
     .bind(now_unix)
-    .fetch_all(db)
-    .await?)
+    .fetch_all(p)
+    .await)?,
+    )
 }
 
 /// One session by id.
 pub async fn by_id(db: &Db, id: &str) -> Result<Option<TermSessionRow>, DbError> {
     Ok(
-        sqlx::query_as::<_, TermSessionRow>(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM terminal_sessions WHERE id = ?"
+        crate::on_db!(db, p => sqlx::query_as::<_, TermSessionRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM terminal_sessions WHERE id = $1"
         )))
         .bind(id)
-        .fetch_optional(db)
-        .await?,
+        .fetch_optional(p)
+        .await)?,
     )
 }
 
 /// Sessions still running (not ended), oldest first.
 pub async fn live(db: &Db) -> Result<Vec<TermSessionRow>, DbError> {
     Ok(
-        sqlx::query_as::<_, TermSessionRow>(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM terminal_sessions WHERE status = ? AND ended_at IS NULL \
+        crate::on_db!(db, p => sqlx::query_as::<_, TermSessionRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM terminal_sessions WHERE status = $1 AND ended_at IS NULL \
              ORDER BY started_at, id"
         )))
         .bind(Status::Running.as_str())
-        .fetch_all(db)
-        .await?,
+        .fetch_all(p)
+        .await)?,
     )
 }
 
@@ -334,16 +367,15 @@ pub async fn request_termination(
     by: &str,
     reason: &str,
 ) -> Result<bool, DbError> {
-    let done = sqlx::query(
-        "UPDATE terminal_sessions SET terminate_reason = ?, terminated_by = ? \
-         WHERE id = ? AND ended_at IS NULL AND terminate_reason IS NULL",
+    let done = crate::on_db!(db, p => sqlx::query(
+        "UPDATE terminal_sessions SET terminate_reason = $1, terminated_by = $2 \
+         WHERE id = $3 AND ended_at IS NULL AND terminate_reason IS NULL",
     )
     .bind(reason)
     .bind(by)
     .bind(id)
-    .execute(db)
-    .await?
-    .rows_affected();
+    .execute(p)
+    .await.map(|r| r.rows_affected()))?;
     Ok(done == 1)
 }
 
@@ -360,12 +392,14 @@ pub struct TerminationRequest {
 
 /// Terminations requested for sessions that have not ended yet.
 pub async fn termination_requests(db: &Db) -> Result<Vec<TerminationRequest>, DbError> {
-    Ok(sqlx::query_as::<_, TerminationRequest>(
+    Ok(
+        crate::on_db!(db, p => sqlx::query_as::<_, TerminationRequest>(
         "SELECT id, COALESCE(terminated_by, '') AS by, terminate_reason AS reason \
          FROM terminal_sessions WHERE terminate_reason IS NOT NULL AND ended_at IS NULL ORDER BY id",
     )
-    .fetch_all(db)
-    .await?)
+    .fetch_all(p)
+    .await)?,
+    )
 }
 
 #[cfg(test)]
@@ -387,6 +421,7 @@ mod tests {
                 cols: 80,
                 rows: 24,
                 recording_id: None,
+                node_id: None,
             },
         )
         .await
@@ -394,10 +429,10 @@ mod tests {
     }
 
     async fn counter(db: &Db) -> i64 {
-        sqlx::query_scalar("SELECT counter FROM changes WHERE id = 1")
-            .fetch_one(db)
-            .await
-            .unwrap()
+        crate::on_db!(db, p => sqlx::query_scalar("SELECT counter FROM changes WHERE id = 1")
+            .fetch_one(p)
+            .await)
+        .unwrap()
     }
 
     #[tokio::test]

@@ -20,9 +20,14 @@ use crate::db::{self, terminal_sessions::TermSessionRow, Db, DbError};
 /// The marker that closes a recovered recording.
 pub const INTERRUPTED_MARKER: &str = "interrupted: the server stopped before the session ended";
 
-/// Recovers every session a previous run left `running`; returns how many.
-pub async fn recover_stale(db: &Db, dir: Option<&RecordingDir>) -> Result<usize, DbError> {
-    let stale = db::terminal_sessions::stale(db).await?;
+/// Recovers every session a previous run of this node (`node`: `None` for
+/// a single node) left `running`; returns how many.
+pub async fn recover_stale(
+    db: &Db,
+    dir: Option<&RecordingDir>,
+    node: Option<&str>,
+) -> Result<usize, DbError> {
+    let stale = db::terminal_sessions::stale(db, node).await?;
     for row in &stale {
         if let (Some(dir), Some(rec)) = (dir, row.recording_id.as_deref()) {
             let (dir, rec_id, row2) = (dir.clone(), rec.to_string(), row.clone());
@@ -210,6 +215,7 @@ mod tests {
             recording_size: None,
             recording_digest: None,
             recording_state: None,
+            node_id: None,
         }
     }
 

@@ -7,14 +7,14 @@ use app::{
     model::{Role, UserSummary},
 };
 use async_trait::async_trait;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{audit, check_name, internal};
 use crate::{
     auth::{
         device,
         password::{self, Lane},
-        tickets, tokens,
+        shared_limit, tickets, tokens,
     },
     db::{self, users},
     state::Core,
@@ -105,6 +105,22 @@ impl Accounts for AccountService {
             .login_limiter
             .begin(remote, valid_name.is_ok().then_some(name))
             .map_err(ApiError::RateLimited)?;
+        // With several nodes the counts are shared through the database too.
+        let shared = if core.config.node_id.is_some() {
+            match shared_limit::begin(&core.db, remote, valid_name.is_ok().then_some(name)).await {
+                Ok(a) => Some(a),
+                Err(shared_limit::SharedLimitError::Wait(secs)) => {
+                    core.login_limiter.not_tried(attempt);
+                    return Err(ApiError::RateLimited(secs));
+                }
+                Err(shared_limit::SharedLimitError::Db(e)) => {
+                    core.login_limiter.not_tried(attempt);
+                    return Err(internal(e));
+                }
+            }
+        } else {
+            None
+        };
         if let Err(e) = valid_name {
             audit_failed_login(core, name, remote).await;
             return Err(e);
@@ -129,6 +145,11 @@ impl Accounts for AccountService {
             Ok(ok) => ok,
             Err(password::PasswordError::Busy) => {
                 core.login_limiter.not_tried(attempt);
+                if let Some(a) = shared {
+                    if let Err(e) = shared_limit::not_tried(&core.db, a).await {
+                        warn!("taking back a shared login attempt: {e}");
+                    }
+                }
                 return Err(ApiError::Busy(HASH_BUSY_RETRY_SECS));
             }
             Err(e) => return Err(internal(e)),
@@ -138,6 +159,11 @@ impl Accounts for AccountService {
             return Err(ApiError::Unauthorized);
         };
         core.login_limiter.succeeded(attempt);
+        if let Some(a) = shared {
+            if let Err(e) = shared_limit::succeeded(&core.db, a).await {
+                warn!("settling a shared login attempt: {e}");
+            }
+        }
         let session_token = tokens::random_session_token();
         let session_hash = tokens::token_hash(&session_token);
         users::create_login_session(&core.db, &session_hash, user.id)

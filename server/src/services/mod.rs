@@ -115,3 +115,40 @@ pub(crate) fn check_name(kind: &str, name: &str) -> Result<(), ApiError> {
         )))
     }
 }
+
+/// With several nodes: the running sessions that other live nodes hold
+/// (none with a single node).
+pub(crate) async fn sessions_elsewhere(
+    core: &Core,
+) -> Result<Vec<db::terminal_sessions::TermSessionRow>, db::DbError> {
+    let Some(me) = core.config.node_id.as_deref() else {
+        return Ok(Vec::new());
+    };
+    let alive_since =
+        db::now_unix() - i64::try_from(crate::cluster::DEAD_AFTER.as_secs()).unwrap_or(15);
+    let alive: std::collections::HashSet<String> = db::nodes::alive(&core.db, alive_since)
+        .await?
+        .into_iter()
+        .map(|n| n.id)
+        .collect();
+    Ok(db::terminal_sessions::live(&core.db)
+        .await?
+        .into_iter()
+        .filter(|r| {
+            r.node_id
+                .as_deref()
+                .is_some_and(|n| n != me && alive.contains(n))
+        })
+        .collect())
+}
+
+/// With several nodes: running session `id` when another live node holds it.
+pub(crate) async fn session_elsewhere(
+    core: &Core,
+    id: &str,
+) -> Result<Option<db::terminal_sessions::TermSessionRow>, db::DbError> {
+    Ok(sessions_elsewhere(core)
+        .await?
+        .into_iter()
+        .find(|r| r.id == id))
+}

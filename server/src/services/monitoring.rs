@@ -42,6 +42,18 @@ pub async fn may_watch(core: &Core, user: &UserInfo, session: &Session) -> Resul
 pub struct MonitoringService(pub Arc<Core>);
 
 impl MonitoringService {
+    /// A single-use ticket for `caller` to watch `session_id`.
+    async fn watch_otp(&self, caller: &Caller, session_id: &str) -> Result<String, ApiError> {
+        tickets::issue(
+            &self.0.db,
+            caller.user.id,
+            &tickets::Purpose::Watch(session_id.to_string()),
+            Some(&tokens::token_hash(&caller.session_token)),
+        )
+        .await
+        .map_err(internal)
+    }
+
     /// A live session by id, `NotFound` if there is none (or it ended).
     fn live_session(&self, id: &str) -> Result<Arc<Session>, ApiError> {
         self.0
@@ -67,6 +79,7 @@ fn live_info(s: &Session) -> LiveSession {
         watchers: s.watchers(),
         frozen: s.frozen(),
         attached: s.attached(),
+        node: String::new(),
     }
 }
 
@@ -84,6 +97,28 @@ impl Monitoring for MonitoringService {
             .filter(|s| s.phase() != Phase::Ended)
             .map(|s| live_info(s))
             .collect();
+        // With several nodes: the other nodes' sessions, from their rows
+        // (activity, watchers and freezing are known to their node only).
+        for row in super::sessions_elsewhere(&self.0).await.map_err(internal)? {
+            let user = db::users::by_id(&self.0.db, row.user_id)
+                .await
+                .map_err(internal)?
+                .map(|u| u.name)
+                .unwrap_or_default();
+            list.push(LiveSession {
+                session_id: row.id,
+                user,
+                target: row.target,
+                namespace: row.namespace,
+                started: row.started_at,
+                idle_secs: 0,
+                bytes: 0,
+                watchers: Vec::new(),
+                frozen: false,
+                attached: false,
+                node: row.node_id.unwrap_or_default(),
+            });
+        }
         list.sort_by(|a, b| {
             b.started
                 .cmp(&a.started)
@@ -97,21 +132,38 @@ impl Monitoring for MonitoringService {
         caller: &Caller,
         session_id: &str,
     ) -> Result<WatchTicket, ApiError> {
-        let session = self.live_session(session_id)?;
+        let session = match self.live_session(session_id) {
+            Ok(s) => s,
+            Err(e) => {
+                // Held by another node: the socket is forwarded there, and
+                // that node decides whether the caller may watch.
+                let Some(row) = super::session_elsewhere(&self.0, session_id)
+                    .await
+                    .map_err(internal)?
+                else {
+                    return Err(e);
+                };
+                let otp = self.watch_otp(caller, session_id).await?;
+                let user = db::users::by_id(&self.0.db, row.user_id)
+                    .await
+                    .map_err(internal)?
+                    .map(|u| u.name)
+                    .unwrap_or_default();
+                return Ok(WatchTicket {
+                    session_id: session_id.to_string(),
+                    otp,
+                    user,
+                    target: row.target,
+                });
+            }
+        };
         if !may_watch(&self.0, &caller.user, &session)
             .await
             .map_err(internal)?
         {
             return Err(ApiError::NotFound(format!("terminal session {session_id}")));
         }
-        let otp = tickets::issue(
-            &self.0.db,
-            caller.user.id,
-            &tickets::Purpose::Watch(session_id.to_string()),
-            Some(&tokens::token_hash(&caller.session_token)),
-        )
-        .await
-        .map_err(internal)?;
+        let otp = self.watch_otp(caller, session_id).await?;
         Ok(WatchTicket {
             session_id: session_id.to_string(),
             otp,
@@ -136,7 +188,36 @@ impl Monitoring for MonitoringService {
             ));
         }
         let reason: String = reason.chars().take(MAX_REASON_CHARS).collect();
-        let session = self.live_session(session_id)?;
+        let session = match self.live_session(session_id) {
+            Ok(s) => s,
+            Err(e) => {
+                // Held by another node: durable first, the request is a row
+                // that node acts on within its poll interval.
+                let Some(row) = super::session_elsewhere(&self.0, session_id)
+                    .await
+                    .map_err(internal)?
+                else {
+                    return Err(e);
+                };
+                db::terminal_sessions::request_termination(
+                    &self.0.db,
+                    session_id,
+                    &caller.user.name,
+                    &reason,
+                )
+                .await
+                .map_err(internal)?;
+                audit(
+                    &self.0.db,
+                    Some(&caller.user.name),
+                    "session.terminate",
+                    Some(session_id),
+                    Some(&format!("{}: {reason}", row.target)),
+                )
+                .await;
+                return Ok(());
+            }
+        };
         let detail = format!(
             "{}@{}: {reason}",
             session.meta().owner_name,
@@ -182,7 +263,16 @@ impl Monitoring for MonitoringService {
         {
             Ok(c) => c,
             Err(TermError::NotFound) => {
-                return Err(ApiError::NotFound(format!("terminal session {session_id}")))
+                if let Some(row) = super::session_elsewhere(&self.0, session_id)
+                    .await
+                    .map_err(internal)?
+                {
+                    return Err(ApiError::Invalid(format!(
+                        "node {} holds this session: freeze it from a page served by that node",
+                        row.node_id.unwrap_or_default()
+                    )));
+                }
+                return Err(ApiError::NotFound(format!("terminal session {session_id}")));
             }
             Err(e) => return Err(internal(e)),
         };

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     auth::{tickets, tokens},
-    db::{hosts, namespaces, users, Db, DbError},
+    db::{self, hosts, namespaces, users, Db, DbError},
     state::Core,
     term::{OpenRequest, Session, SshAuth, SshTarget, Target, TermError},
 };
@@ -70,10 +70,10 @@ pub async fn session_access_denied(
 /// The namespace of host `host_id`, `None` if the host is gone.
 async fn host_namespace(db: &Db, host_id: i64) -> Result<Option<i64>, DbError> {
     Ok(
-        sqlx::query_scalar::<_, i64>("SELECT namespace_id FROM hosts WHERE id = ?")
+        crate::on_db!(db, p => sqlx::query_scalar::<_, i64>("SELECT namespace_id FROM hosts WHERE id = $1")
             .bind(host_id)
-            .fetch_optional(db)
-            .await?,
+            .fetch_optional(p)
+            .await)?,
     )
 }
 
@@ -188,7 +188,23 @@ impl Terminals for TerminalService {
         caller: &Caller,
         session_id: &str,
     ) -> Result<TermTicket, ApiError> {
-        let session = self.owned(caller, session_id)?;
+        let session = match self.owned(caller, session_id) {
+            Ok(s) => s,
+            Err(e) => {
+                // With several nodes: a session another node holds is
+                // reached through this one (the socket is forwarded; the
+                // owner node checks access when it arrives).
+                let Some(row) = self.held_elsewhere(caller, session_id).await? else {
+                    return Err(e);
+                };
+                let otp = self.ticket_for(caller, session_id).await?;
+                return Ok(TermTicket {
+                    session_id: session_id.to_string(),
+                    otp,
+                    target: row.target,
+                });
+            }
+        };
         if let Some(reason) = session_access_denied(&self.0, &session)
             .await
             .map_err(internal)?
@@ -205,11 +221,49 @@ impl Terminals for TerminalService {
     }
 
     async fn list(&self, caller: &Caller) -> Result<Vec<TermSessionInfo>, ApiError> {
-        Ok(self.0.terms.list_for_user(caller.user.id))
+        let mut list = self.0.terms.list_for_user(caller.user.id);
+        if let Some(me) = self.0.config.node_id.as_deref() {
+            // The user's sessions on the other nodes, from their rows.
+            let rows = db::terminal_sessions::live(&self.0.db)
+                .await
+                .map_err(internal)?;
+            list.extend(
+                rows.into_iter()
+                    .filter(|r| r.user_id == caller.user.id)
+                    .filter(|r| r.node_id.as_deref().is_some_and(|n| n != me))
+                    .map(|r| TermSessionInfo {
+                        session_id: r.id,
+                        target: r.target,
+                        state: "running".into(),
+                        started: r.started_at,
+                    }),
+            );
+            list.sort_by(|a, b| {
+                a.started
+                    .cmp(&b.started)
+                    .then_with(|| a.session_id.cmp(&b.session_id))
+            });
+        }
+        Ok(list)
     }
 
     async fn close(&self, caller: &Caller, session_id: &str) -> Result<(), ApiError> {
-        self.owned(caller, session_id)?;
+        if let Err(e) = self.owned(caller, session_id) {
+            if self.held_elsewhere(caller, session_id).await?.is_none() {
+                return Err(e);
+            }
+            // The holding node ends it when it sees the request (durable
+            // first: the request is a row, seen within its poll interval).
+            db::terminal_sessions::request_termination(
+                &self.0.db,
+                session_id,
+                &caller.user.name,
+                "closed by its owner",
+            )
+            .await
+            .map_err(internal)?;
+            return Ok(());
+        }
         self.0.terms.close(session_id).await.map_err(internal)
     }
 }
@@ -223,6 +277,36 @@ impl TerminalService {
         match self.0.terms.session(session_id) {
             Some(s) if s.owner() == caller.user.id => Ok(s),
             _ => Err(ApiError::NotFound(format!("terminal session {session_id}"))),
+        }
+    }
+
+    /// With several nodes: the row of `caller`'s session `session_id` when
+    /// another node holds it. A session whose node stopped is
+    /// [`ApiError::NotFound`] saying so.
+    async fn held_elsewhere(
+        &self,
+        caller: &Caller,
+        session_id: &str,
+    ) -> Result<Option<db::terminal_sessions::TermSessionRow>, ApiError> {
+        let Some(me) = self.0.config.node_id.as_deref() else {
+            return Ok(None);
+        };
+        let Some(row) = db::terminal_sessions::by_id(&self.0.db, session_id)
+            .await
+            .map_err(internal)?
+            .filter(|r| r.user_id == caller.user.id)
+        else {
+            return Ok(None);
+        };
+        if row.node_id.as_deref().is_none_or(|n| n == me) {
+            return Ok(None);
+        }
+        match row.status.as_str() {
+            "running" => Ok(Some(row)),
+            "interrupted" => Err(ApiError::NotFound(format!(
+                "terminal session {session_id} was interrupted: the node holding it stopped"
+            ))),
+            _ => Ok(None),
         }
     }
 

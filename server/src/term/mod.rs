@@ -74,6 +74,9 @@ pub struct TermConfig {
     pub local_record_input: bool,
     /// Owners see who is watching their session.
     pub announce_watchers: bool,
+    /// This node's id when several nodes share the database (stored with
+    /// each session it opens).
+    pub node_id: Option<String>,
 }
 
 /// Default [`TermConfig::max_sessions_per_user`]: a busy operator has a dozen
@@ -91,6 +94,7 @@ impl Default for TermConfig {
             recordings: None,
             local_record_input: false,
             announce_watchers: true,
+            node_id: None,
         }
     }
 }
@@ -387,6 +391,7 @@ impl TermManager {
                 cols: req.cols,
                 rows: req.rows,
                 recording_id: recorder.is_some().then_some(id.as_str()),
+                node_id: self.config.node_id.as_deref(),
             },
         )
         .await

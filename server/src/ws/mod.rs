@@ -2,6 +2,7 @@
 //! upgrade, then decode frames into typed messages for the core.
 pub mod chat;
 pub mod echo;
+pub mod forward;
 pub mod outlet;
 pub mod registry;
 pub mod term;
@@ -43,6 +44,84 @@ fn term_keepalive(core: &Core) -> crate::term::socket::KeepAlive {
     crate::term::socket::KeepAlive {
         ping: core.config.term_ping,
         idle: core.config.term_idle,
+    }
+}
+
+/// Who asks for socket `path`: a socket forwarded by another node is judged
+/// by its sealed claim alone (401 when it does not hold), any other by
+/// [`authorize`].
+pub async fn caller(
+    core: &Core,
+    headers: &HeaderMap,
+    otp: Option<&str>,
+    purpose: &Purpose,
+    path: &str,
+) -> Result<SocketUser, Response> {
+    if forward::is_forwarded(headers) {
+        return forward::forwarded_user(core, headers, path)
+            .await
+            .ok_or_else(|| (StatusCode::UNAUTHORIZED, "bad forwarding claim").into_response());
+    }
+    authorize(core, headers, otp, purpose).await
+}
+
+/// With several nodes: the base URL of the live node holding terminal
+/// session `id` when that is another node (`owner`: only if that user owns
+/// it). A forwarded request is never forwarded again.
+pub async fn owner_node(
+    core: &Core,
+    headers: &HeaderMap,
+    id: &str,
+    owner: Option<i64>,
+) -> Option<String> {
+    let me = core.config.node_id.as_deref()?;
+    if forward::is_forwarded(headers) {
+        return None;
+    }
+    let row = crate::db::terminal_sessions::by_id(&core.db, id)
+        .await
+        .ok()
+        .flatten()?;
+    if row.status != "running" || owner.is_some_and(|o| o != row.user_id) {
+        return None;
+    }
+    let node = row.node_id.filter(|n| n != me)?;
+    let alive_since =
+        crate::db::now_unix() - i64::try_from(crate::cluster::DEAD_AFTER.as_secs()).unwrap_or(15);
+    crate::db::nodes::by_id(&core.db, &node)
+        .await
+        .ok()
+        .flatten()
+        .filter(|n| n.heartbeat_at >= alive_since)
+        .map(|n| n.url)
+}
+
+/// Upgrades to a socket piped to the same path on the node at `node_url`
+/// (502 when that node cannot be reached).
+pub async fn forward_upgrade(
+    core: &Core,
+    ws: axum::extract::WebSocketUpgrade,
+    node_url: &str,
+    path: &str,
+    who: &SocketUser,
+) -> Response {
+    match forward::connect(&core.secrets, node_url, path, who).await {
+        Ok(upstream) => {
+            let keepalive = term_keepalive(core);
+            ws.max_message_size(app::protocol::term::MAX_CLIENT_FRAME_BYTES)
+                .max_frame_size(app::protocol::term::MAX_CLIENT_FRAME_BYTES)
+                .on_upgrade(move |socket| {
+                    forward::pipe(socket, upstream, keepalive.ping, keepalive.idle)
+                })
+        }
+        Err(e) => {
+            warn!("forwarding {path}: {e}");
+            (
+                StatusCode::BAD_GATEWAY,
+                "the node holding this session cannot be reached",
+            )
+                .into_response()
+        }
     }
 }
 

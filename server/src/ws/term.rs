@@ -8,7 +8,7 @@ use axum::{
 };
 use tracing::Instrument;
 
-use super::{authorize, UpgradeQuery};
+use super::{caller, forward_upgrade, owner_node, UpgradeQuery};
 use crate::{
     auth::tickets::Purpose, services::terminals::session_access_denied, state::AppState, term,
 };
@@ -22,11 +22,13 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     let core = state.core.clone();
-    let who = match authorize(
+    let path = format!("/ws/term/{id}");
+    let who = match caller(
         &core,
         &headers,
         q.otp.as_deref(),
         &Purpose::Term(id.clone()),
+        &path,
     )
     .await
     {
@@ -35,7 +37,13 @@ pub async fn upgrade(
     };
     let session = match core.terms.session(&id) {
         Some(s) if s.owner() == who.user.id => s,
-        _ => return (StatusCode::NOT_FOUND, "no such terminal session").into_response(),
+        Some(_) => return (StatusCode::NOT_FOUND, "no such terminal session").into_response(),
+        None => {
+            return match owner_node(&core, &headers, &id, Some(who.user.id)).await {
+                Some(url) => forward_upgrade(&core, ws, &url, &path, &who).await,
+                None => (StatusCode::NOT_FOUND, "no such terminal session").into_response(),
+            }
+        }
     };
     match session_access_denied(&core, &session).await {
         Ok(None) => {}

@@ -8,7 +8,7 @@ use axum::{
 };
 use tracing::Instrument;
 
-use super::{authorize, UpgradeQuery};
+use super::{caller, forward_upgrade, owner_node, UpgradeQuery};
 use crate::{auth::tickets::Purpose, services::monitoring::may_watch, state::AppState, term};
 
 /// Upgrade handler for a watcher's socket.
@@ -20,11 +20,13 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     let core = state.core.clone();
-    let who = match authorize(
+    let path = format!("/ws/watch/{id}");
+    let who = match caller(
         &core,
         &headers,
         q.otp.as_deref(),
         &Purpose::Watch(id.clone()),
+        &path,
     )
     .await
     {
@@ -33,7 +35,11 @@ pub async fn upgrade(
     };
     let not_found = || (StatusCode::NOT_FOUND, "no such terminal session").into_response();
     let Some(session) = core.terms.session(&id) else {
-        return not_found();
+        // Held by another node: it decides who may watch.
+        return match owner_node(&core, &headers, &id, None).await {
+            Some(url) => forward_upgrade(&core, ws, &url, &path, &who).await,
+            None => not_found(),
+        };
     };
     match may_watch(&core, &who.user.info(), &session).await {
         Ok(true) => {}

@@ -2,10 +2,15 @@
 //! a temporary data directory, plus HTTP and WebSocket client helpers.
 #![allow(dead_code)]
 
+pub mod services;
 pub mod sshd;
 pub mod term;
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use futures::{SinkExt, StreamExt};
 use leptos::config::LeptosOptions;
@@ -22,6 +27,82 @@ use tokio_tungstenite::{
 
 /// A client WebSocket.
 pub type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The database URL for the data directory `dir`: `None` (SQLite inside the
+/// directory) unless `TERMROOM_TEST_POSTGRES` names a Postgres server
+/// (`scripts/with-postgres.sh`); then a scratch database made for `dir` on
+/// first use, its URL kept in `dir/.test-database-url` so that restarts and
+/// command-line runs on the same directory find the same data.
+pub fn database_url(dir: &Path) -> Option<String> {
+    let admin = server::db::test_postgres()?;
+    let file = dir.join(".test-database-url");
+    if let Ok(url) = std::fs::read_to_string(&file) {
+        return Some(url);
+    }
+    // On a thread of its own: callers may be inside a runtime or not.
+    let url = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(server::db::create_scratch_database(&admin))
+    })
+    .join()
+    .expect("scratch database thread")
+    .expect("scratch database");
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        // As private as the server makes it (a test checks the mode).
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .expect("data dir");
+    }
+    std::fs::write(&file, &url).expect("keep the database url");
+    Some(url)
+}
+
+/// The environment a `termroom` child process needs to use the same database
+/// as the tests for data directory `dir`.
+pub fn database_env(dir: &Path) -> Vec<(&'static str, String)> {
+    database_url(dir)
+        .map(|u| ("TERMROOM_DATABASE_URL", u))
+        .into_iter()
+        .collect()
+}
+
+/// Runs `f` to completion from synchronous code (on a runtime of its own,
+/// on a thread of its own).
+pub fn block_on<F>(f: F) -> F::Output
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime")
+                    .block_on(f)
+            })
+            .join()
+            .expect("block_on thread")
+    })
+}
+
+/// The local-target shell of the tests (`scripts/test-shell`: bash without
+/// the machine's startup files).
+pub fn test_shell() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/test-shell")
+}
+
+/// Whether the tests run on Postgres (else SQLite files).
+pub fn on_postgres() -> bool {
+    server::db::test_postgres().is_some()
+}
 
 /// Password every test user gets.
 pub const PASSWORD: &str = "correct-horse-battery";
@@ -46,6 +127,14 @@ pub struct Options {
     pub trusted_proxies: Vec<String>,
     /// Serve `/ws/echo` (`--diagnostics`).
     pub diagnostics: bool,
+    /// A database shared with other test servers (several nodes); else
+    /// [`database_url`] of the data directory.
+    pub database_url: Option<String>,
+    /// Several nodes: the Redis broker and this node's id.
+    pub broker: Option<String>,
+    pub node_id: Option<String>,
+    /// A secret key file (several nodes share one).
+    pub secret_key_file: Option<PathBuf>,
     pub max_rooms: usize,
     pub max_chat_sockets_per_user: usize,
     /// Site root (static files); default `target/site`.
@@ -75,6 +164,10 @@ impl Default for Options {
             hash_queue: None,
             trusted_proxies: Vec::new(),
             diagnostics: false,
+            database_url: None,
+            broker: None,
+            node_id: None,
+            secret_key_file: None,
             max_rooms: 1000,
             max_chat_sockets_per_user: 16,
             site_root: None,
@@ -102,6 +195,18 @@ impl TestServer {
     }
 
     pub async fn start_with(opts: Options) -> Self {
+        Self::try_start_with(opts).await.expect("start runtime")
+    }
+
+    /// [`TestServer::start_with`], returning why the server refused to start.
+    pub async fn try_start_with(opts: Options) -> anyhow::Result<Self> {
+        // TERMROOM_TEST_LOG=debug (a tracing filter) shows the servers' logs.
+        if let Ok(filter) = std::env::var("TERMROOM_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
+        }
         let (tmp, data_dir) = match &opts.data_dir {
             Some(d) => (None, d.clone()),
             None => {
@@ -118,7 +223,7 @@ impl TestServer {
             local_target: opts.local_target,
             // A test that asks for `all` means it.
             i_understand_local_shells: opts.local_target == LocalTarget::All,
-            local_shell: PathBuf::from("/bin/bash"),
+            local_shell: test_shell(),
             local_record_input: opts.local_record_input,
             announce_watchers: opts.announce_watchers,
             term_grace_secs: opts.term_grace_secs,
@@ -142,11 +247,17 @@ impl TestServer {
             max_rooms: opts.max_rooms,
             max_chat_sockets_per_user: opts.max_chat_sockets_per_user,
             no_recording: false,
+            broker: opts.broker.clone(),
+            node_id: opts.node_id.clone(),
+            node_url: None,
         };
         let store = StoreArgs {
             data_dir: data_dir.clone(),
-            database_url: None,
-            secret_key_file: None,
+            database_url: opts
+                .database_url
+                .clone()
+                .or_else(|| database_url(&data_dir)),
+            secret_key_file: opts.secret_key_file.clone(),
             recordings_dir: opts.recordings_dir.clone(),
         };
         let options = LeptosOptions::builder()
@@ -158,9 +269,7 @@ impl TestServer {
             .site_pkg_dir("pkg")
             .site_addr(addr)
             .build();
-        let runtime = Runtime::start(&serve, &store, options)
-            .await
-            .expect("start runtime");
+        let runtime = Runtime::start(&serve, &store, options).await?;
         let (tx, rx) = oneshot::channel::<()>();
         let state = runtime.state.clone();
         let task = tokio::spawn(async move {
@@ -170,7 +279,7 @@ impl TestServer {
             .await
             .expect("serve");
         });
-        Self {
+        Ok(Self {
             addr,
             data_dir,
             _tmp: tmp,
@@ -178,7 +287,7 @@ impl TestServer {
             task: Some(task),
             runtime: Some(runtime),
             store,
-        }
+        })
     }
 
     /// Stops the server and waits for it; the data directory is kept while `self` lives.

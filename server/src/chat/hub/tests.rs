@@ -92,7 +92,7 @@ async fn setup() -> Setup {
         .expect("user");
     let mut config = Config::for_tests(&[]);
     config.chat_rate = 1000;
-    let (hub, _task) = ChatHub::spawn(db, &config);
+    let (hub, _task) = ChatHub::spawn(db, &config, None);
     Setup {
         file: dir.path().join("termroom.db"),
         _dir: dir,
@@ -244,13 +244,20 @@ async fn refused_messages_are_answered_without_a_store() {
 async fn the_store_connection_leaves_checkpoints_to_the_pool() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = db::open(None, dir.path()).await.expect("open db");
-    let mut conn = db::messages::store_connection(&db).await.expect("conn");
+    let db::messages::StoreConnection::Sqlite(mut conn) =
+        db::messages::store_connection(&db).await.expect("conn")
+    else {
+        panic!("the default database is SQLite");
+    };
+    let db::Db::Sqlite(pool) = &db else {
+        panic!("the default database is SQLite");
+    };
     let (own,): (i64,) = sqlx::query_as("PRAGMA wal_autocheckpoint")
         .fetch_one(&mut conn)
         .await
         .expect("pragma");
     let (pool,): (i64,) = sqlx::query_as("PRAGMA wal_autocheckpoint")
-        .fetch_one(&db)
+        .fetch_one(pool)
         .await
         .expect("pragma");
     assert_eq!((own, pool), (0, 1000));

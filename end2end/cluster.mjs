@@ -1,0 +1,504 @@
+// End-to-end test of several nodes: starts a cluster of its own with
+// scripts/cluster.sh (Postgres, Redis, nodes a and b, haproxy round robin in
+// front, no sticky sessions) in a throwaway directory on free loopback
+// ports, and drives it through the load balancer only, with Debian's
+// Chromium through playwright-core: two users on (most likely) different
+// nodes chat, and a terminal keeps working after a reload whose socket
+// reaches the node that does not hold the session (forwarded).
+//
+//   node end2end/cluster.mjs         (from the repository root, after `cargo leptos build`)
+//
+// Environment: TERMROOM_BIN (default target/debug/termroom), TERMROOM_SITE_ROOT
+// (default target/site), CHROMIUM (default /usr/bin/chromium), KEEP_DATA=1 keeps
+// the cluster directory (stopped), E2E_DUMP=1 prints every page's console,
+// E2E_SHOTS=1 saves a screenshot at the end of each test. Local shells are
+// scripts/test-shell (bash without startup files), as in run.mjs. Needs what
+// scripts/cluster.sh needs (postgresql-15, redis-server, haproxy). A test
+// also fails when its pages log a Wasm panic, a hydration error or an
+// uncaught exception. On a failure the page consoles, the nodes' and
+// haproxy's log tails and screenshot paths (end2end/results/) are printed.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync, existsSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = path.resolve(ROOT, process.env.TERMROOM_BIN ?? 'target/debug/termroom');
+const SITE_ROOT = path.resolve(ROOT, process.env.TERMROOM_SITE_ROOT ?? 'target/site');
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const CLUSTER_SH = path.join(ROOT, 'scripts', 'cluster.sh');
+const PSQL = '/usr/lib/postgresql/15/bin/psql';
+const RESULTS = path.join(ROOT, 'end2end', 'results');
+const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+
+/** Default wait for one UI condition. */
+const WAIT_MS = 20_000;
+/** Waits involving a shell (start-up, reattach). */
+const TERM_WAIT_MS = 30_000;
+/** How long to wait before counting messages (a duplicate would have arrived by then). */
+const SETTLE_MS = 1_500;
+/** Reloads tried until a socket lands on the wanted node (round robin: about one in two). */
+const RELOAD_TRIES = 10;
+/** Console lines that mean the page itself is broken (a Wasm panic, a hydration error, an uncaught exception). */
+const BROKEN_PAGE = /panicked at|\[pageerror\]|hydration error|unreachable executed/i;
+
+const run = Math.random().toString(36).slice(2, 8);
+/** Passwords by user; the admin's comes from the cluster's first start. */
+const PASSWORDS = { bob: 'bob-cluster-e2e-password' };
+let clusterDir;
+let clusterEnv;
+let base;
+let browser;
+
+// ---------------------------------------------------------------- cluster
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Runs `scripts/cluster.sh CMD`; resolves with its status and output. */
+function cluster(cmd, timeout = 240_000) {
+  return new Promise((resolve) => {
+    const child = spawn(CLUSTER_SH, [cmd], { cwd: ROOT, env: clusterEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c) => { out += c; });
+    child.stderr.on('data', (c) => { out += c; });
+    const timer = setTimeout(() => child.kill('SIGTERM'), timeout);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ status: code ?? signal, out });
+    });
+  });
+}
+
+/** The cluster's `TERMROOM_*` variables, as `scripts/cluster.sh env` prints them for the CLI. */
+function cliEnv() {
+  // stdin from /dev/null: bash reads ~/.bashrc when its stdin is a socket (as Node's pipes are).
+  const r = spawnSync(CLUSTER_SH, ['env'], { cwd: ROOT, env: clusterEnv, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', timeout: 30_000 });
+  if (r.status !== 0) throw new Error(`scripts/cluster.sh env failed (${r.status ?? r.signal}): ${r.stderr || r.error}`);
+  const vars = {};
+  for (const line of r.stdout.split('\n')) {
+    const m = line.match(/^export (TERMROOM_\w+)=(.*)$/);
+    // printf %q escapes with backslashes; the values here are paths and a URL.
+    if (m) vars[m[1]] = m[2].replace(/\\(.)/g, '$1');
+  }
+  assert.ok(vars.TERMROOM_DATABASE_URL?.startsWith('postgres://'), `a database URL from scripts/cluster.sh env: ${r.stdout}`);
+  return { ...clusterEnv, ...vars };
+}
+
+/** Runs `program args` with the cluster's CLI variables; returns its output. */
+function withClusterEnv(program, args, input) {
+  const r = spawnSync(program, args, { cwd: ROOT, env: cliEnv(), input: input ?? '', encoding: 'utf8', timeout: 60_000 });
+  if (r.status !== 0) {
+    throw new Error(`${path.basename(program)} ${args.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr || r.stdout || r.error}`);
+  }
+  return r.stdout;
+}
+
+function addUser(name, role) {
+  withClusterEnv(BIN, ['user', 'add', name, '--role', role], `${PASSWORDS[name]}\n`);
+}
+
+/** The node that holds terminal session `id` (`terminal_sessions.node_id`). */
+function ownerNode(id) {
+  assert.match(id, /^[0-9a-zA-Z_-]+$/, 'a plain session id');
+  const url = cliEnv().TERMROOM_DATABASE_URL;
+  return withClusterEnv(PSQL, ['-X', '-tA', url, '-c', `SELECT node_id FROM terminal_sessions WHERE id = '${id}'`]).trim();
+}
+
+/** Requests haproxy passed on: `{ node, method, path }` from its access log (no query strings there). */
+function lbRequests() {
+  const file = path.join(clusterDir, 'haproxy.log');
+  if (!existsSync(file)) return [];
+  const out = [];
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const m = line.match(/ nodes\/(\S+) .*"(\S+) (\S+) HTTP\/[\d.]+"$/);
+    if (m) out.push({ node: m[1], method: m[2], path: m[3] });
+  }
+  return out;
+}
+
+/** The node each upgrade to exactly `path` (or starting with it, `prefix`) went to, oldest first. */
+function socketNodes(match) {
+  return lbRequests().filter((r) => r.method === 'GET' && match(r.path)).map((r) => r.node);
+}
+const chatSockets = () => socketNodes((p) => p === '/ws');
+const termSockets = (session) => socketNodes((p) => p === `/ws/term/${session}`);
+
+/** The last `lines` lines of a log, without backtrace frames (a debug build's warnings carry long ones). */
+/**
+ * One request through the load balancer, so the next ones land one node
+ * further. A reload makes the same number of requests each time: when that
+ * number is even, every reload's socket reaches the same node. Nudging
+ * before every other reload changes that.
+ */
+async function nudgeRoundRobin() {
+  await fetch(`${base}/favicon.svg`).then((r) => r.arrayBuffer());
+}
+
+function logTail(file, lines) {
+  try {
+    let frames = false;
+    return readFileSync(file, 'utf8').split('\n').filter((l) => {
+      if (/^stack backtrace:/i.test(l)) {
+        frames = true;
+        return false;
+      }
+      if (frames && /^ +(\d+: |at )/.test(l)) return false;
+      frames = false;
+      return l.trim() !== '';
+    }).slice(-lines);
+  } catch {
+    return ['(no log)'];
+  }
+}
+
+function printClusterLogs() {
+  if (!clusterDir) return;
+  for (const name of ['node-a.log', 'node-b.log', 'haproxy.log', 'redis.log']) {
+    const n = name.startsWith('node') ? 40 : 15;
+    console.error(`# ${name} (tail):\n${logTail(path.join(clusterDir, name), n).map((l) => `#   ${l}`).join('\n')}`);
+  }
+}
+
+// ---------------------------------------------------------------- helpers
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `fn` until it returns a truthy value; fails with `what` after `timeout`. */
+async function until(what, fn, timeout = WAIT_MS) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeout} ms waiting for ${what}${last instanceof Error ? ` (${last.message})` : ''}`);
+    }
+    await sleep(150);
+  }
+}
+
+/** A fresh browser context (own cookies and sessionStorage) with one page that records its console. */
+async function newPage(label) {
+  const context = await browser.newContext({ baseURL: base, viewport: { width: 1280, height: 800 } });
+  context.setDefaultTimeout(WAIT_MS);
+  context.setDefaultNavigationTimeout(WAIT_MS);
+  const page = await context.newPage();
+  page.label = label;
+  page.consoleLog = [];
+  const log = (line) => {
+    page.consoleLog.push(line);
+    if (page.consoleLog.length > 300) page.consoleLog.splice(0, 100);
+  };
+  page.on('console', (m) => log(`[${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => log(`[pageerror] ${e.message}`));
+  page.on('requestfailed', (r) => log(`[requestfailed] ${r.url()} ${r.failure()?.errorText ?? ''}`));
+  page.on('dialog', (d) => d.accept());
+  return page;
+}
+
+/**
+ * Runs a test body with the pages it opens; on failure prints each page's
+ * console, a screenshot path and the cluster's log tails, then rethrows.
+ */
+async function withPages(name, body) {
+  const pages = [];
+  const open = async (label) => {
+    const p = await newPage(label);
+    pages.push(p);
+    return p;
+  };
+  try {
+    await body(open);
+    for (const p of pages) {
+      if (process.env.E2E_DUMP) console.log(`# page ${p.label} console:\n${p.consoleLog.map((l) => `#   ${l}`).join('\n')}`);
+      const broken = p.consoleLog.filter((l) => BROKEN_PAGE.test(l));
+      assert.deepEqual(broken, [], `page ${p.label} logged errors`);
+      if (process.env.E2E_SHOTS) {
+        mkdirSync(RESULTS, { recursive: true });
+        await p.screenshot({ path: path.join(RESULTS, `cluster-${name}-${p.label}.png`.replace(/[^\w.-]+/g, '_')), fullPage: true });
+      }
+    }
+  } catch (err) {
+    mkdirSync(RESULTS, { recursive: true });
+    for (const p of pages) {
+      const file = path.join(RESULTS, `cluster-${name}-${p.label}.png`.replace(/[^\w.-]+/g, '_'));
+      try {
+        await p.screenshot({ path: file, fullPage: true, timeout: 5_000 });
+        console.error(`# screenshot (${p.label}): ${file}`);
+      } catch (e) {
+        console.error(`# screenshot (${p.label}) failed: ${e.message}`);
+      }
+      console.error(`# page ${p.label} at ${p.url()} console:\n${p.consoleLog.map((l) => `#   ${l}`).join('\n') || '#   (empty)'}`);
+    }
+    printClusterLogs();
+    throw err;
+  } finally {
+    for (const p of pages) await p.context().close().catch(() => {});
+  }
+}
+
+async function login(page, name) {
+  await page.goto('/login');
+  // The button is enabled once the page has hydrated.
+  await page.locator('[data-testid=login-submit]:not([disabled])').waitFor();
+  await page.getByTestId('login-username').fill(name);
+  await page.getByTestId('login-password').fill(PASSWORDS[name]);
+  await page.getByTestId('login-submit').click();
+  await page.waitForURL((url) => !url.pathname.startsWith('/login'));
+  await page.getByTestId('current-user').filter({ hasText: name }).waitFor();
+}
+
+/** Waits until the page has hydrated (clicks before that are lost). */
+async function hydrated(page) {
+  await page.locator('body[data-hydrated=true]').waitFor({ timeout: TERM_WAIT_MS });
+}
+
+// ---- chat
+
+async function chatOnline(page) {
+  await page.locator('[data-testid=conn-state][data-state=online]').waitFor();
+}
+
+/** Opens the chat (a new chat socket) and returns the node the socket reached. */
+async function openChat(page, { reload = false } = {}) {
+  const before = chatSockets().length;
+  if (reload) await page.reload();
+  else await page.goto('/');
+  await chatOnline(page);
+  await until('the chat socket in the load balancer log', () => chatSockets().length > before);
+  return chatSockets().at(-1);
+}
+
+async function say(page, text) {
+  const input = page.getByTestId('message-input');
+  await input.fill(text);
+  await input.press('Enter');
+  await until('the composer to clear', async () => (await input.inputValue()) === '');
+}
+
+function message(page, text) {
+  return page.getByTestId('message-text').filter({ hasText: text });
+}
+
+// ---- terminals
+
+async function openTerminalsPage(page) {
+  await page.goto('/terminals');
+  await hydrated(page);
+  await page.getByTestId('target-select').waitFor();
+}
+
+/** Opens a tab to `local` and returns its key once it is live. */
+async function openLocalTab(page) {
+  const before = await page.getByTestId('term-tab').count();
+  await page.getByTestId('target-select').selectOption('local');
+  await page.getByTestId('open-tab').click();
+  await until('a new tab', async () => (await page.getByTestId('term-tab').count()) === before + 1);
+  const key = await page.getByTestId('term-tab').nth(before).getAttribute('data-key');
+  await waitLive(page, key);
+  return key;
+}
+
+async function waitLive(page, key) {
+  await page.locator(`[data-testid=term-tab][data-key="${key}"][data-state=live]`).waitFor({ timeout: TERM_WAIT_MS });
+}
+
+/** The lines of a tab's xterm buffer (through the `xterm` property the pane element carries). */
+async function termLines(page, key) {
+  return page.evaluate((k) => {
+    const el = document.querySelector(`[data-testid=term-pane][data-key="${k}"]`);
+    const buf = el?.xterm?.buffer?.active;
+    if (!buf) return [];
+    const lines = [];
+    for (let i = 0; i < buf.length; i++) lines.push(buf.getLine(i)?.translateToString(true) ?? '');
+    return lines;
+  }, key);
+}
+
+/** Waits until a line of the tab's screen is exactly `text` (command output, not the echoed command). */
+async function waitLine(page, key, text, timeout = TERM_WAIT_MS) {
+  await until(`"${text}" in tab ${key} of ${page.label}`, async () => {
+    const lines = await termLines(page, key);
+    return lines.some((l) => l.trim() === text);
+  }, timeout);
+}
+
+async function typeInTab(page, key, text) {
+  await page.locator(`[data-testid=term-tab][data-key="${key}"] [data-testid=tab-title]`).click();
+  const textarea = page.locator(`[data-testid=term-pane][data-key="${key}"] .xterm-helper-textarea`);
+  await textarea.focus();
+  await page.keyboard.type(text);
+}
+
+// ---------------------------------------------------------------- setup
+
+before(async () => {
+  if (!existsSync(BIN)) throw new Error(`server binary not found: ${BIN} (build with \`cargo leptos build\` or set TERMROOM_BIN)`);
+  if (!existsSync(path.join(SITE_ROOT, 'pkg'))) throw new Error(`site not built: ${SITE_ROOT}/pkg missing`);
+  if (!existsSync(CHROMIUM)) throw new Error(`chromium not found at ${CHROMIUM}`);
+  clusterDir = mkdtempSync(path.join(tmpdir(), 'termroom-cluster-e2e-'));
+  const ports = new Set();
+  while (ports.size < 5) ports.add(await freePort());
+  const [lb, pg, redis, a, b] = [...ports];
+  clusterEnv = {
+    ...process.env,
+    // The nodes' local shells: bash without the machine's startup files (see scripts/test-shell).
+    TERMROOM_LOCAL_SHELL: path.join(ROOT, 'scripts', 'test-shell'),
+    CLUSTER_DIR: clusterDir,
+    CLUSTER_PORT: String(lb),
+    CLUSTER_PG_PORT: String(pg),
+    CLUSTER_REDIS_PORT: String(redis),
+    CLUSTER_NODE_PORTS: `${a} ${b}`,
+    TERMROOM_BIN: BIN,
+    TERMROOM_SITE_ROOT: SITE_ROOT,
+    RUST_LOG: process.env.RUST_LOG ?? 'info',
+  };
+  base = `http://127.0.0.1:${lb}`;
+  const started = await cluster('start');
+  if (started.status !== 0) {
+    printClusterLogs();
+    throw new Error(`scripts/cluster.sh start failed (${started.status}):\n${started.out}`);
+  }
+  const password = started.out.match(/^\s*password:\s+(\S+)\s*$/m)?.[1];
+  if (!password) throw new Error(`scripts/cluster.sh printed no admin password:\n${started.out}`);
+  PASSWORDS.admin = password;
+  assert.ok(started.out.includes(base), `the start names the load balancer's URL ${base}`);
+  // A second start finds everything running and prints no password again.
+  const again = await cluster('start');
+  assert.equal(again.status, 0, again.out);
+  assert.match(again.out, /already running/);
+  assert.doesNotMatch(again.out, /password:/);
+  addUser('bob', 'member');
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 60_000 });
+});
+
+after(async () => {
+  await browser?.close().catch(() => {});
+  if (clusterDir) {
+    const stopped = await cluster('stop', 120_000);
+    if (stopped.status !== 0) console.error(`# scripts/cluster.sh stop failed (${stopped.status}):\n${stopped.out}`);
+    if (!process.env.KEEP_DATA) rmSync(clusterDir, { recursive: true, force: true });
+    else console.log(`# cluster directory kept: ${clusterDir}`);
+  }
+});
+
+// ---------------------------------------------------------------- tests
+
+test('load balancer: requests reach both nodes', { timeout: 60_000 }, async () => {
+  const seen = new Set();
+  for (let i = 0; i < 6; i++) {
+    const res = await fetch(`${base}/login`);
+    assert.equal(res.status, 200);
+    seen.add(res.headers.get('x-termroom-node'));
+  }
+  assert.deepEqual([...seen].sort(), ['a', 'b'], 'round robin over nodes a and b');
+});
+
+test('chat: two users on different nodes see each other\'s messages exactly once, and each other online', { timeout: 180_000 }, async () => {
+  await withPages('chat', async (open) => {
+    const admin = await open('admin');
+    const bob = await open('bob');
+    await login(admin, 'admin');
+    const adminNode = await openChat(admin);
+    await login(bob, 'bob');
+    let bobNode = await openChat(bob);
+    // Round robin decides; reload until bob's chat socket is on the other node.
+    for (let i = 0; bobNode === adminNode && i < RELOAD_TRIES; i++) {
+      if (i % 2 === 1) await nudgeRoundRobin();
+      bobNode = await openChat(bob, { reload: true });
+    }
+    assert.notEqual(bobNode, adminNode, `chat sockets on different nodes (admin on ${adminNode}, bob on ${bobNode})`);
+    console.log(`# admin's chat socket on node ${adminNode}, bob's on node ${bobNode}`);
+    await admin.getByTestId('current-room').filter({ hasText: '#general' }).waitFor();
+    await bob.getByTestId('current-room').filter({ hasText: '#general' }).waitFor();
+
+    // Presence crosses nodes (through Redis).
+    await bob.locator('[data-testid=online-user]', { hasText: 'admin' }).waitFor();
+    await admin.locator('[data-testid=online-user]', { hasText: 'bob' }).waitFor();
+
+    const texts = [];
+    for (const [page, who] of [[admin, 'admin'], [bob, 'bob'], [admin, 'admin'], [bob, 'bob']]) {
+      const text = `${who} says ${texts.length + 1} on ${run}`;
+      texts.push(text);
+      await say(page, text);
+    }
+    for (const page of [admin, bob]) {
+      for (const text of texts) await message(page, text).first().waitFor();
+    }
+    await sleep(SETTLE_MS);
+    for (const page of [admin, bob]) {
+      for (const text of texts) {
+        assert.equal(await message(page, text).count(), 1, `${page.label} sees "${text}" exactly once`);
+      }
+    }
+    // In the order they were sent, on both pages.
+    for (const page of [admin, bob]) {
+      const shown = (await page.getByTestId('message-text').allTextContents()).filter((t) => t.includes(run));
+      assert.deepEqual(shown.map((t) => texts.find((x) => t.includes(x))), texts, `${page.label}: messages in order`);
+    }
+  });
+});
+
+test('terminal: a local tab works, and after a reload that reaches the other node it reattaches and works', { timeout: 240_000 }, async () => {
+  await withPages('terminal', async (open) => {
+    const page = await open('admin');
+    await login(page, 'admin');
+    await openTerminalsPage(page);
+    const key = await openLocalTab(page);
+    const session = await page.locator(`[data-testid=term-tab][data-key="${key}"]`).getAttribute('data-session');
+    assert.ok(session, 'the tab knows its session');
+    await typeInTab(page, key, 'echo cluster-$((6*7))\n');
+    await waitLine(page, key, 'cluster-42');
+    const owner = ownerNode(session);
+    assert.ok(['a', 'b'].includes(owner), `the session is held by node a or b (${owner})`);
+    const first = termSockets(session).at(-1);
+    console.log(`# session ${session} held by node ${owner}; its first socket reached node ${first}`);
+
+    // Reload (at least once) until the terminal socket lands on the node
+    // that does not hold the session.
+    let reached;
+    let newKey;
+    for (let i = 0; i === 0 || (reached === owner && i < RELOAD_TRIES); i++) {
+      if (i % 2 === 1) await nudgeRoundRobin();
+      const before = termSockets(session).length;
+      await page.reload();
+      await hydrated(page);
+      const tab = page.locator(`[data-testid=term-tab][data-session="${session}"]`);
+      await tab.waitFor({ timeout: TERM_WAIT_MS });
+      newKey = await tab.getAttribute('data-key');
+      await waitLive(page, newKey);
+      await until('the reattach in the load balancer log', () => termSockets(session).length > before);
+      reached = termSockets(session).at(-1);
+    }
+    assert.notEqual(reached, owner, `a terminal socket reached node ${reached}, not the owner ${owner} (forwarded)`);
+    console.log(`# after the reload the socket reached node ${reached} and was forwarded to ${owner}`);
+    assert.equal(await page.getByTestId('term-tab').count(), 1, 'one tab after the reload');
+    // The earlier output is back, and the shell answers.
+    await waitLine(page, newKey, 'cluster-42');
+    await typeInTab(page, newKey, 'echo again-$((7*7))\n');
+    await waitLine(page, newKey, 'again-49');
+    assert.equal(ownerNode(session), owner, 'the session stayed on its node');
+  });
+});

@@ -1,0 +1,565 @@
+//! Several nodes on one Postgres and one Redis, all started here: chat across
+//! nodes, tickets redeemed on another node, Redis going away mid-chat,
+//! revocation without Redis, a dead node's sessions, configuration errors.
+mod common;
+
+use std::{path::PathBuf, time::Duration};
+
+use app::model::Role;
+use common::{services::*, *};
+use serde_json::Value;
+
+/// A cluster for one test: the shared services and the key every node uses.
+struct Cluster {
+    pg: Postgres,
+    redis: Redis,
+    db_url: String,
+    key_dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    async fn start() -> Self {
+        let pg = Postgres::start();
+        let db_url = pg.database().await;
+        let key_dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(key_dir.path().join("secret.key"), "ab".repeat(32)).expect("key file");
+        Self {
+            pg,
+            redis: Redis::start(),
+            db_url,
+            key_dir,
+        }
+    }
+
+    fn key_file(&self) -> PathBuf {
+        self.key_dir.path().join("secret.key")
+    }
+
+    fn options(&self, node: &str) -> Options {
+        Options {
+            database_url: Some(self.db_url.clone()),
+            broker: Some(self.redis.url()),
+            node_id: Some(node.to_string()),
+            secret_key_file: Some(self.key_file()),
+            revocation_poll_ms: 200,
+            chat_rate: 1000,
+            ..Options::default()
+        }
+    }
+
+    async fn node(&self, node: &str) -> TestServer {
+        TestServer::start_with(self.options(node)).await
+    }
+}
+
+async fn rich_client(s: &TestServer, name: &str) -> Ws {
+    let (_c, otp) = s.login(name).await;
+    let mut ws = s.chat(&otp, true, None).await.expect("connect");
+    next_of_type(&mut ws, "joined").await;
+    ws
+}
+
+/// The next `n` chat messages on `ws`, as text.
+async fn messages(ws: &mut Ws, n: usize) -> Vec<String> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let m = next_of_type(ws, "new_message").await;
+        out.push(
+            m["payload"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    out
+}
+
+fn numbered(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("{prefix} {i}")).collect()
+}
+
+/// The ids and texts of a room's history as a fresh client on `s` sees it.
+async fn history(s: &TestServer, user: &str) -> Vec<(i64, String)> {
+    let (_c, otp) = s.login(user).await;
+    let mut ws = s.chat(&otp, true, None).await.expect("connect");
+    let joined = next_of_type(&mut ws, "joined").await;
+    joined["payload"]["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m: &Value| {
+            (
+                m["id"].as_i64().unwrap_or_default(),
+                m["message"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_message_sent_on_one_node_reaches_the_other_once_in_order() {
+    let c = Cluster::start().await;
+    let a = c.node("a").await;
+    let b = c.node("b").await;
+    a.add_user("alice", Role::Member).await;
+    a.add_user("bob", Role::Member).await;
+    let mut on_a = rich_client(&a, "alice").await;
+    let mut on_b = rich_client(&b, "bob").await;
+    // Presence is cluster-wide: alice on A sees bob, who is on B.
+    loop {
+        let p = next_of_type(&mut on_a, "presence").await;
+        if p["payload"]["users"] == serde_json::json!(["alice", "bob"]) {
+            break;
+        }
+    }
+
+    let sent = numbered("from a", 0..50);
+    for text in &sent {
+        say(&mut on_a, text).await;
+    }
+    assert_eq!(
+        messages(&mut on_b, 50).await,
+        sent,
+        "every message once, in order"
+    );
+    assert_eq!(messages(&mut on_a, 50).await, sent, "the sender's own echo");
+    say(&mut on_b, "from b").await;
+    assert_eq!(messages(&mut on_a, 1).await, ["from b"]);
+    assert_eq!(messages(&mut on_b, 1).await, ["from b"]);
+    assert_no_message(&mut on_b, 500).await;
+
+    // Both nodes talking at once: each client sees one order, the same.
+    let (mut a_got, mut b_got) = (Vec::new(), Vec::new());
+    for i in 0..20 {
+        say(&mut on_a, &format!("a{i}")).await;
+        say(&mut on_b, &format!("b{i}")).await;
+    }
+    a_got.extend(messages(&mut on_a, 40).await);
+    b_got.extend(messages(&mut on_b, 40).await);
+    assert_eq!(a_got, b_got, "the same order on both nodes");
+    let h_a = history(&a, "alice").await;
+    let h_b = history(&b, "bob").await;
+    assert_eq!(h_a, h_b, "history is the same from both nodes");
+    let ids: Vec<i64> = h_a.iter().map(|(id, _)| *id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    assert_eq!(
+        h_a.iter()
+            .rev()
+            .take(40)
+            .rev()
+            .map(|(_, t)| t.clone())
+            .collect::<Vec<_>>(),
+        a_got,
+        "delivered in id order"
+    );
+
+    // A room made on B is listed on A.
+    change_room(&mut on_b, "night-shift", None).await;
+    loop {
+        let m = next_json(&mut on_a).await;
+        if m["type"] == "room_added" {
+            assert_eq!(m["payload"]["room"], "night-shift");
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_ticket_from_one_node_is_redeemed_on_the_other_and_only_once() {
+    let c = Cluster::start().await;
+    let a = c.node("a").await;
+    let b = c.node("b").await;
+    a.add_user("alice", Role::Member).await;
+    let (client, _) = a.login("alice").await;
+    let otp = a.chat_ticket(&client).await;
+    let mut ws = b
+        .chat(&otp, true, None)
+        .await
+        .expect("ticket of A redeemed on B");
+    let welcome = next_of_type(&mut ws, "welcome").await;
+    assert_eq!(welcome["payload"]["user"], "alice");
+    // The login cookie of A works on B too.
+    let me = client
+        .post(b.url("/api/me"))
+        .header("origin", b.origin())
+        .send()
+        .await
+        .expect("me on b");
+    assert_eq!(me.status(), 200);
+    let me = me.text().await.expect("me body");
+    assert!(me.contains("alice"), "{me}");
+    for _ in 0..10 {
+        let otp = a.chat_ticket(&client).await;
+        let (on_a, on_b) = tokio::join!(a.chat(&otp, true, None), b.chat(&otp, true, None));
+        assert!(
+            on_a.is_ok() != on_b.is_ok(),
+            "exactly one node takes a ticket: {:?} {:?}",
+            on_a.as_ref().err(),
+            on_b.as_ref().err()
+        );
+        assert_eq!(on_a.err().or(on_b.err()), Some(401));
+    }
+}
+
+#[tokio::test]
+async fn redis_away_for_five_seconds_loses_and_repeats_nothing() {
+    let mut c = Cluster::start().await;
+    let a = c.node("a").await;
+    let b = c.node("b").await;
+    a.add_user("alice", Role::Member).await;
+    a.add_user("bob", Role::Member).await;
+    let mut on_a = rich_client(&a, "alice").await;
+    let mut on_b = rich_client(&b, "bob").await;
+    let mut sent = Vec::new();
+    for text in numbered("before", 0..10) {
+        say(&mut on_a, &text).await;
+        sent.push(text);
+    }
+    assert_eq!(messages(&mut on_b, 10).await, sent[..10]);
+    c.redis.stop();
+    for text in numbered("without redis", 0..10) {
+        say(&mut on_a, &text).await;
+        sent.push(text);
+    }
+    // Each node keeps serving its own sockets, and reads the others'
+    // messages from the database meanwhile.
+    assert_eq!(messages(&mut on_a, 20).await, sent);
+    assert_eq!(messages(&mut on_b, 10).await, sent[10..20]);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    c.redis.resume();
+    for text in numbered("after", 0..10) {
+        say(&mut on_a, &text).await;
+        sent.push(text);
+        say(&mut on_b, "b-side").await;
+        sent.push("b-side".into());
+    }
+    let on_a_got = messages(&mut on_a, 20).await;
+    let on_b_got = messages(&mut on_b, 20).await;
+    assert_eq!(on_a_got, on_b_got, "one order on both nodes");
+    let mut sorted_a = on_a_got.clone();
+    sorted_a.sort();
+    let mut expected = sent[20..].to_vec();
+    expected.sort();
+    assert_eq!(sorted_a, expected, "each message once");
+    assert_no_message(&mut on_b, 1500).await;
+    assert_no_message(&mut on_a, 100).await;
+}
+
+#[tokio::test]
+async fn disabling_a_user_while_redis_is_down_closes_their_sockets_on_both_nodes() {
+    let mut c = Cluster::start().await;
+    let a = c.node("a").await;
+    let b = c.node("b").await;
+    a.add_user("carol", Role::Member).await;
+    let mut on_a = rich_client(&a, "carol").await;
+    let mut on_b = rich_client(&b, "carol").await;
+    c.redis.stop();
+    // As the command line does it: in the database only.
+    server::db::users::disable(&a.core().db, "carol")
+        .await
+        .expect("disable")
+        .expect("carol exists");
+    for ws in [&mut on_a, &mut on_b] {
+        // next_event fails the test when nothing comes within 5 s.
+        while let Got::Json(_) = next_event(ws, 5).await {}
+    }
+    assert_eq!(
+        b.chat("x", true, None).await.err(),
+        Some(401),
+        "and nothing opens again"
+    );
+}
+
+#[tokio::test]
+async fn a_node_id_in_use_and_a_different_secret_key_are_refused_at_start() {
+    let c = Cluster::start().await;
+    let _a = c.node("a").await;
+    let err = TestServer::try_start_with(c.options("a"))
+        .await
+        .err()
+        .expect("a second node a is refused");
+    assert!(
+        format!("{err:#}").contains("in use by a running node"),
+        "{err:#}"
+    );
+
+    let other_key = tempfile::tempdir().expect("temp dir");
+    let key = other_key.path().join("secret.key");
+    std::fs::write(&key, "cd".repeat(32)).expect("key");
+    let err = TestServer::try_start_with(Options {
+        secret_key_file: Some(key),
+        ..c.options("b")
+    })
+    .await
+    .err()
+    .expect("another key is refused");
+    assert!(
+        format!("{err:#}").contains("secret key differs from node \"a\""),
+        "{err:#}"
+    );
+
+    let err = TestServer::try_start_with(Options {
+        broker: Some("redis://127.0.0.1:1".into()),
+        ..c.options("c")
+    })
+    .await
+    .err()
+    .expect("an unreachable broker is refused");
+    assert!(
+        format!("{err:#}").contains("cannot reach the broker"),
+        "{err:#}"
+    );
+
+    let err = TestServer::try_start_with(Options {
+        database_url: Some("postgres://nobody@127.0.0.1:1/x".into()),
+        ..c.options("d")
+    })
+    .await
+    .err()
+    .expect("an unreachable database is refused");
+    assert!(format!("{err:#}").contains("cannot connect to"), "{err:#}");
+    drop(c.pg);
+}
+
+/// The terminal session ids `client` lists through node `s`.
+async fn listed(s: &TestServer, client: &reqwest::Client) -> Vec<String> {
+    let list: Value = s
+        .call(client, "term_list", &[])
+        .await
+        .json()
+        .await
+        .expect("term list");
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .map(|t| t["session_id"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+async fn attach_ticket(s: &TestServer, client: &reqwest::Client, id: &str) -> reqwest::Response {
+    s.call(client, "term_attach", &[("session_id", id)]).await
+}
+
+#[tokio::test]
+async fn a_terminal_opened_through_one_node_is_reached_through_the_other() {
+    use common::term::{open, Term};
+    let c = Cluster::start().await;
+    let local = |node| Options {
+        local_target: server::cli::LocalTarget::Admins,
+        ..c.options(node)
+    };
+    let a = TestServer::start_with(local("a")).await;
+    let b = TestServer::start_with(local("b")).await;
+    a.add_user("root1", Role::Admin).await;
+    let (on_a, _) = a.login("root1").await;
+    let (on_b, _) = b.login("root1").await;
+    let (id, otp) = open(&a, &on_a, "local").await.expect("open on a");
+    assert_eq!(
+        listed(&b, &on_b).await,
+        std::slice::from_ref(&id),
+        "listed on every node"
+    );
+
+    // The ticket of A, the socket through B: forwarded to A.
+    let mut t = Term::attach(&b, &id, &otp, 0).await;
+    t.type_line("echo forwarded-$((40+2))").await;
+    t.until(10, |t| t.text.contains("forwarded-42")).await;
+    let seen = t.next_seq;
+    drop(t);
+
+    // Reload: a ticket from B, the socket through B again, resuming.
+    let resp = attach_ticket(&b, &on_b, &id).await;
+    assert_eq!(resp.status(), 200);
+    let ticket: Value = resp.json().await.expect("ticket");
+    let otp = ticket["otp"].as_str().expect("otp").to_string();
+    let mut t = Term::attach(&b, &id, &otp, seen).await;
+    t.type_line("echo again-$((1+1))").await;
+    t.until(10, |t| t.text.contains("again-2")).await;
+    assert!(
+        !t.text.contains("forwarded-42"),
+        "resumed where it left off"
+    );
+    drop(t);
+
+    // An admin on B sees it on the Live page, named with its node, and
+    // watches it through B.
+    let live: Value = b.call(&on_b, "live", &[]).await.json().await.expect("live");
+    let row = live
+        .as_array()
+        .and_then(|l| l.iter().find(|s| s["session_id"] == id.as_str()))
+        .cloned()
+        .expect("A's session listed on B");
+    assert_eq!(row["node"], "a");
+    let resp = b.call(&on_b, "watch", &[("session_id", &id)]).await;
+    assert_eq!(resp.status(), 200);
+    let watch: Value = resp.json().await.expect("watch ticket");
+    let mut w = Term::watch(&b, &id, watch["otp"].as_str().expect("otp")).await;
+    w.until(10, |w| w.text.contains("again-2")).await;
+    let mut t = {
+        let resp = attach_ticket(&b, &on_b, &id).await;
+        let ticket: Value = resp.json().await.expect("ticket");
+        Term::attach(&b, &id, ticket["otp"].as_str().expect("otp"), 0).await
+    };
+    t.until(10, |t| t.watchers == ["root1"]).await;
+    drop(w);
+    drop(t);
+
+    // A forged or replayed claim gets nothing from A.
+    let forged = reqwest::Client::new()
+        .get(a.url(&format!("/ws/term/{id}")))
+        .header("x-termroom-forward", "00.00")
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .expect("forged request");
+    assert_eq!(forged.status(), 401);
+
+    // Closing through B ends the session on A.
+    let resp = b.call(&on_b, "term_close", &[("session_id", &id)]).await;
+    assert_eq!(resp.status(), 200);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while a
+        .core()
+        .terms
+        .session(&id)
+        .is_some_and(|s| s.phase() != server::term::Phase::Ended)
+    {
+        assert!(tokio::time::Instant::now() < deadline, "closed within 10 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_killed_nodes_sessions_become_interrupted_and_its_chat_resumes_on_another() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let c = Cluster::start().await;
+    let b = c.node("b").await;
+    b.add_user("root1", Role::Admin).await;
+    // Node A is a real process, so that it can be killed outright.
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_termroom"))
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--leptos-config",
+            "/nonexistent",
+        ])
+        .args(["--local-target", "admins", "--node-id", "a"])
+        .args(["--broker", &c.redis.url(), "--database-url", &c.db_url])
+        .arg("--secret-key-file")
+        .arg(c.key_file())
+        .arg("--data-dir")
+        .arg(data.path())
+        .env("RUST_LOG", "info")
+        .env("TERMROOM_LOCAL_SHELL", common::test_shell())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start node a");
+    let out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut addr = None;
+    for line in out.lines() {
+        let line = line.expect("node a output");
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            addr = rest.split_whitespace().next().map(str::to_string);
+            break;
+        }
+    }
+    let addr = addr.expect("node a's address");
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    let origin = format!("http://{addr}");
+    let resp = client
+        .post(format!("{origin}/login"))
+        .header("origin", &origin)
+        .json(&serde_json::json!({"username": "root1", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("login on a");
+    assert_eq!(resp.status(), 200);
+    let resp = client
+        .post(format!("{origin}/api/term_open"))
+        .header("origin", &origin)
+        .form(&[("target", "local"), ("cols", "80"), ("rows", "24")])
+        .send()
+        .await
+        .expect("open on a");
+    assert_eq!(resp.status(), 200);
+    let id = resp.json::<Value>().await.expect("ticket")["session_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    // A chat message on B before A dies; the client that was on A resumes on B.
+    let mut on_b = rich_client(&b, "root1").await;
+    say(&mut on_b, "before a died").await;
+    messages(&mut on_b, 1).await;
+
+    let _ = Command::new("kill")
+        .args(["-9", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let row = || async {
+        server::db::terminal_sessions::by_id(&b.core().db, &id)
+            .await
+            .expect("row")
+            .expect("session row")
+    };
+    assert_eq!(row().await.status, "running");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while row().await.status != "interrupted" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "interrupted within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // The owner, now on B, is told what happened.
+    let (on_b_client, _) = b.login("root1").await;
+    let resp = attach_ticket(&b, &on_b_client, &id).await;
+    assert_eq!(resp.status(), 404);
+    let body = resp.text().await.expect("body");
+    assert!(body.contains("interrupted"), "{body}");
+    // The chat client that was on A reconnects to B from its last id.
+    let h = history(&b, "root1").await;
+    assert_eq!(h.last().map(|(_, t)| t.as_str()), Some("before a died"));
+    drop(data);
+}
+
+#[tokio::test]
+async fn failed_logins_count_on_every_node() {
+    let c = Cluster::start().await;
+    let a = c.node("a").await;
+    let b = c.node("b").await;
+    a.add_user("alice", Role::Member).await;
+    let attempt = |s: &TestServer, password: &'static str| {
+        let url = s.url("/login");
+        let origin = s.origin();
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .header("origin", origin)
+                .json(&serde_json::json!({"username": "alice", "password": password}))
+                .send()
+                .await
+                .expect("login request")
+                .status()
+                .as_u16()
+        }
+    };
+    // The free failures of the name, spread over both nodes.
+    for i in 0..server::auth::ratelimit::FREE_FAILURES_PER_NAME {
+        let node = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(attempt(node, "wrong-password").await, 401);
+    }
+    // B alone saw fewer than the free failures, yet it slows the name down.
+    assert_eq!(attempt(&b, "wrong-password").await, 429);
+    assert_eq!(attempt(&a, "wrong-password").await, 429);
+}
