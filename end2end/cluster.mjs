@@ -17,38 +17,30 @@
 // also fails when its pages log a Wasm panic, a hydration error or an
 // uncaught exception. On a failure the page consoles, the nodes' and
 // haproxy's log tails and screenshot paths (end2end/results/) are printed.
+// The shared parts (waits, pages, login, chat and terminal steps) are in
+// end2end/support.mjs.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, existsSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import {
+  ROOT, TERM_WAIT_MS, sleep, until, freePort, checkBuilt, launchChromium,
+  withPages as withPagesOn, login as loginWith, hydrated,
+  chatOnline, say, message,
+  openTerminalsPage, openLocalTab, waitLive, waitLine, typeInTab,
+} from './support.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = path.resolve(ROOT, process.env.TERMROOM_BIN ?? 'target/debug/termroom');
 const SITE_ROOT = path.resolve(ROOT, process.env.TERMROOM_SITE_ROOT ?? 'target/site');
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const CLUSTER_SH = path.join(ROOT, 'scripts', 'cluster.sh');
 const PSQL = '/usr/lib/postgresql/15/bin/psql';
-const RESULTS = path.join(ROOT, 'end2end', 'results');
-const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-];
 
-/** Default wait for one UI condition. */
-const WAIT_MS = 20_000;
-/** Waits involving a shell (start-up, reattach). */
-const TERM_WAIT_MS = 30_000;
 /** How long to wait before counting messages (a duplicate would have arrived by then). */
 const SETTLE_MS = 1_500;
 /** Reloads tried until a socket lands on the wanted node (round robin: about one in two). */
 const RELOAD_TRIES = 10;
-/** Console lines that mean the page itself is broken (a Wasm panic, a hydration error, an uncaught exception). */
-const BROKEN_PAGE = /panicked at|\[pageerror\]|hydration error|unreachable executed/i;
 
 const run = Math.random().toString(36).slice(2, 8);
 /** Passwords by user; the admin's comes from the cluster's first start. */
@@ -59,18 +51,6 @@ let base;
 let browser;
 
 // ---------------------------------------------------------------- cluster
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** Runs `scripts/cluster.sh CMD`; resolves with its status and output. */
 function cluster(cmd, timeout = 240_000) {
@@ -141,7 +121,6 @@ function socketNodes(match) {
 const chatSockets = () => socketNodes((p) => p === '/ws');
 const termSockets = (session) => socketNodes((p) => p === `/ws/term/${session}`);
 
-/** The last `lines` lines of a log, without backtrace frames (a debug build's warnings carry long ones). */
 /**
  * One request through the load balancer, so the next ones land one node
  * further. A reload makes the same number of requests each time: when that
@@ -152,6 +131,7 @@ async function nudgeRoundRobin() {
   await fetch(`${base}/favicon.svg`).then((r) => r.arrayBuffer());
 }
 
+/** The last `lines` lines of a log, without backtrace frames (a debug build's warnings carry long ones). */
 function logTail(file, lines) {
   try {
     let frames = false;
@@ -179,107 +159,20 @@ function printClusterLogs() {
 
 // ---------------------------------------------------------------- helpers
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `fn` until it returns a truthy value; fails with `what` after `timeout`. */
-async function until(what, fn, timeout = WAIT_MS) {
-  const deadline = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeout} ms waiting for ${what}${last instanceof Error ? ` (${last.message})` : ''}`);
-    }
-    await sleep(150);
-  }
-}
-
-/** A fresh browser context (own cookies and sessionStorage) with one page that records its console. */
-async function newPage(label) {
-  const context = await browser.newContext({ baseURL: base, viewport: { width: 1280, height: 800 } });
-  context.setDefaultTimeout(WAIT_MS);
-  context.setDefaultNavigationTimeout(WAIT_MS);
-  const page = await context.newPage();
-  page.label = label;
-  page.consoleLog = [];
-  const log = (line) => {
-    page.consoleLog.push(line);
-    if (page.consoleLog.length > 300) page.consoleLog.splice(0, 100);
-  };
-  page.on('console', (m) => log(`[${m.type()}] ${m.text()}`));
-  page.on('pageerror', (e) => log(`[pageerror] ${e.message}`));
-  page.on('requestfailed', (r) => log(`[requestfailed] ${r.url()} ${r.failure()?.errorText ?? ''}`));
-  page.on('dialog', (d) => d.accept());
-  return page;
-}
-
 /**
- * Runs a test body with the pages it opens; on failure prints each page's
- * console, a screenshot path and the cluster's log tails, then rethrows.
+ * Runs a test body with the pages it opens (support.mjs); on failure prints
+ * each page's console, a screenshot path and the cluster's log tails, then
+ * rethrows. With E2E_SHOTS=1 passing tests keep their screenshots too.
  */
-async function withPages(name, body) {
-  const pages = [];
-  const open = async (label) => {
-    const p = await newPage(label);
-    pages.push(p);
-    return p;
-  };
-  try {
-    await body(open);
-    for (const p of pages) {
-      if (process.env.E2E_DUMP) console.log(`# page ${p.label} console:\n${p.consoleLog.map((l) => `#   ${l}`).join('\n')}`);
-      const broken = p.consoleLog.filter((l) => BROKEN_PAGE.test(l));
-      assert.deepEqual(broken, [], `page ${p.label} logged errors`);
-      if (process.env.E2E_SHOTS) {
-        mkdirSync(RESULTS, { recursive: true });
-        await p.screenshot({ path: path.join(RESULTS, `cluster-${name}-${p.label}.png`.replace(/[^\w.-]+/g, '_')), fullPage: true });
-      }
-    }
-  } catch (err) {
-    mkdirSync(RESULTS, { recursive: true });
-    for (const p of pages) {
-      const file = path.join(RESULTS, `cluster-${name}-${p.label}.png`.replace(/[^\w.-]+/g, '_'));
-      try {
-        await p.screenshot({ path: file, fullPage: true, timeout: 5_000 });
-        console.error(`# screenshot (${p.label}): ${file}`);
-      } catch (e) {
-        console.error(`# screenshot (${p.label}) failed: ${e.message}`);
-      }
-      console.error(`# page ${p.label} at ${p.url()} console:\n${p.consoleLog.map((l) => `#   ${l}`).join('\n') || '#   (empty)'}`);
-    }
-    printClusterLogs();
-    throw err;
-  } finally {
-    for (const p of pages) await p.context().close().catch(() => {});
-  }
+function withPages(name, body) {
+  return withPagesOn({ browser, base, shotPrefix: 'cluster-', shotsOnPass: true, printLogs: printClusterLogs }, name, body);
 }
 
-async function login(page, name) {
-  await page.goto('/login');
-  // The button is enabled once the page has hydrated.
-  await page.locator('[data-testid=login-submit]:not([disabled])').waitFor();
-  await page.getByTestId('login-username').fill(name);
-  await page.getByTestId('login-password').fill(PASSWORDS[name]);
-  await page.getByTestId('login-submit').click();
-  await page.waitForURL((url) => !url.pathname.startsWith('/login'));
-  await page.getByTestId('current-user').filter({ hasText: name }).waitFor();
-}
-
-/** Waits until the page has hydrated (clicks before that are lost). */
-async function hydrated(page) {
-  await page.locator('body[data-hydrated=true]').waitFor({ timeout: TERM_WAIT_MS });
+function login(page, name) {
+  return loginWith(page, name, PASSWORDS[name]);
 }
 
 // ---- chat
-
-async function chatOnline(page) {
-  await page.locator('[data-testid=conn-state][data-state=online]').waitFor();
-}
 
 /** Opens the chat (a new chat socket) and returns the node the socket reached. */
 async function openChat(page, { reload = false } = {}) {
@@ -291,73 +184,10 @@ async function openChat(page, { reload = false } = {}) {
   return chatSockets().at(-1);
 }
 
-async function say(page, text) {
-  const input = page.getByTestId('message-input');
-  await input.fill(text);
-  await input.press('Enter');
-  await until('the composer to clear', async () => (await input.inputValue()) === '');
-}
-
-function message(page, text) {
-  return page.getByTestId('message-text').filter({ hasText: text });
-}
-
-// ---- terminals
-
-async function openTerminalsPage(page) {
-  await page.goto('/terminals');
-  await hydrated(page);
-  await page.getByTestId('target-select').waitFor();
-}
-
-/** Opens a tab to `local` and returns its key once it is live. */
-async function openLocalTab(page) {
-  const before = await page.getByTestId('term-tab').count();
-  await page.getByTestId('target-select').selectOption('local');
-  await page.getByTestId('open-tab').click();
-  await until('a new tab', async () => (await page.getByTestId('term-tab').count()) === before + 1);
-  const key = await page.getByTestId('term-tab').nth(before).getAttribute('data-key');
-  await waitLive(page, key);
-  return key;
-}
-
-async function waitLive(page, key) {
-  await page.locator(`[data-testid=term-tab][data-key="${key}"][data-state=live]`).waitFor({ timeout: TERM_WAIT_MS });
-}
-
-/** The lines of a tab's xterm buffer (through the `xterm` property the pane element carries). */
-async function termLines(page, key) {
-  return page.evaluate((k) => {
-    const el = document.querySelector(`[data-testid=term-pane][data-key="${k}"]`);
-    const buf = el?.xterm?.buffer?.active;
-    if (!buf) return [];
-    const lines = [];
-    for (let i = 0; i < buf.length; i++) lines.push(buf.getLine(i)?.translateToString(true) ?? '');
-    return lines;
-  }, key);
-}
-
-/** Waits until a line of the tab's screen is exactly `text` (command output, not the echoed command). */
-async function waitLine(page, key, text, timeout = TERM_WAIT_MS) {
-  await until(`"${text}" in tab ${key} of ${page.label}`, async () => {
-    const lines = await termLines(page, key);
-    return lines.some((l) => l.trim() === text);
-  }, timeout);
-}
-
-async function typeInTab(page, key, text) {
-  await page.locator(`[data-testid=term-tab][data-key="${key}"] [data-testid=tab-title]`).click();
-  const textarea = page.locator(`[data-testid=term-pane][data-key="${key}"] .xterm-helper-textarea`);
-  await textarea.focus();
-  await page.keyboard.type(text);
-}
-
 // ---------------------------------------------------------------- setup
 
 before(async () => {
-  if (!existsSync(BIN)) throw new Error(`server binary not found: ${BIN} (build with \`cargo leptos build\` or set TERMROOM_BIN)`);
-  if (!existsSync(path.join(SITE_ROOT, 'pkg'))) throw new Error(`site not built: ${SITE_ROOT}/pkg missing`);
-  if (!existsSync(CHROMIUM)) throw new Error(`chromium not found at ${CHROMIUM}`);
+  checkBuilt(BIN, SITE_ROOT);
   clusterDir = mkdtempSync(path.join(tmpdir(), 'termroom-cluster-e2e-'));
   const ports = new Set();
   while (ports.size < 5) ports.add(await freePort());
@@ -391,7 +221,7 @@ before(async () => {
   assert.match(again.out, /already running/);
   assert.doesNotMatch(again.out, /password:/);
   addUser('bob', 'member');
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 60_000 });
+  browser = await launchChromium();
 });
 
 after(async () => {

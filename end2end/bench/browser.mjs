@@ -27,18 +27,16 @@ import { tmpdir, loadavg } from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 import { summarizeTrace, formatTrace } from './trace-summary.mjs';
+import { CHROMIUM, CHROMIUM_ARGS as E2E_CHROMIUM_ARGS, freePort, sleep, launchChromium } from '../support.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..', '..');
 const BIN = path.resolve(ROOT, process.env.TERMROOM_BIN ?? 'target/release/termroom');
 const SITE_ROOT = path.resolve(ROOT, process.env.TERMROOM_SITE_ROOT ?? 'target/site');
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const WETTY = path.join(HERE, 'node_modules', 'wetty', 'build', 'main.js');
 const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  ...E2E_CHROMIUM_ARGS,
   // BENCH_CHROMIUM_ARGS adds flags, e.g. --disable-webgl (both apps fall back to xterm's DOM renderer).
   ...(process.env.BENCH_CHROMIUM_ARGS ?? '').split(/\s+/).filter(Boolean),
 ];
@@ -57,7 +55,6 @@ const BULK_LINE = 64; // bytes per line in the file (LF); 65 on the wire (CR LF)
 const HOOKS = readFileSync(path.join(HERE, 'page-hooks.js'), 'utf8');
 const USER = { name: 'bench', password: 'bench-browser-password-1' };
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (...a) => console.error('#', ...a);
 const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
 
@@ -106,18 +103,6 @@ async function cleanup() {
 process.on('exit', () => { killAll('SIGKILL'); if (work && !process.env.KEEP_DATA) rmSync(work, { recursive: true, force: true }); });
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(sig, () => { log(`${sig}: cleaning up`); cleanup().finally(() => process.exit(130)); });
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 function run(cmd, args, input) {
@@ -633,7 +618,7 @@ async function main() {
   const tr = await startTermroom(sshd);
   const wt = await startWetty(sshd);
   log(`sshd :${sshd.port} (${sshd.host.fp}), termroom ${tr.base} pid ${tr.pid}, wetty ${wt.base} pid ${wt.pid}`);
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 60_000 });
+  browser = await launchChromium(CHROMIUM_ARGS);
   const version = browser.version();
 
   const R = { termroom: { rss: {} }, wetty: { rss: {} } };

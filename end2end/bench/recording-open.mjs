@@ -33,19 +33,11 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { ROOT, CHROMIUM, CHROMIUM_ARGS, freePort, sleep, launchChromium } from '../support.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = path.resolve(ROOT, process.env.TERMROOM_BIN ?? 'target/release/termroom');
 const SITE_ROOT = path.resolve(ROOT, process.env.TERMROOM_SITE_ROOT ?? 'target/site');
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-];
 const RECORDING_MB = Number(process.env.BENCH_RECORDING_MB ?? 500);
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const TARGET_SECS = 3;
@@ -55,7 +47,6 @@ const OPEN_TIMEOUT_MS = 60_000;
 const SHOW_GRACE_MS = 10_000;
 const USER = { name: 'bench', password: 'bench-recording-password-1' };
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (...a) => console.error('#', ...a);
 
 // ---------------------------------------------------------------- processes
@@ -90,18 +81,6 @@ async function cleanup() {
 process.on('exit', () => { if (server) killServer('SIGKILL'); removeData(); });
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(sig, () => { log(`${sig}: cleaning up`); cleanup().finally(() => process.exit(130)); });
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** Starts termroom with an admin user (the local target is open to admins by default); returns its base URL. */
@@ -307,7 +286,7 @@ async function main() {
   if (!(RECORDING_MB > 0) || !(RUNS >= 1)) throw new Error('BENCH_RECORDING_MB and BENCH_RUNS must be positive');
   dataDir = mkdtempSync(path.join(tmpdir(), 'termroom-recording-bench-'));
   const base = await startServer();
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 60_000 });
+  browser = await launchChromium();
   console.log(`# recording-open bench ${new Date().toISOString()}: termroom ${BIN}, Chromium ${browser.version()}`);
 
   const admin = await newPage(base);

@@ -6,7 +6,7 @@ mod common;
 use std::{path::PathBuf, time::Duration};
 
 use app::model::Role;
-use common::{services::*, *};
+use common::{served::Served, services::*, *};
 use serde_json::Value;
 
 /// A cluster for one test: the shared services and the key every node uses.
@@ -274,51 +274,35 @@ async fn disabling_a_user_while_redis_is_down_closes_their_sockets_on_both_nodes
 async fn a_node_id_in_use_and_a_different_secret_key_are_refused_at_start() {
     let c = Cluster::start().await;
     let _a = c.node("a").await;
-    let err = TestServer::try_start_with(c.options("a"))
-        .await
-        .err()
-        .expect("a second node a is refused");
-    assert!(
-        format!("{err:#}").contains("in use by a running node"),
-        "{err:#}"
-    );
+    assert_refused(c.options("a"), "in use by a running node").await;
 
     let other_key = tempfile::tempdir().expect("temp dir");
     let key = other_key.path().join("secret.key");
     std::fs::write(&key, "cd".repeat(32)).expect("key");
-    let err = TestServer::try_start_with(Options {
+    let other_key_options = Options {
         secret_key_file: Some(key),
         ..c.options("b")
-    })
-    .await
-    .err()
-    .expect("another key is refused");
-    assert!(
-        format!("{err:#}").contains("secret key differs from node \"a\""),
-        "{err:#}"
-    );
-
-    let err = TestServer::try_start_with(Options {
+    };
+    assert_refused(other_key_options, "secret key differs from node \"a\"").await;
+    let no_broker = Options {
         broker: Some("redis://127.0.0.1:1".into()),
         ..c.options("c")
-    })
-    .await
-    .err()
-    .expect("an unreachable broker is refused");
-    assert!(
-        format!("{err:#}").contains("cannot reach the broker"),
-        "{err:#}"
-    );
-
-    let err = TestServer::try_start_with(Options {
+    };
+    assert_refused(no_broker, "cannot reach the broker").await;
+    let no_database = Options {
         database_url: Some("postgres://nobody@127.0.0.1:1/x".into()),
         ..c.options("d")
-    })
-    .await
-    .err()
-    .expect("an unreachable database is refused");
-    assert!(format!("{err:#}").contains("cannot connect to"), "{err:#}");
+    };
+    assert_refused(no_database, "cannot connect to").await;
     drop(c.pg);
+}
+
+/// Asserts that a node with `options` refuses to start, saying `why`.
+async fn assert_refused(options: Options, why: &str) {
+    match TestServer::try_start_with(options).await {
+        Ok(_) => panic!("started, though it should refuse: {why}"),
+        Err(e) => assert!(format!("{e:#}").contains(why), "{e:#}"),
+    }
 }
 
 /// The terminal session ids `client` lists through node `s`.
@@ -434,44 +418,28 @@ async fn a_terminal_opened_through_one_node_is_reached_through_the_other() {
 
 #[tokio::test]
 async fn a_killed_nodes_sessions_become_interrupted_and_its_chat_resumes_on_another() {
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
     let c = Cluster::start().await;
     let b = c.node("b").await;
     b.add_user("root1", Role::Admin).await;
     // Node A is a real process, so that it can be killed outright.
     let data = tempfile::tempdir().expect("temp dir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_termroom"))
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--leptos-config",
-            "/nonexistent",
-        ])
-        .args(["--local-target", "admins", "--node-id", "a"])
-        .args(["--broker", &c.redis.url(), "--database-url", &c.db_url])
-        .arg("--secret-key-file")
-        .arg(c.key_file())
-        .arg("--data-dir")
-        .arg(data.path())
-        .env("RUST_LOG", "info")
-        .env("TERMROOM_LOCAL_SHELL", common::test_shell())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start node a");
-    let out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-    let mut addr = None;
-    for line in out.lines() {
-        let line = line.expect("node a output");
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            addr = rest.split_whitespace().next().map(str::to_string);
-            break;
-        }
-    }
-    let addr = addr.expect("node a's address");
+    let key = c.key_file();
+    let mut node_a = Served::start(
+        data.path(),
+        &[
+            "--local-target",
+            "admins",
+            "--node-id",
+            "a",
+            "--broker",
+            &c.redis.url(),
+            "--database-url",
+            &c.db_url,
+            "--secret-key-file",
+            &key.to_string_lossy(),
+        ],
+    );
+    let addr = node_a.addr.clone();
     let client = reqwest::Client::builder()
         .cookie_store(true)
         .build()
@@ -502,10 +470,9 @@ async fn a_killed_nodes_sessions_become_interrupted_and_its_chat_resumes_on_anot
     say(&mut on_b, "before a died").await;
     messages(&mut on_b, 1).await;
 
-    let _ = Command::new("kill")
-        .args(["-9", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
+    // SIGKILL: no clean stop, the node's row stays until its heartbeat ages.
+    let _ = node_a.child.kill();
+    let _ = node_a.child.wait();
     let row = || async {
         server::db::terminal_sessions::by_id(&b.core().db, &id)
             .await

@@ -2,6 +2,7 @@
 //! a temporary data directory, plus HTTP and WebSocket client helpers.
 #![allow(dead_code)]
 
+pub mod served;
 pub mod services;
 pub mod sshd;
 pub mod term;
