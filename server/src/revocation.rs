@@ -120,6 +120,7 @@ async fn check(core: &Core, seen: &mut Seen) -> Result<(), DbError> {
     });
     close_revoked_sessions(core).await?;
     terminate_requested(core).await?;
+    freeze_requested(core).await?;
     core.terms.reload_rules().await;
     *seen = Seen {
         counter: Some(counter),
@@ -156,6 +157,21 @@ pub async fn close_revoked_sessions(core: &Core) -> Result<usize, DbError> {
 
 /// Ends the live sessions of this server whose termination was asked for
 /// in the database (`termroom session terminate`); returns how many.
+/// Applies freeze requests made on other nodes to this node's sessions.
+pub async fn freeze_requested(core: &Core) -> Result<(), DbError> {
+    for (id, frozen, by) in crate::db::terminal_sessions::freeze_requests(&core.db).await? {
+        if core.terms.session(&id).is_none() {
+            continue;
+        }
+        match core.terms.set_frozen(&id, &by, frozen).await {
+            Ok(_) => info!(session = %id, by = %by, frozen, "freezing as requested"),
+            Err(e) => warn!(session = %id, "applying a freeze request: {e}"),
+        }
+        crate::db::terminal_sessions::clear_freeze_request(&core.db, &id).await?;
+    }
+    Ok(())
+}
+
 pub async fn terminate_requested(core: &Core) -> Result<usize, DbError> {
     let mut ended = 0;
     for req in crate::db::terminal_sessions::termination_requests(&core.db).await? {

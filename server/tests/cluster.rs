@@ -387,6 +387,23 @@ async fn a_terminal_opened_through_one_node_is_reached_through_the_other() {
     t.until(10, |t| t.watchers == ["root1"]).await;
     drop(w);
     drop(t);
+    // Freezing through B reaches A (a request in the database A applies).
+    let held = || a.core().terms.session(&id).is_some_and(|s| s.frozen());
+    for frozen in [true, false] {
+        let on = if frozen { "true" } else { "false" };
+        let resp = b
+            .call(&on_b, "freeze", &[("session_id", &id), ("frozen", on)])
+            .await;
+        assert_eq!(resp.status(), 200);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while held() != frozen {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "frozen={frozen} within 5 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 
     // A forged or replayed claim gets nothing from A.
     let forged = reqwest::Client::new()

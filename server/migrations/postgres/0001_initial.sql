@@ -119,7 +119,11 @@ CREATE TABLE terminal_sessions (
     terminate_reason TEXT,
     terminated_by TEXT,                   -- user name, or 'cli'
     -- The node (nodes.id) running the session; NULL = single node.
-    node_id TEXT
+    node_id TEXT,
+    -- Freezing asked for on another node: 1 freeze, 0 unfreeze, NULL none
+    -- (the node running the session applies it and clears it).
+    freeze_request BIGINT,
+    freeze_by TEXT
 );
 CREATE INDEX terminal_sessions_user ON terminal_sessions(user_id);
 CREATE INDEX terminal_sessions_started ON terminal_sessions(started_at);
@@ -266,4 +270,9 @@ CREATE TRIGGER changes_guard_rules_delete AFTER DELETE ON guard_rules
 CREATE TRIGGER changes_terminal_sessions_terminate
     AFTER UPDATE OF terminate_reason ON terminal_sessions
     FOR EACH ROW WHEN (NEW.terminate_reason IS NOT NULL)
+    EXECUTE FUNCTION changes_bump();
+-- So is a freeze request (freeze_request set).
+CREATE TRIGGER changes_terminal_sessions_freeze
+    AFTER UPDATE OF freeze_request ON terminal_sessions
+    FOR EACH ROW WHEN (NEW.freeze_request IS NOT NULL)
     EXECUTE FUNCTION changes_bump();

@@ -3,6 +3,15 @@
 
 -- The node (nodes.id) running the session; NULL = single node.
 ALTER TABLE terminal_sessions ADD COLUMN node_id TEXT;
+-- Freezing asked for on another node: 1 freeze, 0 unfreeze, NULL none (the
+-- node running the session applies it and clears it); seen through the
+-- change counter like a termination request.
+ALTER TABLE terminal_sessions ADD COLUMN freeze_request INTEGER;
+ALTER TABLE terminal_sessions ADD COLUMN freeze_by TEXT;
+CREATE TRIGGER changes_terminal_sessions_freeze
+AFTER UPDATE OF freeze_request ON terminal_sessions
+WHEN NEW.freeze_request IS NOT NULL
+BEGIN UPDATE changes SET counter = counter + 1 WHERE id = 1; END;
 
 -- The server nodes sharing this database; each one refreshes its heartbeat
 -- while it runs.

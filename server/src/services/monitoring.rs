@@ -193,12 +193,13 @@ impl Monitoring for MonitoringService {
             Err(e) => {
                 // Held by another node: durable first, the request is a row
                 // that node acts on within its poll interval.
-                let Some(row) = super::session_elsewhere(&self.0, session_id)
+                if super::session_elsewhere(&self.0, session_id)
                     .await
                     .map_err(internal)?
-                else {
+                    .is_none()
+                {
                     return Err(e);
-                };
+                }
                 db::terminal_sessions::request_termination(
                     &self.0.db,
                     session_id,
@@ -207,14 +208,7 @@ impl Monitoring for MonitoringService {
                 )
                 .await
                 .map_err(internal)?;
-                audit(
-                    &self.0.db,
-                    Some(&caller.user.name),
-                    "session.terminate",
-                    Some(session_id),
-                    Some(&format!("{}: {reason}", row.target)),
-                )
-                .await;
+                // The node running it audits the termination when it ends it.
                 return Ok(());
             }
         };
@@ -263,16 +257,24 @@ impl Monitoring for MonitoringService {
         {
             Ok(c) => c,
             Err(TermError::NotFound) => {
-                if let Some(row) = super::session_elsewhere(&self.0, session_id)
+                // Held by another node: durable first, that node applies the
+                // request within its poll interval.
+                if super::session_elsewhere(&self.0, session_id)
+                    .await
+                    .map_err(internal)?
+                    .is_none()
+                    || !db::terminal_sessions::request_freeze(
+                        &self.0.db,
+                        session_id,
+                        &caller.user.name,
+                        frozen,
+                    )
                     .await
                     .map_err(internal)?
                 {
-                    return Err(ApiError::Invalid(format!(
-                        "node {} holds this session: freeze it from a page served by that node",
-                        row.node_id.unwrap_or_default()
-                    )));
+                    return Err(ApiError::NotFound(format!("terminal session {session_id}")));
                 }
-                return Err(ApiError::NotFound(format!("terminal session {session_id}")));
+                true
             }
             Err(e) => return Err(internal(e)),
         };
