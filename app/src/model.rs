@@ -331,8 +331,8 @@ pub struct LiveSession {
     pub frozen: bool,
     /// A browser tab is attached.
     pub attached: bool,
-    /// With several nodes: the other node that holds it (its activity,
-    /// watchers and freezing are not known here); empty when this node does.
+    /// With several nodes: the other node that holds it (its activity and
+    /// watchers are not known here); empty when this node does.
     #[serde(default)]
     pub node: String,
 }

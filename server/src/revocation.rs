@@ -157,17 +157,20 @@ pub async fn close_revoked_sessions(core: &Core) -> Result<usize, DbError> {
 
 /// Ends the live sessions of this server whose termination was asked for
 /// in the database (`termroom session terminate`); returns how many.
-/// Applies freeze requests made on other nodes to this node's sessions.
+/// Brings this node's sessions to the freezing asked for in their rows
+/// (with several nodes every freeze is written there, wherever it was asked).
 pub async fn freeze_requested(core: &Core) -> Result<(), DbError> {
     for (id, frozen, by) in crate::db::terminal_sessions::freeze_requests(&core.db).await? {
-        if core.terms.session(&id).is_none() {
+        let Some(session) = core.terms.session(&id) else {
+            continue;
+        };
+        if session.frozen() == frozen {
             continue;
         }
         match core.terms.set_frozen(&id, &by, frozen).await {
             Ok(_) => info!(session = %id, by = %by, frozen, "freezing as requested"),
             Err(e) => warn!(session = %id, "applying a freeze request: {e}"),
         }
-        crate::db::terminal_sessions::clear_freeze_request(&core.db, &id).await?;
     }
     Ok(())
 }

@@ -403,6 +403,14 @@ async fn a_terminal_opened_through_one_node_is_reached_through_the_other() {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // B's Live page shows the state A applied.
+        let live: Value = b.call(&on_b, "live", &[]).await.json().await.expect("live");
+        let row = live
+            .as_array()
+            .and_then(|l| l.iter().find(|s| s["session_id"] == id.as_str()))
+            .cloned()
+            .expect("listed");
+        assert_eq!(row["frozen"], frozen);
     }
 
     // A forged or replayed claim gets nothing from A.

@@ -166,13 +166,7 @@ fn LiveRow(
             <td data-testid="live-watchers">{watchers}</td>
             <td class="live-controls">
                 <a class="button" data-testid="live-watch" href=format!("/live/{}", s.session_id)>"Watch"</a>
-                <button
-                    type="button"
-                    data-testid="live-freeze"
-                    on:click=toggle_freeze
-                    disabled=remote
-                    title=if remote { "freeze from a page served by the node holding it" } else { "" }
-                >
+                <button type="button" data-testid="live-freeze" on:click=toggle_freeze>
                     {if frozen { "Unfreeze input" } else { "Freeze input" }}
                 </button>
                 <form class="inline" on:submit=terminate>

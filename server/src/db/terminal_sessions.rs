@@ -390,8 +390,9 @@ pub struct TerminationRequest {
     pub reason: String,
 }
 
-/// Asks the node running session `id` to freeze (or unfreeze) its owner's
-/// input; `false` if the session is not running.
+/// Records that session `id`'s owner input should be frozen (or not); the
+/// node running it brings the session to that state (several nodes);
+/// `false` if the session is not running.
 pub async fn request_freeze(db: &Db, id: &str, by: &str, frozen: bool) -> Result<bool, DbError> {
     let done = crate::on_db!(db, p => sqlx::query(
         "UPDATE terminal_sessions SET freeze_request = $1, freeze_by = $2 \
@@ -406,7 +407,7 @@ pub async fn request_freeze(db: &Db, id: &str, by: &str, frozen: bool) -> Result
     Ok(done == 1)
 }
 
-/// Freeze requests not applied yet: session id, freeze or not, who asked.
+/// The freezing asked for live sessions: session id, frozen or not, who asked.
 pub async fn freeze_requests(db: &Db) -> Result<Vec<(String, bool, String)>, DbError> {
     let rows: Vec<(String, i64, Option<String>)> = crate::on_db!(db, p => sqlx::query_as(
         "SELECT id, freeze_request, freeze_by FROM terminal_sessions \
@@ -418,16 +419,6 @@ pub async fn freeze_requests(db: &Db) -> Result<Vec<(String, bool, String)>, DbE
         .into_iter()
         .map(|(id, f, by)| (id, f != 0, by.unwrap_or_default()))
         .collect())
-}
-
-/// A freeze request was applied.
-pub async fn clear_freeze_request(db: &Db, id: &str) -> Result<(), DbError> {
-    crate::on_db!(db, p => sqlx::query("UPDATE terminal_sessions SET freeze_request = NULL WHERE id = $1")
-        .bind(id)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))?;
-    Ok(())
 }
 
 /// Terminations requested for sessions that have not ended yet.

@@ -98,14 +98,26 @@ impl Monitoring for MonitoringService {
             .map(|s| live_info(s))
             .collect();
         // With several nodes: the other nodes' sessions, from their rows
-        // (activity, watchers and freezing are known to their node only).
-        for row in super::sessions_elsewhere(&self.0).await.map_err(internal)? {
+        // (activity and watchers are known to their node only).
+        let elsewhere = super::sessions_elsewhere(&self.0).await.map_err(internal)?;
+        let frozen: std::collections::HashMap<String, bool> = if elsewhere.is_empty() {
+            Default::default()
+        } else {
+            db::terminal_sessions::freeze_requests(&self.0.db)
+                .await
+                .map_err(internal)?
+                .into_iter()
+                .map(|(id, f, _)| (id, f))
+                .collect()
+        };
+        for row in elsewhere {
             let user = db::users::by_id(&self.0.db, row.user_id)
                 .await
                 .map_err(internal)?
                 .map(|u| u.name)
                 .unwrap_or_default();
             list.push(LiveSession {
+                frozen: frozen.get(&row.id).copied().unwrap_or(false),
                 session_id: row.id,
                 user,
                 target: row.target,
@@ -114,7 +126,6 @@ impl Monitoring for MonitoringService {
                 idle_secs: 0,
                 bytes: 0,
                 watchers: Vec::new(),
-                frozen: false,
                 attached: false,
                 node: row.node_id.unwrap_or_default(),
             });
@@ -278,6 +289,18 @@ impl Monitoring for MonitoringService {
             }
             Err(e) => return Err(internal(e)),
         };
+        // With several nodes the state is kept in the row too: the other
+        // nodes show it, and the row never asks for the opposite later.
+        if self.0.config.node_id.is_some() {
+            db::terminal_sessions::request_freeze(
+                &self.0.db,
+                session_id,
+                &caller.user.name,
+                frozen,
+            )
+            .await
+            .map_err(internal)?;
+        }
         if changed {
             let action = if frozen {
                 "session.freeze"
