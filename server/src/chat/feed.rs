@@ -14,12 +14,6 @@ pub trait Line {
     fn id(&self) -> i64;
 }
 
-impl Line for app::protocol::chat::ChatLine {
-    fn id(&self) -> i64 {
-        self.id
-    }
-}
-
 /// A batch waiting to be delivered: `after` links it to what came before;
 /// `T` is what the hub keeps with it (its senders' replies, or nothing for
 /// another node's batch).
@@ -67,11 +61,6 @@ impl<T, L: Line> Feed<T, L> {
     /// The highest id delivered.
     pub fn cursor(&self) -> i64 {
         self.cursor
-    }
-
-    /// Batches waiting behind a gap.
-    pub fn waiting(&self) -> usize {
-        self.waiting.len()
     }
 
     /// Queues a batch (this node's or another's), in the order it arrived.

@@ -723,13 +723,7 @@ impl Hub {
                 self.publish_room_added(room);
             }
             // Created now, or by another process since the names were loaded.
-            let added = self
-                .room_names
-                .as_mut()
-                .is_some_and(|n| n.insert(room.to_string()));
-            if added {
-                self.broadcast_room_added(room);
-            }
+            self.note_room(room);
         }
         self.rooms
             .get(room)

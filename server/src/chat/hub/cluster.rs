@@ -247,9 +247,9 @@ impl Hub {
         }
     }
 
-    /// `room` exists (created on another node, maybe): rich clients are told
-    /// if it is new to this node's list.
-    fn note_room(&mut self, room: &str) {
+    /// `room` exists (created here, by another process or on another node):
+    /// rich clients are told if it is new to this node's list.
+    pub(super) fn note_room(&mut self, room: &str) {
         let added = self
             .room_names
             .as_mut()
