@@ -3,8 +3,9 @@
 // front, no sticky sessions) in a throwaway directory on free loopback
 // ports, and drives it through the load balancer only, with Debian's
 // Chromium through playwright-core: two users on (most likely) different
-// nodes chat, and a terminal keeps working after a reload whose socket
-// reaches the node that does not hold the session (forwarded).
+// nodes chat, a terminal keeps working after a reload whose socket
+// reaches the node that does not hold the session (forwarded), and a tab
+// whose node is killed says its session was interrupted.
 //
 //   node end2end/cluster.mjs         (from the repository root, after `cargo leptos build`)
 //
@@ -29,7 +30,7 @@ import {
   ROOT, TERM_WAIT_MS, sleep, until, freePort, checkBuilt, launchChromium,
   withPages as withPagesOn, login as loginWith, hydrated,
   chatOnline, say, message,
-  openTerminalsPage, openLocalTab, waitLive, waitLine, typeInTab,
+  openTerminalsPage, openLocalTab, waitLive, waitLine, typeInTab, termLines,
 } from './support.mjs';
 
 const BIN = path.resolve(ROOT, process.env.TERMROOM_BIN ?? 'target/debug/termroom');
@@ -330,5 +331,34 @@ test('terminal: a local tab works, and after a reload that reaches the other nod
     await typeInTab(page, newKey, 'echo again-$((7*7))\n');
     await waitLine(page, newKey, 'again-49');
     assert.equal(ownerNode(session), owner, 'the session stayed on its node');
+  });
+});
+
+// Last: it leaves the cluster one node short.
+test('terminal: when the node holding a session is killed, its tab says the session was interrupted', { timeout: 180_000 }, async () => {
+  await withPages('interrupted', async (open) => {
+    const page = await open('admin');
+    await login(page, 'admin');
+    await openTerminalsPage(page);
+    const key = await openLocalTab(page);
+    const tab = page.locator(`[data-testid=term-tab][data-key="${key}"]`);
+    const session = await tab.getAttribute('data-session');
+    assert.ok(session, 'the tab knows its session');
+    await typeInTab(page, key, 'echo doomed-$((2*3))\n');
+    await waitLine(page, key, 'doomed-6');
+    const owner = ownerNode(session);
+    const pid = Number(readFileSync(path.join(clusterDir, `node-${owner}.pid`), 'utf8').trim());
+    assert.ok(pid > 0, `node ${owner} has a pid file`);
+    process.kill(pid, 'SIGKILL');
+    console.log(`# killed node ${owner} (pid ${pid}), which held session ${session}`);
+    // The node is dead once its heartbeat is 15 s old; the tab keeps
+    // reconnecting (backing off) until the other node says so.
+    await page.locator(`[data-testid=term-tab][data-key="${key}"][data-state=session-failed]`).waitFor({ timeout: 120_000 });
+    const detail = await tab.getByTestId('tab-title').getAttribute('title');
+    assert.match(detail, /^session failed: terminal session \S+ was interrupted: the node holding it stopped$/);
+    // Wrapped lines come back trimmed: compare without white space.
+    const screen = (await termLines(page, key)).join('').replace(/\s+/g, '');
+    assert.ok(screen.includes(`[termroom]terminalsession${session}wasinterrupted:thenodeholdingitstopped`), screen);
+    assert.ok(screen.includes('doomed-6'), 'what the session printed stays on screen');
   });
 });

@@ -13,6 +13,10 @@ pub enum ApiError {
     /// No such thing (or not visible to the caller).
     #[error("not found: {0}")]
     NotFound(String),
+    /// It existed and ended for a reason the text gives (a terminal session
+    /// whose node stopped): nothing to retry.
+    #[error("{0}")]
+    Gone(String),
     /// Bad input, with what is wrong.
     #[error("{0}")]
     Invalid(String),
@@ -46,6 +50,7 @@ impl ApiError {
             ApiError::Unauthorized => 401,
             ApiError::Forbidden => 403,
             ApiError::NotFound(_) => 404,
+            ApiError::Gone(_) => 410,
             ApiError::Invalid(_) => 400,
             ApiError::RateLimited(_) => 429,
             ApiError::Busy(_) => 503,

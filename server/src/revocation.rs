@@ -2,7 +2,9 @@
 //!
 //! Triggers (migration `0002_changes.sql`) bump a one-row change counter on
 //! every change to users, memberships, namespaces, hosts and login sessions.
-//! The watcher polls it every `Config::revocation_poll`; when it moved it
+//! The watcher polls it every `Config::revocation_poll`, and at once when
+//! another node hints through the broker that it changed access
+//! (`Core::hint_access_changed`); when the counter moved it
 //! re-checks every live terminal session (closing those whose owner lost
 //! access, with the reason), closes terminal sockets of disabled users and
 //! ended login sessions, and kicks the chat sockets of users disabled and
@@ -67,6 +69,12 @@ async fn run(core: Arc<Core>) {
     loop {
         tokio::select! {
             _ = poll.tick() => {
+                if let Err(e) = check(&core, &mut seen).await {
+                    warn!("checking for revoked access: {e}");
+                }
+            }
+            () = core.access_changed.notified() => {
+                debug!("another node changed access: checking now");
                 if let Err(e) = check(&core, &mut seen).await {
                     warn!("checking for revoked access: {e}");
                 }

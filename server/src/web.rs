@@ -150,10 +150,11 @@ impl Runtime {
             },
         )
         .context("starting the password hashers")?;
+        let access_changed = Arc::new(tokio::sync::Notify::new());
         let hub_cluster = match (&serve.broker, &node_id) {
             (Some(url), Some(id)) => {
                 let (tx, incoming) = tokio::sync::mpsc::channel(BROKER_QUEUE);
-                let broker = cluster::broker::Broker::start(url, id, tx)
+                let broker = cluster::broker::Broker::start(url, id, tx, access_changed.clone())
                     .await
                     .context("connecting to the broker")?;
                 let cursor = db::messages::max_id(&db)
@@ -167,6 +168,7 @@ impl Runtime {
             }
             _ => None,
         };
+        let broker = hub_cluster.as_ref().map(|c| c.broker.clone());
         let (hub, hub_task) = ChatHub::spawn(db.clone(), &config, hub_cluster);
         let terms = TermManager::new(
             TermConfig {
@@ -191,6 +193,8 @@ impl Runtime {
             login_limiter: LoginLimiter::default(),
             hasher,
             sockets: Default::default(),
+            broker,
+            access_changed,
         });
         let watcher_task = crate::revocation::spawn(core.clone());
         let heartbeat_task = node_id

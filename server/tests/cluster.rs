@@ -271,6 +271,79 @@ async fn disabling_a_user_while_redis_is_down_closes_their_sockets_on_both_nodes
 }
 
 #[tokio::test]
+async fn disabling_a_user_on_one_node_closes_their_socket_on_the_other_at_once() {
+    let c = Cluster::start().await;
+    // Polls far apart: only the hint through Redis can be this quick.
+    let slow_poll = |node| Options {
+        revocation_poll_ms: 60_000,
+        ..c.options(node)
+    };
+    let a = TestServer::start_with(slow_poll("a")).await;
+    let b = TestServer::start_with(slow_poll("b")).await;
+    a.add_user("root1", Role::Admin).await;
+    a.add_user("carol", Role::Member).await;
+    let mut on_b = rich_client(&b, "carol").await;
+    let (admin, _) = a.login("root1").await;
+    let r = a.call(&admin, "user_disable", &[("name", "carol")]).await;
+    assert_eq!(r.status(), 200);
+    // next_event fails the test when nothing comes within 3 s.
+    loop {
+        match next_event(&mut on_b, 3).await {
+            Got::Json(_) => continue,
+            Got::Closed(frame) => {
+                let (code, reason) = frame.expect("a close frame with a reason");
+                assert_eq!((code, reason.as_str()), (1008, "logged out"));
+                break;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_users_chat_rate_is_one_budget_across_nodes() {
+    let c = Cluster::start().await;
+    let rated = |node| Options {
+        chat_rate: 2,
+        ..c.options(node)
+    };
+    let a = TestServer::start_with(rated("a")).await;
+    let b = TestServer::start_with(rated("b")).await;
+    a.add_user("dave", Role::Member).await;
+    a.add_user("erin", Role::Member).await;
+    let mut dave_b = rich_client(&b, "dave").await;
+    let _erin_b = rich_client(&b, "erin").await;
+    let mut dave_a = rich_client(&a, "dave").await;
+    // Once A shows erin, it has B's presence, dave's included.
+    loop {
+        let p = next_of_type(&mut dave_a, "presence").await;
+        if p["payload"]["users"] == serde_json::json!(["dave", "erin"]) {
+            break;
+        }
+    }
+    // B's view of A changes nothing its clients see (dave is on B too):
+    // give A's presence the time it took the other way, with room to spare.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // A burst of 3 x 2 = 6 messages is dave's in all: 12 from each node.
+    for i in 0..12 {
+        say(&mut dave_a, &format!("a {i}")).await;
+        say(&mut dave_b, &format!("b {i}")).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stored: Vec<String> = history(&a, "erin")
+        .await
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect();
+    let from_a = stored.iter().filter(|t| t.starts_with("a ")).count();
+    let from_b = stored.iter().filter(|t| t.starts_with("b ")).count();
+    // Each node allows half the burst (3) plus what refills at half the
+    // rate while the messages go out; one budget per node would allow 12.
+    assert!((3..=4).contains(&from_a), "{stored:?}");
+    assert!((3..=4).contains(&from_b), "{stored:?}");
+}
+
+#[tokio::test]
 async fn a_node_id_in_use_and_a_different_secret_key_are_refused_at_start() {
     let c = Cluster::start().await;
     let _a = c.node("a").await;
@@ -330,6 +403,7 @@ async fn a_terminal_opened_through_one_node_is_reached_through_the_other() {
     let c = Cluster::start().await;
     let local = |node| Options {
         local_target: server::cli::LocalTarget::Admins,
+        max_sessions_per_user: 1,
         ..c.options(node)
     };
     let a = TestServer::start_with(local("a")).await;
@@ -338,6 +412,11 @@ async fn a_terminal_opened_through_one_node_is_reached_through_the_other() {
     let (on_a, _) = a.login("root1").await;
     let (on_b, _) = b.login("root1").await;
     let (id, otp) = open(&a, &on_a, "local").await.expect("open on a");
+    assert_eq!(
+        open(&b, &on_b, "local").await.err(),
+        Some(400),
+        "the per-user cap counts the session A holds"
+    );
     assert_eq!(
         listed(&b, &on_b).await,
         std::slice::from_ref(&id),
@@ -516,7 +595,7 @@ async fn a_killed_nodes_sessions_become_interrupted_and_its_chat_resumes_on_anot
     // The owner, now on B, is told what happened.
     let (on_b_client, _) = b.login("root1").await;
     let resp = attach_ticket(&b, &on_b_client, &id).await;
-    assert_eq!(resp.status(), 404);
+    assert_eq!(resp.status(), 410, "gone, not missing");
     let body = resp.text().await.expect("body");
     assert!(body.contains("interrupted"), "{body}");
     // The chat client that was on A reconnects to B from its last id.

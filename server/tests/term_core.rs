@@ -109,6 +109,7 @@ async fn open(mgr: &Arc<TermManager>, env: &Env, target: Target) -> String {
             rows: 24,
             remote_addr: Some("127.0.0.1:5555".into()),
             user_agent: Some("term-core-test".into()),
+            held_elsewhere: 0,
         }),
     )
     .await
@@ -1048,7 +1049,8 @@ async fn close_ends_the_session_and_tells_the_owner() {
             cols: 80,
             rows: 24,
             remote_addr: None,
-            user_agent: None
+            user_agent: None,
+            held_elsewhere: 0,
         })
         .await,
         Err(term::TermError::ShuttingDown)
@@ -1077,6 +1079,7 @@ async fn exited_sessions_are_listed_as_exited_and_live_ones_are_capped() {
         rows: 24,
         remote_addr: None,
         user_agent: None,
+        held_elsewhere: 0,
     };
     assert!(matches!(
         mgr.open(req.clone()).await,
@@ -1103,6 +1106,15 @@ async fn exited_sessions_are_listed_as_exited_and_live_ones_are_capped() {
         "{states:?}"
     );
     assert!(!session.failed());
+    // Sessions the user holds on other nodes count against the cap too.
+    assert!(matches!(
+        mgr.open(OpenRequest {
+            held_elsewhere: 1,
+            ..req.clone()
+        })
+        .await,
+        Err(term::TermError::TooManySessions(2))
+    ));
     let c = timeout(mgr.open(req)).await.expect("room after an exit");
     assert!(mgr.session(&c).is_some());
     mgr.shutdown().await;

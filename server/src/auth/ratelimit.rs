@@ -269,12 +269,20 @@ impl TokenBucket {
 
     /// Takes one token if available.
     pub fn try_take(&mut self) -> bool {
+        self.try_take_n(1)
+    }
+
+    /// Takes `n` tokens at once if available (at most the burst: a cost
+    /// above it could never be paid). Charging `n` per event gives `n`
+    /// buckets that share one budget a `1/n` share each.
+    pub fn try_take_n(&mut self, n: u32) -> bool {
         let now = Instant::now();
         self.tokens =
             (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
         self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        let cost = f64::from(n.max(1)).min(self.burst);
+        if self.tokens >= cost {
+            self.tokens -= cost;
             true
         } else {
             false
@@ -453,5 +461,18 @@ mod tests {
         let mut b = TokenBucket::new(1, 3);
         assert!(b.try_take() && b.try_take() && b.try_take());
         assert!(!b.try_take());
+    }
+
+    #[test]
+    fn a_bucket_charged_n_per_event_allows_a_share_of_its_burst() {
+        let mut b = TokenBucket::new(1, 6);
+        assert!(b.try_take_n(2) && b.try_take_n(2) && b.try_take_n(2));
+        assert!(
+            !b.try_take_n(2),
+            "three events of cost 2 use up a burst of 6"
+        );
+        let mut small = TokenBucket::new(1, 2);
+        assert!(small.try_take_n(5), "a cost above the burst is the burst");
+        assert!(!small.try_take_n(1));
     }
 }

@@ -737,16 +737,21 @@ impl Hub {
         room: &str,
         limited: bool,
     ) -> Result<JoinedRoom, ErrorCode> {
-        let Some(user_id) = self.clients.get(&id).map(|c| c.member.user_id) else {
+        let Some((user_id, user_name)) = self
+            .clients
+            .get(&id)
+            .map(|c| (c.member.user_id, c.member.user_name.clone()))
+        else {
             return Err(ErrorCode::Internal);
         };
         if limited {
             let rate = self.rate;
+            let share = self.nodes_with(&user_name);
             let bucket = self
                 .join_buckets
                 .entry(user_id)
                 .or_insert_with(|| TokenBucket::new(rate, rate.saturating_mul(BURST_FACTOR)));
-            if !bucket.try_take() {
+            if !bucket.try_take_n(share) {
                 return Err(ErrorCode::RateLimited);
             }
         }
@@ -807,7 +812,7 @@ impl Hub {
         room: &str,
         text: String,
     ) -> Result<NewMessage, ErrorCode> {
-        if !self.take_message_token(user_id) {
+        if !self.take_message_token(user_id, &user) {
             return Err(ErrorCode::RateLimited);
         }
         let room_id = self.open_room(room, false).await?;
@@ -820,13 +825,15 @@ impl Hub {
         })
     }
 
-    /// Takes one message from the user's token bucket; `false` when empty.
-    fn take_message_token(&mut self, user_id: i64) -> bool {
+    /// Takes one message from the user's token bucket (their share of it
+    /// with several nodes); `false` when empty.
+    fn take_message_token(&mut self, user_id: i64, user_name: &str) -> bool {
         let rate = self.rate;
+        let share = self.nodes_with(user_name);
         self.buckets
             .entry(user_id)
             .or_insert_with(|| TokenBucket::new(rate, rate.saturating_mul(BURST_FACTOR)))
-            .try_take()
+            .try_take_n(share)
     }
 
     fn accept(&mut self, id: ClientId, text: String) -> Result<NewMessage, ErrorCode> {
@@ -835,7 +842,7 @@ impl Hub {
             None => return Err(ErrorCode::Internal),
         };
         let room = room.ok_or(ErrorCode::BadRoom)?;
-        if !self.take_message_token(user_id) {
+        if !self.take_message_token(user_id, &user_name) {
             return Err(ErrorCode::RateLimited);
         }
         let room_id = self

@@ -1,14 +1,14 @@
-//! The Redis broker between nodes: what a node publishes (chat batches, new rooms, presence) and the subscription that feeds other nodes' events to its hub, reconnecting for ever.
+//! The Redis broker between nodes: what a node publishes (chat batches, new rooms, presence, access changes) and the subscription that hands other nodes' events to the hub and the revocation watcher, reconnecting for ever.
 //!
 //! Redis only carries hints and copies: everything that must survive is in
 //! the database first. A publication lost while Redis is away is made up
 //! for by the readers (the chat feed reads its gaps from the database), so
 //! publishing never waits: a full queue drops the event.
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tracing::{info, warn};
 
 /// The one channel every node publishes to and subscribes to.
@@ -42,6 +42,10 @@ pub enum Event {
         room: String,
         users: Vec<String>,
     },
+    /// `node` changed who may do what (disabled a user, ended a login
+    /// session, revoked a grant, deleted a host): the other nodes' revocation
+    /// watchers check now rather than at their next poll.
+    AccessChanged { node: String },
 }
 
 impl Event {
@@ -50,7 +54,8 @@ impl Event {
         match self {
             Event::Chat { node, .. }
             | Event::RoomAdded { node, .. }
-            | Event::Presence { node, .. } => node,
+            | Event::Presence { node, .. }
+            | Event::AccessChanged { node } => node,
         }
     }
 }
@@ -92,11 +97,13 @@ impl std::fmt::Debug for Broker {
 impl Broker {
     /// Connects to Redis at `url` (failing when it cannot be reached within
     /// a few seconds), then publishes and subscribes in tasks of their own;
-    /// other nodes' events go to `incoming`.
+    /// other nodes' access changes wake `access_changed`, their other events
+    /// go to `incoming`.
     pub async fn start(
         url: &str,
         node: &str,
         incoming: mpsc::Sender<Incoming>,
+        access_changed: Arc<Notify>,
     ) -> Result<Self, BrokerError> {
         let shown = crate::db::redacted(url);
         let client = redis::Client::open(url).map_err(|e| BrokerError::Url(shown.clone(), e))?;
@@ -112,7 +119,14 @@ impl Broker {
             .map_err(|e| unreachable(e.to_string()))?;
         let (publish, queue) = mpsc::channel(PUBLISH_QUEUE);
         tokio::spawn(publisher(client.clone(), Some(conn), queue));
-        tokio::spawn(subscriber(client, node.to_string(), incoming));
+        tokio::spawn(subscriber(
+            client,
+            node.to_string(),
+            Receivers {
+                incoming,
+                access_changed,
+            },
+        ));
         Ok(Self {
             node: node.to_string(),
             publish,
@@ -123,6 +137,13 @@ impl Broker {
     /// This node's id.
     pub fn node(&self) -> &str {
         &self.node
+    }
+
+    /// Tells the other nodes that access changed here.
+    pub fn access_changed(&self) {
+        self.publish(Event::AccessChanged {
+            node: self.node.clone(),
+        });
     }
 
     /// Publishes `event` when the queue has room (see the module comment).
@@ -180,9 +201,18 @@ async fn publisher(
     }
 }
 
-/// Subscribes to [`CHANNEL`] and hands other nodes' events to `incoming`;
-/// connects again whenever the subscription ends.
-async fn subscriber(client: redis::Client, node: String, incoming: mpsc::Sender<Incoming>) {
+/// Where the subscription hands other nodes' events.
+struct Receivers {
+    /// The hub: chat, rooms, presence, and each (re)subscription.
+    incoming: mpsc::Sender<Incoming>,
+    /// The revocation watcher.
+    access_changed: Arc<Notify>,
+}
+
+/// Subscribes to [`CHANNEL`] and hands other nodes' events to their
+/// receivers; connects again whenever the subscription ends.
+async fn subscriber(client: redis::Client, node: String, to: Receivers) {
+    let incoming = &to.incoming;
     let mut was_down = false;
     loop {
         let connected = tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub())
@@ -212,6 +242,10 @@ async fn subscriber(client: redis::Client, node: String, incoming: mpsc::Sender<
                             }
                         };
                         if event.node() == node {
+                            continue;
+                        }
+                        if let Event::AccessChanged { .. } = event {
+                            to.access_changed.notify_one();
                             continue;
                         }
                         if incoming.send(Incoming::Event(event)).await.is_err() {

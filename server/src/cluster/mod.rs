@@ -70,8 +70,16 @@ fn same_key(secrets: &SecretBox, node: &str, check: &str) -> bool {
 }
 
 /// Unix seconds before which a heartbeat means the node is dead.
-fn dead_before() -> i64 {
+pub fn dead_before() -> i64 {
     db::now_unix() - i64::try_from(DEAD_AFTER.as_secs()).unwrap_or(15)
+}
+
+/// The URL of node `id` if its heartbeat is recent.
+pub async fn live_node_url(db: &Db, id: &str) -> Result<Option<String>, DbError> {
+    Ok(db::nodes::by_id(db, id)
+        .await?
+        .filter(|n| n.heartbeat_at >= dead_before())
+        .map(|n| n.url))
 }
 
 /// Joins the cluster: checks that every live node uses the same secret key,

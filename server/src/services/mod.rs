@@ -124,13 +124,12 @@ pub(crate) async fn sessions_elsewhere(
     let Some(me) = core.config.node_id.as_deref() else {
         return Ok(Vec::new());
     };
-    let alive_since =
-        db::now_unix() - i64::try_from(crate::cluster::DEAD_AFTER.as_secs()).unwrap_or(15);
-    let alive: std::collections::HashSet<String> = db::nodes::alive(&core.db, alive_since)
-        .await?
-        .into_iter()
-        .map(|n| n.id)
-        .collect();
+    let alive: std::collections::HashSet<String> =
+        db::nodes::alive(&core.db, crate::cluster::dead_before())
+            .await?
+            .into_iter()
+            .map(|n| n.id)
+            .collect();
     Ok(db::terminal_sessions::live(&core.db)
         .await?
         .into_iter()

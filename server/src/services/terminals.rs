@@ -154,6 +154,12 @@ impl Terminals for TerminalService {
         }
         let core = &self.0;
         let resolved = resolve_target(core, caller, target).await?;
+        let held_elsewhere = super::sessions_elsewhere(core)
+            .await
+            .map_err(internal)?
+            .iter()
+            .filter(|r| r.user_id == caller.user.id)
+            .count();
         let req = OpenRequest {
             user_id: caller.user.id,
             user_name: caller.user.name.clone(),
@@ -162,6 +168,7 @@ impl Terminals for TerminalService {
             rows,
             remote_addr: client.remote.map(|a| a.to_string()),
             user_agent: client.user_agent,
+            held_elsewhere,
         };
         let session_id = core.terms.open(req).await.map_err(|e| match e {
             TermError::TooManySessions(_) => ApiError::Invalid(e.to_string()),
@@ -282,7 +289,7 @@ impl TerminalService {
 
     /// With several nodes: the row of `caller`'s session `session_id` when
     /// another node holds it. A session whose node stopped is
-    /// [`ApiError::NotFound`] saying so.
+    /// [`ApiError::Gone`] saying so.
     async fn held_elsewhere(
         &self,
         caller: &Caller,
@@ -301,13 +308,30 @@ impl TerminalService {
         if row.node_id.as_deref().is_none_or(|n| n == me) {
             return Ok(None);
         }
-        match row.status.as_str() {
-            "running" => Ok(Some(row)),
-            "interrupted" => Err(ApiError::NotFound(format!(
+        let interrupted = || {
+            Err(ApiError::Gone(format!(
                 "terminal session {session_id} was interrupted: the node holding it stopped"
-            ))),
+            )))
+        };
+        match row.status.as_str() {
+            // Its node stopped, and no node has marked it yet.
+            "running" if !self.node_alive(row.node_id.as_deref()).await? => interrupted(),
+
+            "running" => Ok(Some(row)),
+            "interrupted" => interrupted(),
             _ => Ok(None),
         }
+    }
+
+    /// Whether node `id` is alive (its heartbeat is recent).
+    async fn node_alive(&self, id: Option<&str>) -> Result<bool, ApiError> {
+        let Some(id) = id else {
+            return Ok(false);
+        };
+        Ok(crate::cluster::live_node_url(&self.0.db, id)
+            .await
+            .map_err(internal)?
+            .is_some())
     }
 
     async fn ticket_for(&self, caller: &Caller, session_id: &str) -> Result<String, ApiError> {

@@ -155,6 +155,9 @@ pub struct OpenRequest {
     pub remote_addr: Option<String>,
     /// Browser's user agent, recorded.
     pub user_agent: Option<String>,
+    /// The owner's running sessions other nodes hold: they count against
+    /// the per-user cap too (0 with one node).
+    pub held_elsewhere: usize,
 }
 
 /// Errors of the terminal core.
@@ -353,7 +356,7 @@ impl TermManager {
                 .values()
                 .filter(|s| s.owner() == req.user_id && s.phase() != Phase::Ended)
                 .count();
-            if live >= self.config.max_sessions_per_user {
+            if live + req.held_elsewhere >= self.config.max_sessions_per_user {
                 return Err(TermError::TooManySessions(
                     self.config.max_sessions_per_user,
                 ));

@@ -86,14 +86,10 @@ pub async fn owner_node(
         return None;
     }
     let node = row.node_id.filter(|n| n != me)?;
-    let alive_since =
-        crate::db::now_unix() - i64::try_from(crate::cluster::DEAD_AFTER.as_secs()).unwrap_or(15);
-    crate::db::nodes::by_id(&core.db, &node)
+    crate::cluster::live_node_url(&core.db, &node)
         .await
         .ok()
         .flatten()
-        .filter(|n| n.heartbeat_at >= alive_since)
-        .map(|n| n.url)
 }
 
 /// Upgrades to a socket piped to the same path on the node at `node_url`

@@ -50,6 +50,9 @@ pub(super) struct ClusterChat {
     ticks: u32,
     /// Per room, per other node: its users and when they were last heard.
     presence: HashMap<String, HashMap<String, (Vec<String>, Instant)>>,
+    /// Per user, how many other nodes have them in a room; built from
+    /// `presence` when needed after it changed.
+    nodes_elsewhere: Option<HashMap<String, u32>>,
 }
 
 impl ClusterChat {
@@ -65,6 +68,7 @@ impl ClusterChat {
             tick,
             ticks: 0,
             presence: HashMap::new(),
+            nodes_elsewhere: None,
         }
     }
 }
@@ -182,9 +186,12 @@ impl Hub {
                         .entry(room.clone())
                         .or_default()
                         .insert(node, (users, Instant::now()));
+                    c.nodes_elsewhere = None;
                 }
                 self.broadcast_presence(&room);
             }
+            // The subscription hands these to the revocation watcher.
+            Event::AccessChanged { .. } => {}
         }
     }
 
@@ -204,6 +211,9 @@ impl Hub {
             }
         }
         c.presence.retain(|_, nodes| !nodes.is_empty());
+        if !expired.is_empty() {
+            c.nodes_elsewhere = None;
+        }
         for room in expired {
             self.broadcast_presence(&room);
         }
@@ -292,6 +302,20 @@ impl Hub {
         }
     }
 
+    /// How many nodes have `user` in a room, this one included. A user's
+    /// chat rate is one budget across the cluster: each node charges
+    /// this many tokens per message (or join), so a user on two nodes gets
+    /// half the rate on each and never twice the rate in all.
+    pub(super) fn nodes_with(&mut self, user: &str) -> u32 {
+        let Some(c) = self.cluster.as_mut() else {
+            return 1;
+        };
+        let elsewhere = c
+            .nodes_elsewhere
+            .get_or_insert_with(|| nodes_per_user(&c.presence));
+        1 + elsewhere.get(user).copied().unwrap_or(0)
+    }
+
     /// The users other nodes have in `room`.
     pub(super) fn remote_users(&self, room: &str) -> Vec<String> {
         self.cluster
@@ -305,6 +329,24 @@ impl Hub {
             })
             .unwrap_or_default()
     }
+}
+
+/// Per user, the number of other nodes that have them in some room.
+fn nodes_per_user(
+    presence: &HashMap<String, HashMap<String, (Vec<String>, Instant)>>,
+) -> HashMap<String, u32> {
+    let mut nodes: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+    for per_node in presence.values() {
+        for (node, (users, _)) in per_node {
+            for user in users {
+                nodes.entry(user).or_default().insert(node);
+            }
+        }
+    }
+    nodes
+        .into_iter()
+        .map(|(user, n)| (user.to_string(), u32::try_from(n.len()).unwrap_or(u32::MAX)))
+        .collect()
 }
 
 impl crate::chat::feed::Line for RoomLine {

@@ -88,6 +88,12 @@ impl Connector for TabLink {
                 );
                 Failure::Permanent
             }
+            // Its node stopped: the server says so, and it cannot come back.
+            ApiError::Gone(reason) if reattach => {
+                output::notice(&live, NoticeLevel::Error, &reason);
+                session_over(&live, TabState::SessionFailed { reason });
+                Failure::Permanent
+            }
             ApiError::Unauthorized => {
                 output::notice(
                     &live,
