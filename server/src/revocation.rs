@@ -3,8 +3,8 @@
 //! Triggers (migration `0002_changes.sql`) bump a one-row change counter on
 //! every change to users, memberships, namespaces, hosts and login sessions.
 //! The watcher polls it every `Config::revocation_poll`, and at once when
-//! another node hints through the broker that it changed access
-//! (`Core::hint_access_changed`); when the counter moved it
+//! another node hints through the broker that it wrote a change
+//! (`Core::hint_changed`); when the counter moved it
 //! re-checks every live terminal session (closing those whose owner lost
 //! access, with the reason), closes terminal sockets of disabled users and
 //! ended login sessions, and kicks the chat sockets of users disabled and
@@ -73,8 +73,8 @@ async fn run(core: Arc<Core>) {
                     warn!("checking for revoked access: {e}");
                 }
             }
-            () = core.access_changed.notified() => {
-                debug!("another node changed access: checking now");
+            () = core.changed_elsewhere.notified() => {
+                debug!("another node hints at a change: checking now");
                 if let Err(e) = check(&core, &mut seen).await {
                     warn!("checking for revoked access: {e}");
                 }
@@ -163,8 +163,6 @@ pub async fn close_revoked_sessions(core: &Core) -> Result<usize, DbError> {
     Ok(closed)
 }
 
-/// Ends the live sessions of this server whose termination was asked for
-/// in the database (`termroom session terminate`); returns how many.
 /// Brings this node's sessions to the freezing asked for in their rows
 /// (with several nodes every freeze is written there, wherever it was asked).
 pub async fn freeze_requested(core: &Core) -> Result<(), DbError> {
@@ -183,6 +181,9 @@ pub async fn freeze_requested(core: &Core) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Ends the live sessions of this server whose termination was asked for
+/// in the database (`termroom session terminate`, or another node); returns
+/// how many.
 pub async fn terminate_requested(core: &Core) -> Result<usize, DbError> {
     let mut ended = 0;
     for req in crate::db::terminal_sessions::termination_requests(&core.db).await? {

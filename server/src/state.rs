@@ -31,18 +31,19 @@ pub struct Core {
     pub sockets: SocketRegistry,
     /// With several nodes: the broker, to hint changes to the others.
     pub broker: Option<Broker>,
-    /// Woken when another node hints that access changed: the revocation
-    /// watcher then checks at once.
-    pub access_changed: Arc<Notify>,
+    /// Woken when another node hints that it wrote a change (access, a
+    /// termination or freeze request): the revocation watcher checks at once.
+    pub changed_elsewhere: Arc<Notify>,
 }
 
 impl Core {
-    /// After this node changed access (and acted on it for its own
-    /// sockets): the other nodes check at once instead of at their next
-    /// poll. A hint only: the change is in the database already.
-    pub fn hint_access_changed(&self) {
+    /// After this node wrote a change the others act on (access, or a
+    /// request to end or freeze a session another node holds): they check
+    /// at once instead of at their next poll. A hint only: the change is in
+    /// the database already.
+    pub fn hint_changed(&self) {
         if let Some(b) = &self.broker {
-            b.access_changed();
+            b.hint_changed();
         }
     }
 }

@@ -150,11 +150,11 @@ impl Runtime {
             },
         )
         .context("starting the password hashers")?;
-        let access_changed = Arc::new(tokio::sync::Notify::new());
+        let changed_elsewhere = Arc::new(tokio::sync::Notify::new());
         let hub_cluster = match (&serve.broker, &node_id) {
             (Some(url), Some(id)) => {
                 let (tx, incoming) = tokio::sync::mpsc::channel(BROKER_QUEUE);
-                let broker = cluster::broker::Broker::start(url, id, tx, access_changed.clone())
+                let broker = cluster::broker::Broker::start(url, id, tx, changed_elsewhere.clone())
                     .await
                     .context("connecting to the broker")?;
                 let cursor = db::messages::max_id(&db)
@@ -194,7 +194,7 @@ impl Runtime {
             hasher,
             sockets: Default::default(),
             broker,
-            access_changed,
+            changed_elsewhere,
         });
         let watcher_task = crate::revocation::spawn(core.clone());
         let heartbeat_task = node_id

@@ -1,4 +1,4 @@
-//! The Redis broker between nodes: what a node publishes (chat batches, new rooms, presence, access changes) and the subscription that hands other nodes' events to the hub and the revocation watcher, reconnecting for ever.
+//! The Redis broker between nodes: what a node publishes (chat batches, new rooms, presence, change hints) and the subscription that hands other nodes' events to the hub and the revocation watcher, reconnecting for ever.
 //!
 //! Redis only carries hints and copies: everything that must survive is in
 //! the database first. A publication lost while Redis is away is made up
@@ -42,10 +42,11 @@ pub enum Event {
         room: String,
         users: Vec<String>,
     },
-    /// `node` changed who may do what (disabled a user, ended a login
-    /// session, revoked a grant, deleted a host): the other nodes' revocation
-    /// watchers check now rather than at their next poll.
-    AccessChanged { node: String },
+    /// `node` wrote a change the other nodes act on: who may do what
+    /// (disabled a user, ended a login session, revoked a grant, deleted a
+    /// host) or a request to end or freeze a session they hold. Their
+    /// revocation watchers check now rather than at their next poll.
+    Changed { node: String },
 }
 
 impl Event {
@@ -55,7 +56,7 @@ impl Event {
             Event::Chat { node, .. }
             | Event::RoomAdded { node, .. }
             | Event::Presence { node, .. }
-            | Event::AccessChanged { node } => node,
+            | Event::Changed { node } => node,
         }
     }
 }
@@ -97,13 +98,13 @@ impl std::fmt::Debug for Broker {
 impl Broker {
     /// Connects to Redis at `url` (failing when it cannot be reached within
     /// a few seconds), then publishes and subscribes in tasks of their own;
-    /// other nodes' access changes wake `access_changed`, their other events
-    /// go to `incoming`.
+    /// other nodes' change hints wake `changed`, their other events go to
+    /// `incoming`.
     pub async fn start(
         url: &str,
         node: &str,
         incoming: mpsc::Sender<Incoming>,
-        access_changed: Arc<Notify>,
+        changed: Arc<Notify>,
     ) -> Result<Self, BrokerError> {
         let shown = crate::db::redacted(url);
         let client = redis::Client::open(url).map_err(|e| BrokerError::Url(shown.clone(), e))?;
@@ -122,10 +123,7 @@ impl Broker {
         tokio::spawn(subscriber(
             client,
             node.to_string(),
-            Receivers {
-                incoming,
-                access_changed,
-            },
+            Receivers { incoming, changed },
         ));
         Ok(Self {
             node: node.to_string(),
@@ -139,9 +137,9 @@ impl Broker {
         &self.node
     }
 
-    /// Tells the other nodes that access changed here.
-    pub fn access_changed(&self) {
-        self.publish(Event::AccessChanged {
+    /// Tells the other nodes that this one wrote a change they act on.
+    pub fn hint_changed(&self) {
+        self.publish(Event::Changed {
             node: self.node.clone(),
         });
     }
@@ -206,7 +204,7 @@ struct Receivers {
     /// The hub: chat, rooms, presence, and each (re)subscription.
     incoming: mpsc::Sender<Incoming>,
     /// The revocation watcher.
-    access_changed: Arc<Notify>,
+    changed: Arc<Notify>,
 }
 
 /// Subscribes to [`CHANNEL`] and hands other nodes' events to their
@@ -244,8 +242,8 @@ async fn subscriber(client: redis::Client, node: String, to: Receivers) {
                         if event.node() == node {
                             continue;
                         }
-                        if let Event::AccessChanged { .. } = event {
-                            to.access_changed.notify_one();
+                        if let Event::Changed { .. } = event {
+                            to.changed.notify_one();
                             continue;
                         }
                         if incoming.send(Incoming::Event(event)).await.is_err() {

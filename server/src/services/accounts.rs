@@ -212,7 +212,7 @@ impl Accounts for AccountService {
             .map_err(internal)?;
         self.0.hub.kick_session(&hash).await;
         self.0.sockets.close_session(&hash);
-        self.0.hint_access_changed();
+        self.0.hint_changed();
         audit(&self.0.db, Some(&caller.user.name), "logout", None, None).await;
         Ok(())
     }
@@ -261,7 +261,7 @@ impl Accounts for AccountService {
         core.hub.kick_user(id).await;
         core.sockets.close_user(id);
         core.terms.close_all_for_user(id);
-        core.hint_access_changed();
+        core.hint_changed();
         audit(
             &core.db,
             Some(&actor.user.name),

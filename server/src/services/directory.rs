@@ -187,7 +187,7 @@ impl Directory for DirectoryService {
             .await
             .map_err(internal)?;
         // At once here; the watcher would notice within its poll interval.
-        self.0.hint_access_changed();
+        self.0.hint_changed();
         crate::revocation::close_revoked_sessions(&self.0)
             .await
             .map_err(internal)?;
@@ -234,7 +234,7 @@ impl Directory for DirectoryService {
             return Err(ApiError::NotFound(format!("host {name}")));
         }
         // At once here; the watcher would notice within its poll interval.
-        self.0.hint_access_changed();
+        self.0.hint_changed();
         crate::revocation::close_revoked_sessions(&self.0)
             .await
             .map_err(internal)?;

@@ -219,6 +219,7 @@ impl Monitoring for MonitoringService {
                 )
                 .await
                 .map_err(internal)?;
+                self.0.hint_changed();
                 // The node running it audits the termination when it ends it.
                 return Ok(());
             }
@@ -285,6 +286,7 @@ impl Monitoring for MonitoringService {
                 {
                     return Err(ApiError::NotFound(format!("terminal session {session_id}")));
                 }
+                self.0.hint_changed();
                 true
             }
             Err(e) => return Err(internal(e)),

@@ -269,6 +269,7 @@ impl Terminals for TerminalService {
             )
             .await
             .map_err(internal)?;
+            self.0.hint_changed();
             return Ok(());
         }
         self.0.terms.close(session_id).await.map_err(internal)

@@ -191,7 +191,7 @@ impl Hub {
                 self.broadcast_presence(&room);
             }
             // The subscription hands these to the revocation watcher.
-            Event::AccessChanged { .. } => {}
+            Event::Changed { .. } => {}
         }
     }
 
