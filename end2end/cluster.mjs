@@ -292,14 +292,21 @@ test('chat: two users on different nodes see each other\'s messages exactly once
   });
 });
 
+/** The admin's page with one local terminal tab: `{ page, key, tab, session }`. */
+async function adminLocalTab(open) {
+  const page = await open('admin');
+  await login(page, 'admin');
+  await openTerminalsPage(page);
+  const key = await openLocalTab(page);
+  const tab = page.locator(`[data-testid=term-tab][data-key="${key}"]`);
+  const session = await tab.getAttribute('data-session');
+  assert.ok(session, 'the tab knows its session');
+  return { page, key, tab, session };
+}
+
 test('terminal: a local tab works, and after a reload that reaches the other node it reattaches and works', { timeout: 240_000 }, async () => {
   await withPages('terminal', async (open) => {
-    const page = await open('admin');
-    await login(page, 'admin');
-    await openTerminalsPage(page);
-    const key = await openLocalTab(page);
-    const session = await page.locator(`[data-testid=term-tab][data-key="${key}"]`).getAttribute('data-session');
-    assert.ok(session, 'the tab knows its session');
+    const { page, key, session } = await adminLocalTab(open);
     await typeInTab(page, key, 'echo cluster-$((6*7))\n');
     await waitLine(page, key, 'cluster-42');
     const owner = ownerNode(session);
@@ -337,13 +344,7 @@ test('terminal: a local tab works, and after a reload that reaches the other nod
 // Last: it leaves the cluster one node short.
 test('terminal: when the node holding a session is killed, its tab says the session was interrupted', { timeout: 180_000 }, async () => {
   await withPages('interrupted', async (open) => {
-    const page = await open('admin');
-    await login(page, 'admin');
-    await openTerminalsPage(page);
-    const key = await openLocalTab(page);
-    const tab = page.locator(`[data-testid=term-tab][data-key="${key}"]`);
-    const session = await tab.getAttribute('data-session');
-    assert.ok(session, 'the tab knows its session');
+    const { page, key, tab, session } = await adminLocalTab(open);
     await typeInTab(page, key, 'echo doomed-$((2*3))\n');
     await waitLine(page, key, 'doomed-6');
     const owner = ownerNode(session);

@@ -50,6 +50,13 @@ impl Cluster {
     async fn node(&self, node: &str) -> TestServer {
         TestServer::start_with(self.options(node)).await
     }
+
+    /// Nodes a and b, each with `tweak` applied to its options.
+    async fn pair_with(&self, tweak: impl Fn(Options) -> Options) -> (TestServer, TestServer) {
+        let a = TestServer::start_with(tweak(self.options("a"))).await;
+        let b = TestServer::start_with(tweak(self.options("b"))).await;
+        (a, b)
+    }
 }
 
 async fn rich_client(s: &TestServer, name: &str) -> Ws {
@@ -274,12 +281,12 @@ async fn disabling_a_user_while_redis_is_down_closes_their_sockets_on_both_nodes
 async fn disabling_a_user_on_one_node_closes_their_socket_on_the_other_at_once() {
     let c = Cluster::start().await;
     // Polls far apart: only the hint through Redis can be this quick.
-    let slow_poll = |node| Options {
-        revocation_poll_ms: 60_000,
-        ..c.options(node)
-    };
-    let a = TestServer::start_with(slow_poll("a")).await;
-    let b = TestServer::start_with(slow_poll("b")).await;
+    let (a, b) = c
+        .pair_with(|o| Options {
+            revocation_poll_ms: 60_000,
+            ..o
+        })
+        .await;
     a.add_user("root1", Role::Admin).await;
     a.add_user("carol", Role::Member).await;
     let mut on_b = rich_client(&b, "carol").await;
@@ -302,12 +309,7 @@ async fn disabling_a_user_on_one_node_closes_their_socket_on_the_other_at_once()
 #[tokio::test]
 async fn a_users_chat_rate_is_one_budget_across_nodes() {
     let c = Cluster::start().await;
-    let rated = |node| Options {
-        chat_rate: 2,
-        ..c.options(node)
-    };
-    let a = TestServer::start_with(rated("a")).await;
-    let b = TestServer::start_with(rated("b")).await;
+    let (a, b) = c.pair_with(|o| Options { chat_rate: 2, ..o }).await;
     a.add_user("dave", Role::Member).await;
     a.add_user("erin", Role::Member).await;
     let mut dave_b = rich_client(&b, "dave").await;
@@ -403,14 +405,14 @@ async fn a_terminal_opened_through_one_node_is_reached_through_the_other() {
     let c = Cluster::start().await;
     // Polls far apart: a freeze or close asked for through B reaches A
     // in time only by the hint through Redis.
-    let local = |node| Options {
-        local_target: server::cli::LocalTarget::Admins,
-        max_sessions_per_user: 1,
-        revocation_poll_ms: 60_000,
-        ..c.options(node)
-    };
-    let a = TestServer::start_with(local("a")).await;
-    let b = TestServer::start_with(local("b")).await;
+    let (a, b) = c
+        .pair_with(|o| Options {
+            local_target: server::cli::LocalTarget::Admins,
+            max_sessions_per_user: 1,
+            revocation_poll_ms: 60_000,
+            ..o
+        })
+        .await;
     a.add_user("root1", Role::Admin).await;
     let (on_a, _) = a.login("root1").await;
     let (on_b, _) = b.login("root1").await;
