@@ -401,7 +401,10 @@ frontend termroom
 
 backend nodes
     balance roundrobin
-    option httpchk GET /
+    # A node whose database fails (or that stopped) is taken out of the
+    # rotation within two checks, and back in at the first good one.
+    option httpchk GET /healthz
+    http-check expect status 200
     # Which node answered, for the curious (curl -sI $(lb_url)).
     http-response set-header X-Termroom-Node %[srv_name]
 EOF

@@ -326,7 +326,8 @@ pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/ws", get(ws::chat::upgrade))
         .route("/ws/term/{id}", get(ws::term::upgrade))
-        .route("/ws/watch/{id}", get(ws::watch::upgrade));
+        .route("/ws/watch/{id}", get(ws::watch::upgrade))
+        .route("/healthz", get(http::health::healthz));
     if state.core.config.diagnostics {
         router = router.route("/ws/echo", get(ws::echo::upgrade));
     }

@@ -346,6 +346,63 @@ async fn a_users_chat_rate_is_one_budget_across_nodes() {
 }
 
 #[tokio::test]
+async fn the_health_check_fails_while_the_database_refuses_and_recovers() {
+    let c = Cluster::start().await;
+    let a = c.node("a").await;
+    let health = || async {
+        let resp = reqwest::get(a.url("/healthz")).await.expect("healthz");
+        (resp.status().as_u16(), resp.text().await.expect("body"))
+    };
+    assert_eq!(health().await, (200, "ok a\n".to_string()));
+
+    // The node's database refuses connections and drops the open ones.
+    let name = c
+        .db_url
+        .rsplit('/')
+        .next()
+        .expect("database name")
+        .to_string();
+    let admin = sqlx::PgPool::connect(&c.pg.admin_url).await.expect("admin");
+    let set_allowed = |allowed: bool| {
+        let (admin, name) = (admin.clone(), name.clone());
+        async move {
+            // The name is the scratch database's (letters, digits, `_`).
+            assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS {allowed}"
+            )))
+            .execute(&admin)
+            .await
+            .expect("alter database");
+        }
+    };
+    set_allowed(false).await;
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&name)
+        .execute(&admin)
+        .await
+        .expect("terminate");
+    let until = |want: u16| async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (status, body) = health().await;
+            if status == want {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{want} within 10 s; last {status} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let body = until(503).await;
+    assert!(body.starts_with("unavailable a: the database"), "{body}");
+    set_allowed(true).await;
+    assert_eq!(until(200).await, "ok a\n");
+}
+
+#[tokio::test]
 async fn a_node_id_in_use_and_a_different_secret_key_are_refused_at_start() {
     let c = Cluster::start().await;
     let _a = c.node("a").await;

@@ -1,6 +1,6 @@
 //! HTTP edge: cross-site request checks on state-changing requests, response
-//! compression (dynamic and precompressed static files), and the diagnostic
-//! `/ws/echo` socket.
+//! compression (dynamic and precompressed static files), the health check
+//! and the diagnostic `/ws/echo` socket.
 mod common;
 
 use std::{io::Read, time::Duration};
@@ -346,6 +346,20 @@ async fn static_files_are_served_precompressed_and_unknown_paths_get_the_404_pag
 async fn the_echo_socket_is_off_without_diagnostics() {
     let s = TestServer::start().await;
     assert_eq!(connect(&s.ws_url("/ws/echo"), None).await.err(), Some(404));
+}
+
+#[tokio::test]
+async fn the_health_check_answers_without_a_login() {
+    let s = TestServer::start().await;
+    let resp = reqwest::get(s.url("/healthz")).await.expect("healthz");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.headers()
+            .get(reqwest::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    assert_eq!(resp.text().await.expect("body"), "ok single\n");
 }
 
 #[tokio::test]

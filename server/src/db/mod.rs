@@ -58,6 +58,12 @@ impl Db {
         }
     }
 
+    /// One trivial query: whether the database answers.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        on_db!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()))?;
+        Ok(())
+    }
+
     /// Closes every connection (waits for queries in flight).
     pub async fn close(&self) {
         on_db!(self, p => p.close().await)
