@@ -256,18 +256,7 @@ fn local_shells_for_everyone_need_an_explicit_acknowledgement() {
 
     let data = tempfile::tempdir().unwrap();
     let refused = |extra: &[&str], env: &[(&str, &str)]| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_termroom"))
-            .args([
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "--leptos-config",
-                "/nonexistent",
-            ])
-            .args(extra)
-            .arg("--data-dir")
-            .arg(data.path())
-            .envs(common::database_env(data.path()))
+        let mut child = common::served::serve_command(data.path(), extra)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

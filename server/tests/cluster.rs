@@ -51,6 +51,11 @@ impl Cluster {
         TestServer::start_with(self.options(node)).await
     }
 
+    /// Nodes a and b.
+    async fn pair(&self) -> (TestServer, TestServer) {
+        self.pair_with(|o| o).await
+    }
+
     /// Nodes a and b, each with `tweak` applied to its options.
     async fn pair_with(&self, tweak: impl Fn(Options) -> Options) -> (TestServer, TestServer) {
         let a = TestServer::start_with(tweak(self.options("a"))).await;
@@ -106,8 +111,7 @@ async fn history(s: &TestServer, user: &str) -> Vec<(i64, String)> {
 #[tokio::test]
 async fn a_message_sent_on_one_node_reaches_the_other_once_in_order() {
     let c = Cluster::start().await;
-    let a = c.node("a").await;
-    let b = c.node("b").await;
+    let (a, b) = c.pair().await;
     a.add_user("alice", Role::Member).await;
     a.add_user("bob", Role::Member).await;
     let mut on_a = rich_client(&a, "alice").await;
@@ -174,8 +178,7 @@ async fn a_message_sent_on_one_node_reaches_the_other_once_in_order() {
 #[tokio::test]
 async fn a_ticket_from_one_node_is_redeemed_on_the_other_and_only_once() {
     let c = Cluster::start().await;
-    let a = c.node("a").await;
-    let b = c.node("b").await;
+    let (a, b) = c.pair().await;
     a.add_user("alice", Role::Member).await;
     let (client, _) = a.login("alice").await;
     let otp = a.chat_ticket(&client).await;
@@ -211,8 +214,7 @@ async fn a_ticket_from_one_node_is_redeemed_on_the_other_and_only_once() {
 #[tokio::test]
 async fn redis_away_for_five_seconds_loses_and_repeats_nothing() {
     let mut c = Cluster::start().await;
-    let a = c.node("a").await;
-    let b = c.node("b").await;
+    let (a, b) = c.pair().await;
     a.add_user("alice", Role::Member).await;
     a.add_user("bob", Role::Member).await;
     let mut on_a = rich_client(&a, "alice").await;
@@ -255,8 +257,7 @@ async fn redis_away_for_five_seconds_loses_and_repeats_nothing() {
 #[tokio::test]
 async fn disabling_a_user_while_redis_is_down_closes_their_sockets_on_both_nodes() {
     let mut c = Cluster::start().await;
-    let a = c.node("a").await;
-    let b = c.node("b").await;
+    let (a, b) = c.pair().await;
     a.add_user("carol", Role::Member).await;
     let mut on_a = rich_client(&a, "carol").await;
     let mut on_b = rich_client(&b, "carol").await;
@@ -670,8 +671,7 @@ async fn a_killed_nodes_sessions_become_interrupted_and_its_chat_resumes_on_anot
 #[tokio::test]
 async fn failed_logins_count_on_every_node() {
     let c = Cluster::start().await;
-    let a = c.node("a").await;
-    let b = c.node("b").await;
+    let (a, b) = c.pair().await;
     a.add_user("alice", Role::Member).await;
     let attempt = |s: &TestServer, password: &'static str| {
         let url = s.url("/login");

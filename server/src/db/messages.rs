@@ -197,10 +197,9 @@ pub async fn between(
     .bind(limit + 1)
     .fetch_all(p)
     .await)?;
-    let complete = rows.len() as i64 <= limit;
+    let (rows, complete) = at_most(rows, limit);
     Ok((
         rows.into_iter()
-            .take(usize::try_from(limit).unwrap_or(0))
             .map(|(id, room_id, room, from, message, sent)| RoomLine {
                 room_id,
                 line: ChatLine {
@@ -214,6 +213,15 @@ pub async fn between(
             .collect(),
         complete,
     ))
+}
+
+/// The first `limit` of `rows` (read with `LIMIT limit + 1`) and whether
+/// none were left out.
+fn at_most<T>(mut rows: Vec<T>, limit: i64) -> (Vec<T>, bool) {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    let complete = rows.len() <= limit;
+    rows.truncate(limit);
+    (rows, complete)
 }
 
 /// The highest message id stored (0 if none).
@@ -244,10 +252,9 @@ pub async fn range(
     .bind(limit + 1)
     .fetch_all(p)
     .await)?;
-    let complete = rows.len() as i64 <= limit;
+    let (rows, complete) = at_most(rows, limit);
     let mut lines: Vec<ChatLine> = rows
         .into_iter()
-        .take(limit as usize)
         .map(|(id, from, message, sent)| ChatLine {
             id,
             room: room.to_string(),

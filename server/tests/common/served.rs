@@ -18,6 +18,24 @@ pub struct Served {
 /// busy machine, the first database migration).
 pub const START_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// `termroom serve` on `data` (any free port, no Leptos config file, the
+/// test database) with `extra` arguments, not started yet.
+pub fn serve_command(data: &Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_termroom"));
+    cmd.args([
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--leptos-config",
+        "/nonexistent",
+    ])
+    .args(extra)
+    .arg("--data-dir")
+    .arg(data)
+    .envs(super::database_env(data));
+    cmd
+}
+
 impl Served {
     /// Starts `termroom serve` on `data` with `extra` arguments and waits until it listens.
     pub fn start(data: &Path, extra: &[&str]) -> Self {
@@ -27,18 +45,7 @@ impl Served {
     /// [`Served::start`] with extra environment variables.
     pub fn start_env(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         use std::io::BufRead;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_termroom"))
-            .args([
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "--leptos-config",
-                "/nonexistent",
-            ])
-            .args(extra)
-            .arg("--data-dir")
-            .arg(data)
-            .envs(super::database_env(data))
+        let mut child = serve_command(data, extra)
             .env("TERMROOM_LOCAL_SHELL", super::test_shell())
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
