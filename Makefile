@@ -17,7 +17,7 @@ export LEPTOS_BIN_DIR := server
 export LEPTOS_JS_MINIFY := false
 export LEPTOS_HASH_FILES := false
 
-.PHONY: run build build-debug test tools tools-test vendor lint unit e2e bench watch clean-data cluster cluster-stop
+.PHONY: run build build-debug test tools tools-test vendor lint unit e2e wasm-size bench watch clean-data cluster cluster-stop
 
 ## run: build (release) and start termroom on $(ADDR) with data under $(DATA_DIR)
 run: build
@@ -31,8 +31,8 @@ build: tools vendor
 watch: tools vendor
 	cargo leptos watch
 
-## test: every test (format, lint, unit, integration, wasm check, end-to-end)
-test: tools-test vendor lint unit e2e conformance
+## test: every test (format, lint, unit, integration, wasm check, end-to-end, the Wasm size budget)
+test: tools-test vendor lint unit e2e conformance wasm-size
 
 tools:
 	@scripts/install-tools.sh build
@@ -68,6 +68,12 @@ cluster: build tools-test
 
 cluster-stop:
 	scripts/cluster.sh stop
+
+## wasm-size: the release Wasm client, brotli-compressed as the server sends it, within its 400 KB budget
+## (builds the release client into target/site, in place of the debug one e2e built)
+wasm-size: tools vendor
+	cargo leptos build --release --frontend-only
+	node scripts/wasm-size.mjs target/site/pkg/termroom.wasm 400000
 
 ## conformance: Autobahn WebSocket cases against /ws/echo, diffed with server/tests/autobahn/expected.txt
 conformance: tools-test

@@ -1,7 +1,9 @@
 //! Chat fan-out benchmark: starts a real `termroom serve` child process, opens
 //! N chat clients in one room and one sender at a fixed rate, and prints
 //! deliveries per second, fan-out latency p50/p99/max (against the intended
-//! send time) and the server's memory per idle connection (RSS slope over N).
+//! send time), per message when its first and its last copy arrived (waiting
+//! before the fan-out against the fan-out itself) and the server's memory per
+//! idle connection (RSS slope over N).
 //! Listeners are a mix of classic and rich (`v=1`) clients; each checks that
 //! the messages (numbered in their text, rich ones also carrying ids) arrive
 //! in order, without gaps or duplicates.
@@ -501,6 +503,43 @@ struct Heard {
     check: OrderCheck,
 }
 
+/// Per message, when its first and its last copy arrived: a late first copy
+/// means the message waited before its fan-out began (sender, store, hub), a
+/// wide gap means the fan-out itself (or the readers) took that long.
+struct Spread {
+    first: Vec<Option<Duration>>,
+    last: Vec<Option<Duration>>,
+}
+
+impl Spread {
+    fn new(total: usize) -> Self {
+        Self {
+            first: vec![None; total],
+            last: vec![None; total],
+        }
+    }
+
+    /// One listener's latencies of messages `numbers`.
+    fn add(&mut self, numbers: &[u32], latencies: &[Duration]) {
+        for (&i, &l) in numbers.iter().zip(latencies) {
+            if let Some(f) = self.first.get_mut(i as usize) {
+                *f = Some(f.map_or(l, |f| f.min(l)));
+            }
+            if let Some(m) = self.last.get_mut(i as usize) {
+                *m = Some(m.map_or(l, |m| m.max(l)));
+            }
+        }
+    }
+
+    fn sorted(self) -> [Vec<Duration>; 2] {
+        [self.first, self.last].map(|v| {
+            let mut v: Vec<Duration> = v.into_iter().flatten().collect();
+            v.sort_unstable();
+            v
+        })
+    }
+}
+
 /// What one fan-out measured.
 struct FanOut {
     /// Messages the sender sent.
@@ -511,6 +550,8 @@ struct FanOut {
     /// Latencies (first copies, against the intended send time) of the
     /// listeners on each server, sorted.
     latencies: Vec<Vec<Duration>>,
+    /// Per message, the first and the last listener's latency, each sorted.
+    spread: [Vec<Duration>; 2],
     /// CPU seconds each server used during the fan-out.
     server_cpu: Vec<f64>,
     /// CPU seconds the load generator used.
@@ -605,6 +646,8 @@ async fn fan_out(
     {
         readers.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(total);
+            // Which message each latency is of (for the per-message spread).
+            let mut numbers = Vec::with_capacity(total);
             let mut check = OrderCheck::default();
             let mut buf = vec![0u8; 4096];
             let mut pending = Vec::with_capacity(512);
@@ -620,6 +663,7 @@ async fn fan_out(
                                 if check.see(i, id) {
                                     latencies
                                         .push(now.saturating_duration_since(start + interval * i));
+                                    numbers.push(i);
                                 }
                             });
                         }
@@ -628,7 +672,7 @@ async fn fan_out(
                 }
             };
             let _ = tokio::time::timeout_at(read_deadline, read_all).await;
-            (Heard { node, rich, check }, latencies)
+            (Heard { node, rich, check }, latencies, numbers)
         }));
     }
     let load_before = load_average();
@@ -641,8 +685,10 @@ async fn fan_out(
         std::thread::spawn(move || send_at_fixed_rate(&sender_url, start, interval, total));
     let mut heard = Vec::with_capacity(readers.len());
     let mut latencies = vec![Vec::new(); nodes];
+    let mut spread = Spread::new(total);
     for r in readers {
-        let (h, l) = r.await?;
+        let (h, l, numbers) = r.await?;
+        spread.add(&numbers, &l);
         if let Some(on_node) = latencies.get_mut(h.node) {
             on_node.extend(l);
         }
@@ -668,6 +714,7 @@ async fn fan_out(
         elapsed,
         listeners: heard,
         latencies,
+        spread: spread.sorted(),
         server_cpu,
         own_cpu,
         lateness,
@@ -764,6 +811,14 @@ fn print_fan_out(r: &FanOut, rate: u32, seconds: u64) {
         ms(percentile(&lat, 0.99)),
         ms(lat.last().copied().unwrap_or_default())
     );
+    for (which, v) in ["first", "last"].iter().zip(&r.spread) {
+        println!(
+            "  per message, its {which} copy: p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+            ms(percentile(v, 0.50)),
+            ms(percentile(v, 0.99)),
+            ms(v.last().copied().unwrap_or_default())
+        );
+    }
     let rich = r.listeners.iter().filter(|l| l.rich).count();
     let failed = r.failed();
     let [missing, duplicates, late, id_breaks] = r.faults();
@@ -804,6 +859,30 @@ fn print_fan_out(r: &FanOut, rate: u32, seconds: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_spread_keeps_each_messages_first_and_last_copy() {
+        let ms = Duration::from_millis;
+        let mut spread = Spread::new(3);
+        // Two listeners; message 2 reached neither.
+        spread.add(&[0, 1], &[ms(4), ms(9)]);
+        spread.add(&[1, 0], &[ms(2), ms(7)]);
+        let [first, last] = spread.sorted();
+        assert_eq!(
+            first,
+            [ms(2), ms(4)],
+            "message 1 first at 2 ms, message 0 at 4 ms"
+        );
+        assert_eq!(
+            last,
+            [ms(7), ms(9)],
+            "message 0 last at 7 ms, message 1 at 9 ms"
+        );
+        // A number past the messages sent is ignored, not a panic.
+        let mut spread = Spread::new(1);
+        spread.add(&[5], &[ms(1)]);
+        assert_eq!(spread.sorted(), [Vec::<Duration>::new(), Vec::new()]);
+    }
 
     #[test]
     fn numbers_are_found_across_reads_and_frames() {
