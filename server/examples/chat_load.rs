@@ -519,9 +519,9 @@ impl Spread {
         }
     }
 
-    /// One listener's latencies of messages `numbers`.
-    fn add(&mut self, numbers: &[u32], latencies: &[Duration]) {
-        for (&i, &l) in numbers.iter().zip(latencies) {
+    /// One listener's (message number, latency) pairs.
+    fn add(&mut self, arrivals: &[(u32, Duration)]) {
+        for &(i, l) in arrivals {
             if let Some(f) = self.first.get_mut(i as usize) {
                 *f = Some(f.map_or(l, |f| f.min(l)));
             }
@@ -645,9 +645,8 @@ async fn fan_out(
     } in listeners
     {
         readers.push(tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(total);
-            // Which message each latency is of (for the per-message spread).
-            let mut numbers = Vec::with_capacity(total);
+            // (message number, latency) of each first copy.
+            let mut arrivals = Vec::with_capacity(total);
             let mut check = OrderCheck::default();
             let mut buf = vec![0u8; 4096];
             let mut pending = Vec::with_capacity(512);
@@ -661,9 +660,10 @@ async fn fan_out(
                             pending.extend_from_slice(buf.get(..n).unwrap_or_default());
                             take_messages(&mut pending, rich, |i, id| {
                                 if check.see(i, id) {
-                                    latencies
-                                        .push(now.saturating_duration_since(start + interval * i));
-                                    numbers.push(i);
+                                    arrivals.push((
+                                        i,
+                                        now.saturating_duration_since(start + interval * i),
+                                    ));
                                 }
                             });
                         }
@@ -672,7 +672,7 @@ async fn fan_out(
                 }
             };
             let _ = tokio::time::timeout_at(read_deadline, read_all).await;
-            (Heard { node, rich, check }, latencies, numbers)
+            (Heard { node, rich, check }, arrivals)
         }));
     }
     let load_before = load_average();
@@ -687,10 +687,10 @@ async fn fan_out(
     let mut latencies = vec![Vec::new(); nodes];
     let mut spread = Spread::new(total);
     for r in readers {
-        let (h, l, numbers) = r.await?;
-        spread.add(&numbers, &l);
+        let (h, arrivals) = r.await?;
+        spread.add(&arrivals);
         if let Some(on_node) = latencies.get_mut(h.node) {
-            on_node.extend(l);
+            on_node.extend(arrivals.iter().map(|&(_, l)| l));
         }
         heard.push(h);
     }
@@ -865,8 +865,8 @@ mod tests {
         let ms = Duration::from_millis;
         let mut spread = Spread::new(3);
         // Two listeners; message 2 reached neither.
-        spread.add(&[0, 1], &[ms(4), ms(9)]);
-        spread.add(&[1, 0], &[ms(2), ms(7)]);
+        spread.add(&[(0, ms(4)), (1, ms(9))]);
+        spread.add(&[(1, ms(2)), (0, ms(7))]);
         let [first, last] = spread.sorted();
         assert_eq!(
             first,
@@ -880,7 +880,7 @@ mod tests {
         );
         // A number past the messages sent is ignored, not a panic.
         let mut spread = Spread::new(1);
-        spread.add(&[5], &[ms(1)]);
+        spread.add(&[(5, ms(1))]);
         assert_eq!(spread.sorted(), [Vec::<Duration>::new(), Vec::new()]);
     }
 
