@@ -27,6 +27,10 @@ pub enum ApiError {
     /// hasher is occupied); retry after this many seconds.
     #[error("the server is busy, try again in {0} s")]
     Busy(u64),
+    /// This server cannot do it now for the reason the text gives (it is
+    /// shutting down); another node, or this one later, can.
+    #[error("{0}")]
+    Unavailable(String),
     /// The server failed; details are in its log.
     #[error("server error: {0}")]
     Internal(String),
@@ -53,7 +57,7 @@ impl ApiError {
             ApiError::Gone(_) => 410,
             ApiError::Invalid(_) => 400,
             ApiError::RateLimited(_) => 429,
-            ApiError::Busy(_) => 503,
+            ApiError::Busy(_) | ApiError::Unavailable(_) => 503,
             ApiError::Internal(_) | ApiError::Transport(_) => 500,
         }
     }

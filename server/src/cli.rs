@@ -230,6 +230,13 @@ pub struct ServeArgs {
         hide = true
     )]
     pub term_idle_secs: u64,
+    /// On Ctrl-C / SIGTERM, let live terminal sessions finish for up to this
+    /// many seconds before stopping: meanwhile new ones are refused, their
+    /// owners are told, and `/healthz` answers 503 so a load balancer sends
+    /// new users to other nodes. A second signal stops at once. 0: stop at
+    /// once, closing every session.
+    #[arg(long, env = "TERMROOM_DRAIN_SECS", default_value_t = 0)]
+    pub drain_secs: u64,
     /// Most live terminal sessions one user may have open at once.
     #[arg(long, env = "TERMROOM_MAX_SESSIONS_PER_USER", default_value_t = 32)]
     pub max_sessions_per_user: usize,

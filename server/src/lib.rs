@@ -5,7 +5,8 @@
 //!   admin subcommand ([`admin`]).
 //! - [`config`] holds the settings every part reads.
 //! - [`web`] builds the axum router (Leptos pages, server functions, WebSockets)
-//!   and serves it on an injected listener until a shutdown signal.
+//!   and serves it on an injected listener until a shutdown signal; [`drain`]
+//!   decides when that is (live terminals may finish first).
 //! - [`ws`] adapts WebSockets to the core: origin checks, tickets, frame decoding.
 //! - [`chat`] is the chat hub: rooms, presence, fan-out (transport-independent).
 //! - [`term`] owns terminal sessions: SSH (russh) and local PTY targets, the
@@ -27,6 +28,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod db;
+pub mod drain;
 pub mod guard;
 pub mod http;
 pub mod memory;

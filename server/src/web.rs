@@ -390,7 +390,7 @@ pub fn leptos_options(config_file: &Path, addr: SocketAddr) -> anyhow::Result<Le
     Ok(options)
 }
 
-/// `termroom serve`: runs until Ctrl-C / SIGTERM.
+/// `termroom serve`: runs until Ctrl-C / SIGTERM (draining first, see [`crate::drain`]).
 pub async fn run(serve_args: ServeArgs, store: StoreArgs) -> anyhow::Result<()> {
     crate::memory::keep_large_buffers_returnable();
     let options = leptos_options(&serve_args.leptos_config, serve_args.addr)?;
@@ -404,28 +404,18 @@ pub async fn run(serve_args: ServeArgs, store: StoreArgs) -> anyhow::Result<()> 
     let listener = TcpListener::bind(serve_args.addr)
         .await
         .with_context(|| format!("binding {}", serve_args.addr))?;
+    // Listened for before "listening" is printed: a signal sent on seeing it
+    // is never the default one that kills the process.
+    let signals = crate::drain::StopSignals::listen().context("listening for stop signals")?;
     info!("termroom listening on http://{}", listener.local_addr()?);
     println!("termroom: listening on http://{}", listener.local_addr()?);
-    serve(listener, runtime.state.clone(), shutdown_signal()).await?;
+    let drain = Duration::from_secs(serve_args.drain_secs);
+    let core = runtime.state.core.clone();
+    let stopped = async move {
+        crate::drain::until_stopped(core, drain, signals).await;
+    };
+    serve(listener, runtime.state.clone(), stopped).await?;
     info!("shutting down");
     runtime.stop().await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }

@@ -98,18 +98,28 @@ fn ssh_target(host_id: i64, name: &str, sshd: &Sshd, auth: SshAuth, fingerprint:
     })
 }
 
+/// A request of alice's for a local shell, 80 × 24.
+fn local_request(env: &Env) -> OpenRequest {
+    OpenRequest {
+        user_id: env.user_id,
+        user_name: "alice".into(),
+        target: Target::Local,
+        cols: 80,
+        rows: 24,
+        remote_addr: None,
+        user_agent: None,
+        held_elsewhere: 0,
+    }
+}
+
 async fn open(mgr: &Arc<TermManager>, env: &Env, target: Target) -> String {
     tokio::time::timeout(
         STEP,
         mgr.open(OpenRequest {
-            user_id: env.user_id,
-            user_name: "alice".into(),
             target,
-            cols: 80,
-            rows: 24,
             remote_addr: Some("127.0.0.1:5555".into()),
             user_agent: Some("term-core-test".into()),
-            held_elsewhere: 0,
+            ..local_request(env)
         }),
     )
     .await
@@ -1042,19 +1052,87 @@ async fn close_ends_the_session_and_tells_the_owner() {
     timeout(mgr.shutdown()).await;
     assert_eq!(row(&env, &c).await.status, "closed");
     assert!(matches!(
-        mgr.open(OpenRequest {
-            user_id: env.user_id,
-            user_name: "alice".into(),
-            target: Target::Local,
-            cols: 80,
-            rows: 24,
-            remote_addr: None,
-            user_agent: None,
-            held_elsewhere: 0,
-        })
-        .await,
+        mgr.open(local_request(&env)).await,
         Err(term::TermError::ShuttingDown)
     ));
+}
+
+/// The notices among `frames` that start with `start`.
+fn notices_starting<'a>(frames: &'a [ServerFrame], start: &str) -> Vec<&'a str> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            ServerFrame::Notice {
+                level: NoticeLevel::Warning,
+                text,
+            } if text.starts_with(start) => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_refuses_new_sessions_and_tells_live_ones_how_long_they_have() {
+    let env = env().await;
+    let mgr = manager(&env, Duration::from_secs(60));
+    let id = open(&mgr, &env, Target::Local).await;
+    let ended = open(&mgr, &env, Target::Local).await;
+    timeout(mgr.close(&ended)).await.expect("close");
+    let mut t = Term::attach(&mgr, &id, 0).await;
+    t.ready().await;
+    assert_eq!(mgr.live_sessions(), 1, "the closed session is not live");
+    assert!(!mgr.draining());
+
+    mgr.begin_drain(Instant::now() + Duration::from_secs(30));
+    assert!(mgr.draining());
+    // The live session goes on; its owner is told when it will be closed.
+    assert_eq!(t.run("echo dr''aining").await, "draining\r\n");
+    let told = notices_starting(&t.others, term::DRAIN_NOTICE_START);
+    assert_eq!(told.len(), 1, "{:?}", t.others);
+    assert!(
+        told[0].contains("closed in 30 s") || told[0].contains("closed in 29 s"),
+        "{told:?}"
+    );
+    // A tab that attaches later (a reload) is told again.
+    let seen = t.next;
+    drop(t);
+    let mut again = Term::attach(&mgr, &id, seen).await;
+    assert_eq!(again.run("echo ag''ain").await, "again\r\n");
+    assert_eq!(
+        notices_starting(&again.others, term::DRAIN_NOTICE_START).len(),
+        1,
+        "{:?}",
+        again.others
+    );
+    // No new session.
+    assert!(matches!(
+        mgr.open(local_request(&env)).await,
+        Err(term::TermError::Draining)
+    ));
+    // Once it exits, nothing is live.
+    again.input("exit\r").await;
+    again.drain().await;
+    assert_eq!(ended_row(&env, &id).await.status, "exited");
+    assert_eq!(mgr.live_sessions(), 0);
+    timeout(mgr.shutdown()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_tells_owners_the_server_stopped() {
+    let env = env().await;
+    let mgr = manager(&env, Duration::from_secs(60));
+    let id = open(&mgr, &env, Target::Local).await;
+    let mut t = Term::attach(&mgr, &id, 0).await;
+    t.ready().await;
+    timeout(mgr.shutdown()).await;
+    assert_eq!(
+        t.drain().await.last(),
+        Some(&ServerFrame::Notice {
+            level: NoticeLevel::Warning,
+            text: term::STOPPED_NOTICE.into()
+        })
+    );
+    assert_eq!(row(&env, &id).await.status, "closed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1071,16 +1149,7 @@ async fn exited_sessions_are_listed_as_exited_and_live_ones_are_capped() {
     );
     let a = open(&mgr, &env, Target::Local).await;
     let b = open(&mgr, &env, Target::Local).await;
-    let req = OpenRequest {
-        user_id: env.user_id,
-        user_name: "alice".into(),
-        target: Target::Local,
-        cols: 80,
-        rows: 24,
-        remote_addr: None,
-        user_agent: None,
-        held_elsewhere: 0,
-    };
+    let req = local_request(&env);
     assert!(matches!(
         mgr.open(req.clone()).await,
         Err(term::TermError::TooManySessions(2))

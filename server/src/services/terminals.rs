@@ -172,6 +172,7 @@ impl Terminals for TerminalService {
         };
         let session_id = core.terms.open(req).await.map_err(|e| match e {
             TermError::TooManySessions(_) => ApiError::Invalid(e.to_string()),
+            TermError::Draining | TermError::ShuttingDown => ApiError::Unavailable(e.to_string()),
             e => internal(e),
         })?;
         audit(

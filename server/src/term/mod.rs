@@ -37,9 +37,9 @@ use tracing::Instrument;
 
 pub use recorder::{Policy as RecordingPolicy, Summary as RecordingSummary};
 pub use session::{
-    Attachment, AttachmentSender, Phase, Session, SessionMeta, SnapshotLimit, Watcher, HARD_LIMIT,
-    HELD_INPUT_BYTES, HIGH_WATER, MAX_WATCHERS, REPLACED_NOTICE, RING_BYTES, SNAPSHOT_LIMIT_NOTICE,
-    UNCHECKED_LINE, WATCHER_BEHIND_NOTICE,
+    Attachment, AttachmentSender, Phase, Session, SessionMeta, SnapshotLimit, Watcher,
+    DRAIN_NOTICE_START, HARD_LIMIT, HELD_INPUT_BYTES, HIGH_WATER, MAX_WATCHERS, REPLACED_NOTICE,
+    RING_BYTES, SNAPSHOT_LIMIT_NOTICE, UNCHECKED_LINE, WATCHER_BEHIND_NOTICE,
 };
 pub use ssh::probe_host_key;
 
@@ -195,6 +195,9 @@ pub enum TermError {
     /// The manager is shutting down.
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// The server is draining: live sessions go on, new ones are refused.
+    #[error("termroom on this server is shutting down and opens no new terminals; try again in a moment (a load balancer sends you to another node)")]
+    Draining,
     /// The database failed.
     #[error(transparent)]
     Db(#[from] crate::db::DbError),
@@ -256,6 +259,9 @@ fn new_session_id() -> String {
     hex::encode(bytes)
 }
 
+/// What the owner of a session still live when the server stops is told.
+pub const STOPPED_NOTICE: &str = "termroom stopped on this server: the terminal session was closed";
+
 /// Owns every live terminal session and its actor task.
 pub struct TermManager {
     /// Settings.
@@ -268,6 +274,9 @@ pub struct TermManager {
     actors: Mutex<JoinSet<()>>,
     /// Set by `shutdown`: no new sessions.
     shutting_down: AtomicBool,
+    /// Set by `begin_drain` (under the `sessions` lock): no new sessions,
+    /// live ones go on.
+    draining: AtomicBool,
     /// Commands typed in any session, on their way to the `commands` table.
     commands: mpsc::Sender<db::commands::NewCommand>,
 }
@@ -300,6 +309,7 @@ impl TermManager {
             sessions: Mutex::new(HashMap::new()),
             actors: Mutex::new(JoinSet::new()),
             shutting_down: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
             commands,
         })
     }
@@ -350,8 +360,12 @@ impl TermManager {
             self.config.announce_watchers,
         );
         {
-            // Counted and registered under one lock: concurrent opens cannot overshoot.
+            // Counted and registered under one lock: concurrent opens cannot
+            // overshoot, and none slips past the start of a drain.
             let mut sessions = lock(&self.sessions);
+            if self.draining.load(Ordering::Acquire) {
+                return Err(TermError::Draining);
+            }
             let live = sessions
                 .values()
                 .filter(|s| s.owner() == req.user_id && s.phase() != Phase::Ended)
@@ -578,7 +592,32 @@ impl TermManager {
         }
     }
 
-    /// Ends every session and waits for all actors.
+    /// Refuses new sessions from now on and tells the owner of every live one
+    /// that it will be closed at `deadline` (live sessions go on until they
+    /// end or [`TermManager::shutdown`]).
+    pub fn begin_drain(&self, deadline: std::time::Instant) {
+        let sessions = lock(&self.sessions);
+        self.draining.store(true, Ordering::Release);
+        for s in sessions.values().filter(|s| s.phase() != Phase::Ended) {
+            s.begin_drain(deadline);
+        }
+    }
+
+    /// Whether [`TermManager::begin_drain`] was called.
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// How many sessions have not ended (attached or in their grace period).
+    pub fn live_sessions(&self) -> usize {
+        lock(&self.sessions)
+            .values()
+            .filter(|s| s.phase() != Phase::Ended)
+            .count()
+    }
+
+    /// Ends every session (the owner is told the server stopped) and waits
+    /// for all actors.
     pub async fn shutdown(&self) {
         let mut actors = {
             let mut guard = lock(&self.actors);
@@ -586,7 +625,7 @@ impl TermManager {
             std::mem::take(&mut *guard)
         };
         for s in lock(&self.sessions).values() {
-            s.request_close();
+            s.request_close_because(STOPPED_NOTICE.to_string());
         }
         while actors.join_next().await.is_some() {}
     }

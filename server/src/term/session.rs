@@ -66,6 +66,8 @@ pub const HELD_INPUT_BYTES: usize = 64 << 10;
 pub const MAX_WATCHERS: usize = 16;
 /// Text of the notice an attachment gets when a newer one takes over.
 pub const REPLACED_NOTICE: &str = "replaced by another tab";
+/// How the notice to owners of a draining server's sessions starts.
+pub const DRAIN_NOTICE_START: &str = "termroom on this server is shutting down";
 
 const _: () = assert!(HIGH_WATER < HARD_LIMIT && (HARD_LIMIT as usize) < RING_BYTES);
 
@@ -185,6 +187,8 @@ struct Shared {
     next_watcher: u64,
     /// Owner input held back while an admin froze the session (`None`: not frozen).
     frozen: Option<Vec<u8>>,
+    /// When the draining server will close this session (`None`: not draining).
+    drain_deadline: Option<Instant>,
     /// When output last arrived.
     last_output: Instant,
     /// When owner input was last written.
@@ -332,6 +336,7 @@ impl Session {
                 watchers: Vec::new(),
                 next_watcher: 1,
                 frozen: None,
+                drain_deadline: None,
                 last_output: Instant::now(),
                 last_input: Instant::now(),
             }),
@@ -456,6 +461,9 @@ impl Session {
             }
             if s.frozen.is_some() {
                 queue.push_back(frozen_notice());
+            }
+            if let Some(deadline) = s.drain_deadline {
+                queue.push_back(drain_notice(deadline));
             }
             s.owner = Some(Owner {
                 generation,
@@ -740,6 +748,17 @@ impl Session {
         Ok(f(owner))
     }
 
+    /// The server is draining and will close this session at `deadline`:
+    /// the owner is told now and again on each attach.
+    pub(crate) fn begin_drain(&self, deadline: Instant) {
+        {
+            let mut s = lock(&self.shared);
+            s.drain_deadline = Some(deadline);
+            self.queue_for_owner(&mut s, drain_notice(deadline));
+        }
+        self.bump();
+    }
+
     /// Queues a notice for the current owner (dropped if nobody is attached).
     pub(crate) fn notify_owner(&self, level: NoticeLevel, text: String) {
         self.queue_for_owner(&mut lock(&self.shared), ServerFrame::Notice { level, text });
@@ -971,6 +990,19 @@ impl Session {
 /// The names of `watchers`, in order.
 fn watcher_names(watchers: &[WatcherEntry]) -> Vec<String> {
     watchers.iter().map(|w| w.name.clone()).collect()
+}
+
+/// What the owner of a session on a draining server is told (again on each
+/// attach): how long the session has left.
+fn drain_notice(deadline: Instant) -> ServerFrame {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let secs = u64::try_from(left.as_millis().div_ceil(1000)).unwrap_or(u64::MAX);
+    ServerFrame::Notice {
+        level: NoticeLevel::Warning,
+        text: format!(
+            "{DRAIN_NOTICE_START}: this session will be closed in {secs} s unless it ends sooner; new terminals open once it is back (or on another node)"
+        ),
+    }
 }
 
 /// What the owner of a frozen session is told (again on each attach).

@@ -234,6 +234,7 @@ impl TestServer {
             term_ping_secs: opts.term_ping_secs,
             term_idle_secs: opts.term_idle_secs,
             max_sessions_per_user: opts.max_sessions_per_user,
+            drain_secs: 0,
             revocation_poll_ms: opts.revocation_poll_ms,
             purge_interval_secs: opts.purge_interval_secs,
             hash_workers: opts.hash_workers,

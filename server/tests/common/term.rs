@@ -30,9 +30,12 @@ pub struct Term {
 
 impl Term {
     pub async fn attach(s: &TestServer, session: &str, otp: &str, from: u64) -> Term {
-        let ws = connect(&s.ws_url(&format!("/ws/term/{session}?otp={otp}")), None)
-            .await
-            .expect("terminal socket");
+        Term::attach_at(&s.ws_url(&format!("/ws/term/{session}?otp={otp}")), from).await
+    }
+
+    /// [`Term::attach`] on a full socket URL (`ws://…/ws/term/{id}?otp=…`).
+    pub async fn attach_at(url: &str, from: u64) -> Term {
+        let ws = connect(url, None).await.expect("terminal socket");
         let mut t = Term::over(ws, from);
         t.send(ClientFrame::ResumeFrom { seq: from }).await;
         t
