@@ -1,7 +1,10 @@
 //! How `termroom serve` stops: on the first Ctrl-C / SIGTERM it drains (refuses new terminal sessions, answers `/healthz` with 503, lets live sessions finish for up to `--drain-secs`), on the second it stops at once.
 use std::{sync::Arc, time::Duration};
 
-use tokio::time::{sleep, sleep_until, Instant};
+use tokio::{
+    signal::unix::{signal, Signal, SignalKind},
+    time::{sleep, sleep_until, Instant},
+};
 use tracing::info;
 
 use crate::state::Core;
@@ -11,46 +14,30 @@ const LIVE_CHECK: Duration = Duration::from_millis(250);
 
 /// Ctrl-C (SIGINT) and SIGTERM, as many times as they come.
 pub struct StopSignals {
-    #[cfg(unix)]
-    interrupt: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    terminate: tokio::signal::unix::Signal,
+    interrupt: Signal,
+    terminate: Signal,
 }
 
 impl StopSignals {
     /// Starts listening (before the server serves, so no signal is missed).
     pub fn listen() -> std::io::Result<Self> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            Ok(Self {
-                interrupt: signal(SignalKind::interrupt())?,
-                terminate: signal(SignalKind::terminate())?,
-            })
-        }
-        #[cfg(not(unix))]
-        Ok(Self {})
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
     }
 
     /// Waits for the next signal.
-    pub async fn next(&mut self) {
-        #[cfg(unix)]
+    async fn next(&mut self) {
         tokio::select! {
             _ = self.interrupt.recv() => {}
             _ = self.terminate.recv() => {}
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }
 
 /// Why a drain ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DrainEnd {
-    /// Nothing to drain (no live session, or no drain time configured).
-    Nothing,
+enum DrainEnd {
     /// Every terminal session ended.
     SessionsEnded,
     /// `--drain-secs` passed; the sessions left are closed.
@@ -63,12 +50,12 @@ pub enum DrainEnd {
 /// nothing to drain, else once the live terminal sessions ended, `drain`
 /// passed or a second signal came. Meanwhile new sessions are refused and
 /// owners of live ones are told when theirs will be closed.
-pub async fn until_stopped(core: Arc<Core>, drain: Duration, mut signals: StopSignals) -> DrainEnd {
+pub async fn until_stopped(core: Arc<Core>, drain: Duration, mut signals: StopSignals) {
     signals.next().await;
     let live = core.terms.live_sessions();
     if drain.is_zero() || live == 0 {
         say(&format!("stopping ({live} live terminal sessions)"));
-        return DrainEnd::Nothing;
+        return;
     }
     let deadline = Instant::now() + drain;
     core.terms.begin_drain(deadline.into_std());
@@ -81,11 +68,10 @@ pub async fn until_stopped(core: Arc<Core>, drain: Duration, mut signals: StopSi
     say(&match end {
         DrainEnd::SessionsEnded => "every terminal session ended: stopping".to_string(),
         DrainEnd::TimeUp => format!("drain time is up: closing {left} terminal sessions"),
-        DrainEnd::SignalledAgain | DrainEnd::Nothing => {
+        DrainEnd::SignalledAgain => {
             format!("signalled again: stopping now, closing {left} terminal sessions")
         }
     });
-    end
 }
 
 /// Waits for the first of: no live session, `deadline`, another signal.

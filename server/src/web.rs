@@ -410,10 +410,7 @@ pub async fn run(serve_args: ServeArgs, store: StoreArgs) -> anyhow::Result<()> 
     info!("termroom listening on http://{}", listener.local_addr()?);
     println!("termroom: listening on http://{}", listener.local_addr()?);
     let drain = Duration::from_secs(serve_args.drain_secs);
-    let core = runtime.state.core.clone();
-    let stopped = async move {
-        crate::drain::until_stopped(core, drain, signals).await;
-    };
+    let stopped = crate::drain::until_stopped(runtime.state.core.clone(), drain, signals);
     serve(listener, runtime.state.clone(), stopped).await?;
     info!("shutting down");
     runtime.stop().await;
