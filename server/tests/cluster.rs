@@ -693,6 +693,15 @@ async fn failed_logins_count_on_every_node() {
         let node = if i % 2 == 0 { &a } else { &b };
         assert_eq!(attempt(node, "wrong-password").await, 401);
     }
+    // The clock's second ticks over between the last failure and the next
+    // guess (stored times are whole seconds): the wait is not cut short.
+    let server::db::Db::Postgres(pool) = &b.core().db else {
+        panic!("a cluster runs on Postgres");
+    };
+    sqlx::query("UPDATE login_failures SET last_at = last_at - 1 WHERE key = 'name:alice'")
+        .execute(pool)
+        .await
+        .expect("age the failures by one clock second");
     // B alone saw fewer than the free failures, yet it slows the name down.
     assert_eq!(attempt(&b, "wrong-password").await, 429);
     assert_eq!(attempt(&a, "wrong-password").await, 429);

@@ -91,6 +91,13 @@ impl<K: Hash + Eq + Clone> Table<K> {
         true
     }
 
+    /// Moves the time of `key`'s last failure to now.
+    fn touch(&mut self, key: &K) {
+        if let Some(f) = self.map.get_mut(key) {
+            f.last = Instant::now();
+        }
+    }
+
     /// Takes back one recorded attempt.
     fn undo(&mut self, key: &K) {
         if let Some(f) = self.map.get_mut(key) {
@@ -125,8 +132,9 @@ impl Default for LoginLimiter {
     }
 }
 
-/// One counted login attempt, to settle with [`LoginLimiter::succeeded`] or
-/// [`LoginLimiter::not_tried`]; dropping it leaves it counted as a failure.
+/// One counted login attempt, to settle with [`LoginLimiter::succeeded`],
+/// [`LoginLimiter::failed`] or [`LoginLimiter::not_tried`]; dropping it
+/// leaves it counted as a failure that happened when it began.
 #[derive(Debug)]
 #[must_use]
 pub struct Attempt {
@@ -174,6 +182,19 @@ impl LoginLimiter {
         }
         if let Some(n) = &attempt.name {
             t.by_name.map.remove(n);
+        }
+    }
+
+    /// The password was wrong: the attempt stays counted and any wait runs
+    /// from now, when the failure is known, not from when hashing began (a
+    /// slow hash would otherwise use up the first, short waits).
+    pub fn failed(&self, attempt: Attempt) {
+        let mut t = lock(&self.tables);
+        if let Some(a) = &attempt.addr {
+            t.by_addr.touch(a);
+        }
+        if let Some(n) = &attempt.name {
+            t.by_name.touch(n);
         }
     }
 
@@ -319,6 +340,17 @@ mod tests {
         assert!(l.begin(ip("10.0.0.1"), Some("fresh")).is_err());
         assert!(l.begin(ip("10.0.0.1"), None).is_err());
         assert!(l.begin(ip("10.0.0.2"), Some("fresh")).is_ok());
+    }
+
+    #[test]
+    fn the_wait_runs_from_when_the_failure_is_known() {
+        let l = LoginLimiter::new(1, 100);
+        let slow = l.begin(ip("10.0.0.1"), Some("alice")).unwrap();
+        // Hashing took longer than the first wait (1 s)...
+        std::thread::sleep(Duration::from_millis(1_100));
+        l.failed(slow);
+        // ...yet the next guess must still wait it out.
+        assert_eq!(l.begin(ip("10.0.0.2"), Some("alice")).unwrap_err(), 1);
     }
 
     #[test]

@@ -81,10 +81,13 @@ pub async fn begin(
         }
         let count = u32::try_from(count).unwrap_or(u32::MAX);
         if count >= *free {
+            // Whole seconds on both sides: `now - last_at` may read 1 when
+            // a few milliseconds passed, so only a difference above the
+            // wait proves it has passed.
             let must_wait = lockout(count, *free).as_secs();
             let elapsed = u64::try_from(now - last_at).unwrap_or(0);
-            if elapsed < must_wait {
-                wait = wait.max((must_wait - elapsed).max(1));
+            if elapsed <= must_wait {
+                wait = wait.max(must_wait + 1 - elapsed);
             }
         }
     }
@@ -127,6 +130,22 @@ pub async fn succeeded(db: &Db, attempt: SharedAttempt) -> Result<(), DbError> {
         } else {
             undo(pool, key).await?;
         }
+    }
+    Ok(())
+}
+
+/// The password was wrong: the attempt stays counted and the wait runs from
+/// now, when the failure is known, not from when hashing began.
+pub async fn failed(db: &Db, attempt: SharedAttempt) -> Result<(), DbError> {
+    let crate::db::Db::Postgres(pool) = db else {
+        return Ok(());
+    };
+    for key in &attempt.keys {
+        sqlx::query("UPDATE login_failures SET last_at = GREATEST(last_at, $2) WHERE key = $1")
+            .bind(key)
+            .bind(now_unix())
+            .execute(pool)
+            .await?;
     }
     Ok(())
 }

@@ -14,6 +14,7 @@ use crate::{
     auth::{
         device,
         password::{self, Lane},
+        ratelimit::Attempt,
         shared_limit, tickets, tokens,
     },
     db::{self, users},
@@ -28,6 +29,16 @@ const HASH_BUSY_RETRY_SECS: u64 = 1;
 const AUDIT_NAME_CHARS: usize = 64;
 
 /// Records a failed login, storing at most [`AUDIT_NAME_CHARS`] of the name.
+/// A failed login: its waits (here and on every node) run from now.
+async fn settle_failed(core: &Core, attempt: Attempt, shared: Option<shared_limit::SharedAttempt>) {
+    core.login_limiter.failed(attempt);
+    if let Some(a) = shared {
+        if let Err(e) = shared_limit::failed(&core.db, a).await {
+            warn!("settling a shared login failure: {e}");
+        }
+    }
+}
+
 async fn audit_failed_login(core: &Core, name: &str, remote: IpAddr) {
     let name: String = name.chars().take(AUDIT_NAME_CHARS).collect();
     audit(
@@ -122,6 +133,7 @@ impl Accounts for AccountService {
             None
         };
         if let Err(e) = valid_name {
+            settle_failed(core, attempt, shared).await;
             audit_failed_login(core, name, remote).await;
             return Err(e);
         }
@@ -155,6 +167,7 @@ impl Accounts for AccountService {
             Err(e) => return Err(internal(e)),
         };
         let Some(user) = user.filter(|_| ok) else {
+            settle_failed(core, attempt, shared).await;
             audit_failed_login(core, name, remote).await;
             return Err(ApiError::Unauthorized);
         };
