@@ -4,8 +4,10 @@
 // ports, and drives it through the load balancer only, with Debian's
 // Chromium through playwright-core: two users on (most likely) different
 // nodes chat, a terminal keeps working after a reload whose socket
-// reaches the node that does not hold the session (forwarded), and a tab
-// whose node is killed says its session was interrupted.
+// reaches the node that does not hold the session (forwarded), a rolling
+// restart (`scripts/cluster.sh restart`) lets a live terminal finish while
+// new ones open on the other node, and a tab whose node is killed says its
+// session was interrupted.
 //
 //   node end2end/cluster.mjs         (from the repository root, after `cargo leptos build`)
 //
@@ -42,6 +44,8 @@ const PSQL = '/usr/lib/postgresql/15/bin/psql';
 const SETTLE_MS = 1_500;
 /** Reloads tried until a socket lands on the wanted node (round robin: about one in two). */
 const RELOAD_TRIES = 10;
+/** How long a restarted node's terminals may go on (far longer than the rolling-restart test needs). */
+const DRAIN_SECS = 300;
 
 const run = Math.random().toString(36).slice(2, 8);
 /** Passwords by user; the admin's comes from the cluster's first start. */
@@ -49,14 +53,17 @@ const PASSWORDS = { bob: 'bob-cluster-e2e-password' };
 let clusterDir;
 let clusterEnv;
 let base;
+/** Each node's own URL (not through the load balancer), by node id. */
+const nodeUrls = {};
 let browser;
 
 // ---------------------------------------------------------------- cluster
 
-/** Runs `scripts/cluster.sh CMD`; resolves with its status and output. */
-function cluster(cmd, timeout = 240_000) {
+/** Runs `scripts/cluster.sh ARGS…` (`args`: a string or an array); resolves with its status and output. */
+function cluster(args, timeout = 240_000) {
   return new Promise((resolve) => {
-    const child = spawn(CLUSTER_SH, [cmd], { cwd: ROOT, env: clusterEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = Array.isArray(args) ? args : [args];
+    const child = spawn(CLUSTER_SH, argv, { cwd: ROOT, env: clusterEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (c) => { out += c; });
     child.stderr.on('data', (c) => { out += c; });
@@ -202,11 +209,14 @@ before(async () => {
     CLUSTER_PG_PORT: String(pg),
     CLUSTER_REDIS_PORT: String(redis),
     CLUSTER_NODE_PORTS: `${a} ${b}`,
+    CLUSTER_DRAIN_SECS: String(DRAIN_SECS),
     TERMROOM_BIN: BIN,
     TERMROOM_SITE_ROOT: SITE_ROOT,
     RUST_LOG: process.env.RUST_LOG ?? 'info',
   };
   base = `http://127.0.0.1:${lb}`;
+  nodeUrls.a = `http://127.0.0.1:${a}`;
+  nodeUrls.b = `http://127.0.0.1:${b}`;
   const started = await cluster('start');
   if (started.status !== 0) {
     printClusterLogs();
@@ -338,6 +348,81 @@ test('terminal: a local tab works, and after a reload that reaches the other nod
     await typeInTab(page, newKey, 'echo again-$((7*7))\n');
     await waitLine(page, newKey, 'again-49');
     assert.equal(ownerNode(session), owner, 'the session stayed on its node');
+    // Ended, so no detached session is left for the rolling restart to wait for.
+    await typeInTab(page, newKey, 'exit\n');
+    await page.locator(`[data-testid=term-tab][data-key="${newKey}"][data-state=exited]`).waitFor({ timeout: TERM_WAIT_MS });
+  });
+});
+
+/** The tab's screen as one string without white space (wrapped lines come back trimmed). */
+async function screenText(page, key) {
+  return (await termLines(page, key)).join('').replace(/\s+/g, '');
+}
+
+test('rolling restart: a draining node lets its live terminal finish while new terminals open on the other node, then it comes back', { timeout: 300_000 }, async () => {
+  await withPages('rolling-restart', async (open) => {
+    const { page, key, tab, session } = await adminLocalTab(open);
+    await typeInTab(page, key, 'echo before-$((3*5))\n');
+    await waitLine(page, key, 'before-15');
+    const owner = ownerNode(session);
+    const other = owner === 'a' ? 'b' : 'a';
+    const pidFile = path.join(clusterDir, `node-${owner}.pid`);
+    const oldPid = readFileSync(pidFile, 'utf8').trim();
+    // A page on the draining node itself, without the load balancer.
+    const direct = await open(`admin-on-${owner}`, nodeUrls[owner]);
+    await login(direct, 'admin');
+    await openTerminalsPage(direct);
+
+    const restart = cluster(['restart', owner], (DRAIN_SECS + 120) * 1000);
+    console.log(`# restarting node ${owner} (pid ${oldPid}), which holds session ${session}`);
+
+    // The owner of the live session is told; the session goes on.
+    await until('the drain notice in the tab', async () => (await screenText(page, key)).includes('termroomonthisserverisshuttingdown'), TERM_WAIT_MS);
+    await typeInTab(page, key, 'echo during-$((4*5))\n');
+    await waitLine(page, key, 'during-20');
+    assert.equal(await tab.getAttribute('data-state'), 'live', 'the draining session stays live');
+
+    // Opening a terminal on the draining node itself is refused; the tab
+    // says why and keeps trying (nothing was opened, so that is safe).
+    await direct.getByTestId('target-select').selectOption('local');
+    await direct.getByTestId('open-tab').click();
+    const refused = direct.locator('[data-testid=term-tab]').first();
+    await direct.locator('[data-testid=term-tab][data-state=reconnecting]').waitFor({ timeout: TERM_WAIT_MS });
+    const refusedKey = await refused.getAttribute('data-key');
+    await until('the refusal in the tab', async () => (await screenText(direct, refusedKey)).includes('opensnonewterminals'), TERM_WAIT_MS);
+    assert.ok(!(await refused.getAttribute('data-session')), 'no session was opened');
+    await direct.close();
+
+    // Through the load balancer a new terminal opens, on the other node
+    // (a refusal by the draining node is retried until haproxy has moved
+    // away from it).
+    const second = await openLocalTab(page);
+    const secondSession = await page.locator(`[data-testid=term-tab][data-key="${second}"]`).getAttribute('data-session');
+    assert.equal(ownerNode(secondSession), other, `the new session is held by node ${other}, not the draining ${owner}`);
+    await typeInTab(page, second, 'echo elsewhere-$((5*5))\n');
+    await waitLine(page, second, 'elsewhere-25');
+
+    // The draining session ends by itself: the node stops at once and is
+    // started again, long before the drain time is up.
+    const started = Date.now();
+    await typeInTab(page, key, 'exit\n');
+    await page.locator(`[data-testid=term-tab][data-key="${key}"][data-state=exited]`).waitFor({ timeout: TERM_WAIT_MS });
+    const done = await restart;
+    assert.equal(done.status, 0, done.out);
+    assert.ok(Date.now() - started < DRAIN_SECS * 1000 / 2, 'the restart did not wait for the drain time');
+    assert.match(done.out, new RegExp(`node ${owner} draining: terminal sessions left: 1`), done.out);
+    assert.match(done.out, new RegExp(`node ${owner}: every terminal session ended: stopping`), done.out);
+    assert.match(done.out, new RegExp(`node ${owner} is back`), done.out);
+    assert.notEqual(readFileSync(pidFile, 'utf8').trim(), oldPid, 'a new process holds the node');
+    assert.ok(!(await screenText(page, key)).includes('termroomstoppedonthisserver'), 'the session was not closed by the stop');
+
+    // The other node's session never noticed, and both nodes serve again.
+    await typeInTab(page, second, 'echo after-$((6*6))\n');
+    await waitLine(page, second, 'after-36');
+    const seen = new Set();
+    for (let i = 0; i < 6; i++) seen.add((await fetch(`${base}/login`)).headers.get('x-termroom-node'));
+    assert.deepEqual([...seen].sort(), ['a', 'b'], 'round robin over both nodes again');
+    await typeInTab(page, second, 'exit\n');
   });
 });
 

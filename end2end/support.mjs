@@ -114,7 +114,7 @@ export async function newPage(browser, base, label) {
 
 /**
  * Runs test `name`'s body with the pages it opens (`open(label)`, each in
- * a fresh context of `browser` on `base`). After the body, a page whose
+ * a fresh context of `browser` on `base`, or on `open(label, otherBase)`). After the body, a page whose
  * console has a BROKEN_PAGE line fails the test (E2E_DUMP=1 prints every
  * console first). On failure prints each page's console and a screenshot
  * path (RESULTS/`shotPrefix``name`-`label`.png), then calls `printLogs()`
@@ -125,8 +125,8 @@ export async function newPage(browser, base, label) {
 export async function withPages({ browser, base, shotPrefix = '', shotsOnPass = false, printLogs = () => {} }, name, body) {
   const pages = [];
   const shotFile = (p) => path.join(RESULTS, `${shotPrefix}${name}-${p.label}.png`.replace(/[^\w.-]+/g, '_'));
-  const open = async (label) => {
-    const p = await newPage(browser, base, label);
+  const open = async (label, pageBase = base) => {
+    const p = await newPage(browser, pageBase, label);
     pages.push(p);
     return p;
   };

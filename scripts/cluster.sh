@@ -4,11 +4,19 @@
 # termroom nodes `a` and `b`, and haproxy balancing round robin in front of
 # them, with no sticky sessions: http://127.0.0.1:3100.
 #
-# Usage: scripts/cluster.sh [start|stop|status|env]     (default: start)
+# Usage: scripts/cluster.sh [start|stop|status|env|restart NODE]   (default: start)
 #   start   starts what is not running yet, one node after the other (the
 #           first start of a fresh database creates the schema and the
 #           account `admin`, whose password is printed once, at the end)
-#   stop    stops everything it started (by the pid files under the base dir)
+#   stop    stops everything it started (by the pid files under the base dir),
+#           at once: live terminal sessions are closed
+#   restart NODE
+#           a rolling restart of one node (a, b, …) that cuts no terminal:
+#           SIGTERM makes it drain (the nodes run with --drain-secs): haproxy
+#           takes it out of the rotation when its /healthz turns 503, new
+#           terminals open on the other nodes, its live sessions go on until
+#           they end or the drain time is up; then it stops, is started
+#           again, and the command returns once haproxy sends it requests
 #   status  shows what runs, the nodes' heartbeats and which node answers
 #   env     prints `export TERMROOM_…` lines for running termroom
 #           subcommands against this cluster: eval "$(scripts/cluster.sh env)"
@@ -27,11 +35,13 @@
 #
 # Environment: CLUSTER_DIR, CLUSTER_PORT (3100, haproxy), CLUSTER_PG_PORT
 # (55432), CLUSTER_REDIS_PORT (56379), CLUSTER_NODE_PORTS ("3101 3102": one
-# node per port, named a, b, c, …), TERMROOM_BIN (target/release/termroom),
+# node per port, named a, b, c, …), CLUSTER_DRAIN_SECS (120: how long a
+# restarted node's terminals may go on), TERMROOM_BIN (target/release/termroom),
 # TERMROOM_SITE_ROOT (target/site), RUST_LOG (info). Relative paths are taken
 # from the current directory; the defaults from the repository root. The
-# ports a running cluster was started with are kept in cluster.env there, so
-# `status` and `stop` need no variables but CLUSTER_DIR.
+# ports (and drain time) a running cluster was started with are kept in
+# cluster.env there, so `status`, `stop` and `restart` need no variables but
+# CLUSTER_DIR.
 # Needs: postgresql-15, redis-server, haproxy, curl (apt), and `make build`.
 set -euo pipefail
 
@@ -57,14 +67,22 @@ abspath() {
 }
 
 CMD=${1:-start}
+RESTART_NODE=
 case $CMD in
   start | stop | status | env) ;;
+  restart)
+    RESTART_NODE=${2:-}
+    [[ $RESTART_NODE =~ ^[a-z]$ ]] || {
+      echo "usage: $0 restart NODE   (a node id: a, b, …)" >&2
+      exit 2
+    }
+    ;;
   -h | --help | help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "usage: $0 [start|stop|status|env]" >&2
+    echo "usage: $0 [start|stop|status|env|restart NODE]" >&2
     exit 2
     ;;
 esac
@@ -91,6 +109,7 @@ LB_PORT=${CLUSTER_PORT:-3100}
 PG_PORT=${CLUSTER_PG_PORT:-55432}
 REDIS_PORT=${CLUSTER_REDIS_PORT:-56379}
 NODE_PORTS=${CLUSTER_NODE_PORTS:-3101 3102}
+DRAIN_SECS=${CLUSTER_DRAIN_SECS:-120}
 load_state() {
   # shellcheck disable=SC1090
   [ -f "$STATE" ] && . "$STATE"
@@ -102,6 +121,7 @@ LB_PORT=$LB_PORT
 PG_PORT=$PG_PORT
 REDIS_PORT=$REDIS_PORT
 NODE_PORTS="$NODE_PORTS"
+DRAIN_SECS=$DRAIN_SECS
 EOF
 }
 
@@ -151,6 +171,19 @@ end_process() {
   kill -KILL "$pid" 2>/dev/null || true
 }
 
+# Stops node $1 (pid $2) at once: a node with live terminals drains on the
+# first SIGTERM, so a second one closes them (and a clean stop frees its
+# node id at once); SIGKILL if it is still there after 20 s.
+stop_node_now() {
+  local id=$1 pid=$2 i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  end_process "node $id" "$pid" 20
+}
+
 # Whether something listens on 127.0.0.1:$1.
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -183,8 +216,8 @@ check_tools() {
   command -v curl >/dev/null || missing+=("curl (apt-get install curl)")
   if [ ! -x "$BIN" ]; then
     missing+=("the termroom binary $BIN (build it with \`make build\`, or set TERMROOM_BIN)")
-  elif ! "$BIN" serve --help 2>/dev/null | grep -q -- '--node-id'; then
-    missing+=("a termroom binary that knows --node-id: $BIN predates several nodes (rebuild it with \`make build\`)")
+  elif ! "$BIN" serve --help 2>/dev/null | grep -q -- '--drain-secs'; then
+    missing+=("a termroom binary that knows --node-id and --drain-secs: $BIN is older (rebuild it with \`make build\`)")
   fi
   [ -d "$SITE/pkg" ] || missing+=("the built site $SITE/pkg (build it with \`make build\`, or set TERMROOM_SITE_ROOT)")
   if $as_root && ! id postgres >/dev/null 2>&1; then
@@ -321,7 +354,8 @@ start_node() {
         RUST_LOG="${RUST_LOG:-info}" NO_COLOR=1 \
         setsid "$BIN" serve --node-id "$id" --node-url "http://127.0.0.1:$port" \
         --addr "127.0.0.1:$port" --data-dir "$D/node-$id" --recordings-dir "$RECORDINGS" \
-        --secret-key-file "$KEY" --local-target admins --trusted-proxy 127.0.0.1
+        --secret-key-file "$KEY" --local-target admins --trusted-proxy 127.0.0.1 \
+        --drain-secs "$DRAIN_SECS"
     ) </dev/null >>"$log" 2>&1 &
     pid=$!
     echo "$pid" >"$D/node-$id.pid"
@@ -514,8 +548,7 @@ cmd_stop() {
     id=${id%.pid}
     if pid=$(node_running "$id"); then
       say "stopping node $id (pid $pid)"
-      # A clean stop ends its terminal sessions and frees its node id at once.
-      end_process "node $id" "$pid" 20
+      stop_node_now "$id" "$pid"
       stopped=true
     fi
     rm -f "$f"
@@ -588,6 +621,57 @@ cmd_status() {
   return 1
 }
 
+# ---------------------------------------------------------------- restart
+
+cmd_restart() {
+  [ -d "$D" ] || die "no cluster under $D: run \`$0 start\` first"
+  load_state
+  set_nodes
+  local id=$RESTART_NODE port='' i pid offset health last='' deadline node log
+  for i in "${!IDS[@]}"; do
+    if [ "${IDS[$i]}" = "$id" ]; then port=${PORTS[$i]}; fi
+  done
+  [ -n "$port" ] || die "this cluster has no node $id (its nodes: ${IDS[*]})"
+  pid=$(node_running "$id") || die "node $id is not running (\`$0 start\` starts it)"
+  haproxy_running >/dev/null || die "haproxy is not running, so nothing would send new requests elsewhere meanwhile (\`$0 start\`)"
+  check_tools
+  log=$D/node-$id.log
+  offset=$(stat -c %s "$log" 2>/dev/null || echo 0)
+  say "draining node $id (pid $pid): new terminals open on the other nodes; its live ones may go on for up to ${DRAIN_SECS}s"
+  kill -TERM "$pid" 2>/dev/null || true
+  deadline=$((SECONDS + DRAIN_SECS + 30))
+  while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do
+    # `draining a: terminal sessions left: K`, said again when K changes.
+    health=$(curl -s --max-time 2 "http://127.0.0.1:$port/healthz" 2>/dev/null || true)
+    if [[ $health == draining* ]] && [ "$health" != "$last" ]; then
+      say "node $id draining: ${health#"draining $id: "}"
+      last=$health
+    fi
+    sleep 0.2
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    say "node $id (pid $pid) still runs $((DRAIN_SECS + 30))s after SIGTERM; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  fi
+  # What the node said about its stop (why, and what it closed).
+  tail -c +"$((offset + 1))" "$log" | sed -n "s/^termroom: /node $id: /p"
+  rm -f "$D/node-$id.pid"
+  starting=true
+  start_node "$id" "$port"
+  # haproxy checks every 2 s and takes a node back at its first good check.
+  deadline=$((SECONDS + 30))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    node=$(curl -s -o /dev/null -D - --max-time 2 "$(lb_url)/login" 2>/dev/null | tr -d '\r' | sed -n 's/^[Xx]-[Tt]ermroom-[Nn]ode: //p')
+    if [ "$node" = "$id" ]; then
+      say "node $id is back: $(lb_url) sends it requests again"
+      return 0
+    fi
+    sleep 0.2
+  done
+  die "node $id runs again, but haproxy sent it no request within 30 s (log: $D/haproxy.log)"
+}
+
 cmd_env() {
   [ -s "$PASSWORD_FILE" ] || die "no cluster under $D yet: run \`$0 start\` first"
   load_state
@@ -602,4 +686,5 @@ case $CMD in
   stop) cmd_stop ;;
   status) cmd_status ;;
   env) cmd_env ;;
+  restart) cmd_restart ;;
 esac

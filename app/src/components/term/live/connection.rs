@@ -108,6 +108,13 @@ impl Connector for TabLink {
                 );
                 Failure::Permanent
             }
+            // A draining node refused before starting anything: trying again
+            // reaches another node (the load balancer moves away from it) or
+            // this one once it is back.
+            ApiError::Unavailable(reason) if !reattach => {
+                output::notice(&live, NoticeLevel::Warning, &reason);
+                Failure::Transient
+            }
             // Opening again could start a second shell: let the user decide.
             e if !reattach
                 || matches!(
