@@ -19,7 +19,8 @@
 #           again, and the command returns once haproxy sends it requests
 #   status  shows what runs, the nodes' heartbeats and which node answers
 #   env     prints `export TERMROOM_…` lines for running termroom
-#           subcommands against this cluster: eval "$(scripts/cluster.sh env)"
+#           subcommands against this cluster (its database, key and broker,
+#           so changes reach the nodes at once): eval "$(scripts/cluster.sh env)"
 #
 # Everything lives under ${CLUSTER_DIR:-./data/cluster}: pg/ (the Postgres
 # cluster, initdb once, and its log), node-a/, node-b/ (each node's data
@@ -676,6 +677,7 @@ cmd_env() {
   [ -s "$PASSWORD_FILE" ] || die "no cluster under $D yet: run \`$0 start\` first"
   load_state
   printf 'export TERMROOM_DATABASE_URL=%q\n' "$(db_url)"
+  printf 'export TERMROOM_BROKER=%q\n' "$(broker_url)"
   printf 'export TERMROOM_SECRET_KEY_FILE=%q\n' "$KEY"
   printf 'export TERMROOM_RECORDINGS_DIR=%q\n' "$RECORDINGS"
   printf 'export TERMROOM_DATA_DIR=%q\n' "$D/cli"

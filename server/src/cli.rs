@@ -46,6 +46,14 @@ pub struct StoreArgs {
     /// Default: `<data-dir>/recordings`.
     #[arg(long, global = true, env = "TERMROOM_RECORDINGS_DIR")]
     pub recordings_dir: Option<PathBuf>,
+    /// Redis URL of the broker between nodes (`redis://10.0.0.9:6379`).
+    /// `serve`: several nodes share chat, presence and rooms through it
+    /// (needs `--database-url postgres://…` and `--node-id`). Other
+    /// subcommands: the nodes are told of a change at once (a disabled
+    /// user, a revoked grant, a terminated session, …) instead of at their
+    /// next poll of the database.
+    #[arg(long, global = true, env = "TERMROOM_BROKER")]
+    pub broker: Option<String>,
 }
 
 impl StoreArgs {
@@ -120,12 +128,13 @@ pub enum ServeArgsError {
 }
 
 impl ServeArgs {
-    /// Refuses settings that must not be used by accident.
-    pub fn check(&self) -> Result<(), ServeArgsError> {
+    /// Refuses settings that must not be used by accident (`broker`: the
+    /// store's `--broker`).
+    pub fn check(&self, broker: Option<&str>) -> Result<(), ServeArgsError> {
         if self.local_target == LocalTarget::All && !self.i_understand_local_shells {
             return Err(ServeArgsError::LocalShellsNotAcknowledged);
         }
-        if self.broker.is_some() != self.node_id.is_some() {
+        if broker.is_some() != self.node_id.is_some() {
             return Err(ServeArgsError::ClusterIncomplete);
         }
         if let Some(id) = &self.node_id {
@@ -296,11 +305,6 @@ pub struct ServeArgs {
     /// costs: unrecorded sessions cannot be replayed or audited.
     #[arg(long, hide = true)]
     pub no_recording: bool,
-    /// Redis URL of the broker between nodes (`redis://10.0.0.9:6379`):
-    /// several nodes share chat, presence and rooms through it. Needs
-    /// `--database-url postgres://…` and `--node-id`.
-    #[arg(long, env = "TERMROOM_BROKER")]
-    pub broker: Option<String>,
     /// This node's id among several (unique; letters, digits, `-`, `_`).
     #[arg(long, env = "TERMROOM_NODE_ID")]
     pub node_id: Option<String>,

@@ -70,7 +70,7 @@ impl Runtime {
         store: &StoreArgs,
         leptos_options: LeptosOptions,
     ) -> anyhow::Result<Self> {
-        serve.check()?;
+        serve.check(store.broker.as_deref())?;
         db::create_data_dir(&store.data_dir)
             .with_context(|| format!("creating data dir {}", store.data_dir.display()))?;
         let db = db::open(store.database_url.as_deref(), &store.data_dir)
@@ -151,7 +151,7 @@ impl Runtime {
         )
         .context("starting the password hashers")?;
         let changed_elsewhere = Arc::new(tokio::sync::Notify::new());
-        let hub_cluster = match (&serve.broker, &node_id) {
+        let hub_cluster = match (&store.broker, &node_id) {
             (Some(url), Some(id)) => {
                 let (tx, incoming) = tokio::sync::mpsc::channel(BROKER_QUEUE);
                 let broker = cluster::broker::Broker::start(url, id, tx, changed_elsewhere.clone())

@@ -102,6 +102,32 @@ fn users_are_managed_from_the_command_line() {
 }
 
 #[test]
+fn a_change_is_kept_when_the_broker_to_tell_the_nodes_is_away() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let d = data.path();
+    ok(termroom(
+        d,
+        &["user", "add", "alice"],
+        Some("a-long-password\n"),
+    ));
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let broker = format!("redis://127.0.0.1:{port}");
+    let out = termroom(d, &["user", "disable", "alice", "--broker", &broker], None);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(ok(out).contains("disabled alice"));
+    assert!(
+        stderr.contains("the change is stored, but the servers were not told at once"),
+        "{stderr}"
+    );
+    let list = ok(termroom(d, &["user", "list"], None));
+    assert!(list.contains("alice\tmember\tdisabled"), "{list}");
+}
+
+#[test]
 fn hosts_are_added_and_their_keys_pinned_from_the_command_line() {
     let sshd = Sshd::start();
     let data = tempfile::tempdir().unwrap();

@@ -308,6 +308,50 @@ async fn disabling_a_user_on_one_node_closes_their_socket_on_the_other_at_once()
 }
 
 #[tokio::test]
+async fn the_command_line_with_a_broker_tells_every_node_at_once() {
+    let c = Cluster::start().await;
+    // Polls far apart: only the hint through Redis can be this quick.
+    let (a, b) = c
+        .pair_with(|o| Options {
+            revocation_poll_ms: 60_000,
+            ..o
+        })
+        .await;
+    a.add_user("carol", Role::Member).await;
+    let mut on_a = rich_client(&a, "carol").await;
+    let mut on_b = rich_client(&b, "carol").await;
+    let cli_dir = tempfile::tempdir().expect("temp dir");
+    let store = server::cli::StoreArgs {
+        data_dir: cli_dir.path().to_path_buf(),
+        database_url: Some(c.db_url.clone()),
+        secret_key_file: Some(c.key_file()),
+        recordings_dir: None,
+        broker: Some(c.redis.url()),
+    };
+    server::admin::user(
+        server::cli::UserCmd::Disable {
+            name: "carol".into(),
+        },
+        &store,
+    )
+    .await
+    .expect("termroom user disable carol");
+    for ws in [&mut on_a, &mut on_b] {
+        // next_event fails the test when nothing comes within 3 s.
+        loop {
+            match next_event(ws, 3).await {
+                Got::Json(_) => continue,
+                Got::Closed(frame) => {
+                    let (code, reason) = frame.expect("a close frame with a reason");
+                    assert_eq!((code, reason.as_str()), (1008, "logged out"));
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_users_chat_rate_is_one_budget_across_nodes() {
     let c = Cluster::start().await;
     let (a, b) = c.pair_with(|o| Options { chat_rate: 2, ..o }).await;

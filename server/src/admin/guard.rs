@@ -4,6 +4,7 @@ use anyhow::{bail, Context};
 use super::{
     open_db,
     table::{field, opt, print_row},
+    tell_nodes,
 };
 use crate::{
     cli::{GuardCmd, StoreArgs},
@@ -16,6 +17,7 @@ use crate::{
 /// `termroom guard ...`
 pub async fn guard(cmd: GuardCmd, store: &StoreArgs) -> anyhow::Result<()> {
     let db = open_db(store).await?;
+    let changes = !matches!(cmd, GuardCmd::List { .. });
     match cmd {
         GuardCmd::Add {
             namespace,
@@ -79,6 +81,9 @@ pub async fn guard(cmd: GuardCmd, store: &StoreArgs) -> anyhow::Result<()> {
             .with_context(|| format!("rule {id} was removed, but its audit event was not"))?;
             println!("removed {}", rule.describe());
         }
+    }
+    if changes {
+        tell_nodes(store).await;
     }
     db.close().await;
     Ok(())

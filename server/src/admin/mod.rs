@@ -31,6 +31,32 @@ async fn open_db(store: &StoreArgs) -> anyhow::Result<Db> {
     Ok(db::open(store.database_url.as_deref(), &store.data_dir).await?)
 }
 
+/// Whom the nodes see a hint from the command line as: not a node id (those
+/// have no ':'), so no node takes it for its own.
+const HINT_SENDER: &str = "command-line:";
+
+/// After a change the running servers act on (who may do what, hosts,
+/// guard rules, a termination request): with `--broker`, tells every node
+/// at once instead of leaving it to their poll of the database. Whether
+/// they were told; an unreachable broker is a warning, not a failure: the
+/// change is stored and they find it at their next poll.
+async fn tell_nodes(store: &StoreArgs) -> bool {
+    let Some(url) = store.broker.as_deref() else {
+        return false;
+    };
+    let sender = format!("{HINT_SENDER}{}", std::process::id());
+    match crate::cluster::broker::hint_changed_once(url, &sender).await {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!(
+                "termroom: warning: the change is stored, but the servers were not told at \
+                 once ({e}); they see it at their next poll of the database"
+            );
+            false
+        }
+    }
+}
+
 /// Reads a secret from standard input (one line, or all of it for keys).
 fn read_stdin_line() -> anyhow::Result<String> {
     let mut text = String::new();
@@ -76,6 +102,7 @@ fn confirm_replace(name: &str, yes: bool) -> anyhow::Result<()> {
 /// `termroom user ...`
 pub async fn user(cmd: UserCmd, store: &StoreArgs) -> anyhow::Result<()> {
     let db = open_db(store).await?;
+    let changes = !matches!(cmd, UserCmd::List);
     match cmd {
         UserCmd::Add { name, role } => {
             let role = Role::parse(&role).context("role must be admin or member")?;
@@ -118,6 +145,9 @@ pub async fn user(cmd: UserCmd, store: &StoreArgs) -> anyhow::Result<()> {
             println!("disabled {name}");
         }
     }
+    if changes {
+        tell_nodes(store).await;
+    }
     db.close().await;
     Ok(())
 }
@@ -134,6 +164,7 @@ pub async fn namespace(cmd: NamespaceCmd, store: &StoreArgs) -> anyhow::Result<(
             .with_context(|| format!("no user {user}"))?;
         anyhow::Ok((n, u.id))
     };
+    let changes = !matches!(cmd, NamespaceCmd::List);
     match cmd {
         NamespaceCmd::Add { name } => {
             crate::services::check_name("namespace", &name).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -203,6 +234,9 @@ pub async fn namespace(cmd: NamespaceCmd, store: &StoreArgs) -> anyhow::Result<(
             );
         }
     }
+    if changes {
+        tell_nodes(store).await;
+    }
     db.close().await;
     Ok(())
 }
@@ -210,6 +244,7 @@ pub async fn namespace(cmd: NamespaceCmd, store: &StoreArgs) -> anyhow::Result<(
 /// `termroom host ...`
 pub async fn host(cmd: HostCmd, store: &StoreArgs) -> anyhow::Result<()> {
     let db = open_db(store).await?;
+    let changes = !matches!(cmd, HostCmd::List);
     match cmd {
         HostCmd::Add {
             name,
@@ -299,6 +334,9 @@ pub async fn host(cmd: HostCmd, store: &StoreArgs) -> anyhow::Result<()> {
             }
             println!("deleted host {name}");
         }
+    }
+    if changes {
+        tell_nodes(store).await;
     }
     db.close().await;
     Ok(())

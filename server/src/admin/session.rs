@@ -4,7 +4,7 @@ use anyhow::{bail, Context};
 use super::{
     open_db,
     table::{field, print_row},
-    user_names,
+    tell_nodes, user_names,
 };
 use crate::{
     cli::{SessionCmd, StoreArgs},
@@ -68,10 +68,14 @@ pub async fn session(cmd: SessionCmd, store: &StoreArgs) -> anyhow::Result<()> {
             .with_context(|| {
                 format!("the termination of {id} was requested, but its audit event was not")
             })?;
-            println!(
-                "termination of session {id} requested; the running server ends it within its \
-                 change poll interval (serve --revocation-poll-ms, 2000 ms by default)"
-            );
+            if tell_nodes(store).await {
+                println!("termination of session {id} requested; the servers were told at once");
+            } else {
+                println!(
+                    "termination of session {id} requested; the running server ends it within \
+                     its change poll interval (serve --revocation-poll-ms, 2000 ms by default)"
+                );
+            }
         }
     }
     db.close().await;

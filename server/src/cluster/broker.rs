@@ -78,6 +78,8 @@ pub enum BrokerError {
     Url(String, redis::RedisError),
     #[error("cannot reach the broker at {0}: {1}")]
     Unreachable(String, String),
+    #[error("publishing to the broker at {0}: {1}")]
+    Publish(String, String),
 }
 
 /// This node's handle on the broker.
@@ -106,18 +108,7 @@ impl Broker {
         incoming: mpsc::Sender<Incoming>,
         changed: Arc<Notify>,
     ) -> Result<Self, BrokerError> {
-        let shown = crate::db::redacted(url);
-        let client = redis::Client::open(url).map_err(|e| BrokerError::Url(shown.clone(), e))?;
-        let unreachable = |e: String| BrokerError::Unreachable(shown.clone(), e);
-        let mut conn =
-            tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection())
-                .await
-                .map_err(|_| unreachable("timed out".into()))?
-                .map_err(|e| unreachable(e.to_string()))?;
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
+        let (client, conn) = connect(url).await?;
         let (publish, queue) = mpsc::channel(PUBLISH_QUEUE);
         tokio::spawn(publisher(client.clone(), Some(conn), queue));
         tokio::spawn(subscriber(
@@ -156,6 +147,42 @@ impl Broker {
             info!(dropped = n, "broker queue drains again");
         }
     }
+}
+
+/// Connects to Redis at `url` and checks that it answers, within a few seconds.
+async fn connect(
+    url: &str,
+) -> Result<(redis::Client, redis::aio::MultiplexedConnection), BrokerError> {
+    let shown = crate::db::redacted(url);
+    let client = redis::Client::open(url).map_err(|e| BrokerError::Url(shown.clone(), e))?;
+    let unreachable = |e: String| BrokerError::Unreachable(shown.clone(), e);
+    let mut conn = tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection())
+        .await
+        .map_err(|_| unreachable("timed out".into()))?
+        .map_err(|e| unreachable(e.to_string()))?;
+    redis::cmd("PING")
+        .query_async::<String>(&mut conn)
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    Ok((client, conn))
+}
+
+/// Tells every node once that `from` (not a node: the command line) wrote a
+/// change they act on, as [`Broker::hint_changed`] does for a node. Returns
+/// how many subscribers (nodes) received it.
+pub async fn hint_changed_once(url: &str, from: &str) -> Result<u64, BrokerError> {
+    let (_client, mut conn) = connect(url).await?;
+    let shown = crate::db::redacted(url);
+    let payload = serde_json::to_string(&Event::Changed {
+        node: from.to_string(),
+    })
+    .map_err(|e| BrokerError::Publish(shown.clone(), e.to_string()))?;
+    redis::cmd("PUBLISH")
+        .arg(CHANNEL)
+        .arg(payload)
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| BrokerError::Publish(shown, e.to_string()))
 }
 
 /// Publishes queued events, one connection, reconnecting when it failed.

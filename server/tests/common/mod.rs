@@ -249,7 +249,6 @@ impl TestServer {
             max_rooms: opts.max_rooms,
             max_chat_sockets_per_user: opts.max_chat_sockets_per_user,
             no_recording: false,
-            broker: opts.broker.clone(),
             node_id: opts.node_id.clone(),
             node_url: None,
         };
@@ -261,6 +260,7 @@ impl TestServer {
                 .or_else(|| database_url(&data_dir)),
             secret_key_file: opts.secret_key_file.clone(),
             recordings_dir: opts.recordings_dir.clone(),
+            broker: opts.broker.clone(),
         };
         let options = LeptosOptions::builder()
             .output_name("termroom")
