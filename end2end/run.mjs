@@ -35,6 +35,7 @@ const USERS = {
   alice: { password: 'alice-e2e-password', role: 'admin' },
   bob: { password: 'bob-e2e-password', role: 'member' },
   carol: { password: 'carol-e2e-password', role: 'admin' },
+  dave: { password: 'dave-e2e-password', role: 'member' },
 };
 
 const run = Math.random().toString(36).slice(2, 8);
@@ -239,6 +240,44 @@ test('login: wrong password is refused, a protected page sends you to login and 
     await page.getByTestId('login-submit').click();
     await page.waitForURL((url) => url.pathname === '/terminals');
     await page.getByTestId('current-user').filter({ hasText: 'bob' }).waitFor();
+  });
+});
+
+test('account: a user changes their password from the top bar; every session of theirs ends and only the new password works', { timeout: 90_000 }, async () => {
+  await withPages('account', async (open) => {
+    const page = await open('dave');
+    const other = await open('dave-elsewhere');
+    await login(page, 'dave');
+    await login(other, 'dave');
+    await page.getByTestId('current-user').click();
+    await page.waitForURL((url) => url.pathname === '/account');
+    await hydrated(page);
+    const newPassword = `dave-new-password-${run}`;
+    const attempt = async (current, next, again) => {
+      await page.getByTestId('password-current').fill(current);
+      await page.getByTestId('password-new').fill(next);
+      await page.getByTestId('password-again').fill(again);
+      await page.getByTestId('password-submit').click();
+    };
+    await attempt(USERS.dave.password, newPassword, `${newPassword}-typo`);
+    await page.getByTestId('password-error').filter({ hasText: 'the two new passwords differ' }).waitFor();
+    await attempt('not-the-password', newPassword, newPassword);
+    await page.getByTestId('password-error').filter({ hasText: 'the current password is not right' }).waitFor();
+    assert.equal(new URL(page.url()).pathname, '/account', 'a refusal stays on the page');
+
+    await attempt(USERS.dave.password, newPassword, newPassword);
+    await page.waitForURL((url) => url.pathname === '/login' && url.searchParams.get('changed') === '1');
+    await page.getByTestId('password-changed').waitFor();
+    // The other browser's session ended too.
+    await other.goto('/recordings');
+    await other.waitForURL((url) => url.pathname === '/login');
+
+    await page.locator('[data-testid=login-submit]:not([disabled])').waitFor();
+    await page.getByTestId('login-username').fill('dave');
+    await page.getByTestId('login-password').fill(USERS.dave.password);
+    await page.getByTestId('login-submit').click();
+    await page.getByTestId('login-error').filter({ hasText: 'wrong user name or password' }).waitFor();
+    await loginWith(page, 'dave', newPassword);
   });
 });
 

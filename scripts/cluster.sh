@@ -521,7 +521,8 @@ cmd_start() {
     url:      $(lb_url)
     user:     admin
     password: $ADMIN_PASSWORD
-  It is shown this once. To change it:
+  It is shown this once. Change it on the account page (click your
+  name at the top), or:
     eval "\$(scripts/cluster.sh env)"; $BIN user passwd admin
 ==================================================================
 EOF

@@ -201,6 +201,24 @@ pub async fn current_user() -> Result<Option<UserInfo>, ApiError> {
     }
 }
 
+/// Changes the caller's password (the current one is checked and counted
+/// like a login attempt); every login session of theirs ends, this one too.
+#[server(prefix = "/api", endpoint = "password")]
+pub async fn change_password(current: String, new: String) -> Result<(), ApiError> {
+    use ssr::*;
+    let caller = caller().await?;
+    let remote = client_info()
+        .remote
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    services()?
+        .accounts
+        .change_password(&caller, &current, &new, remote)
+        .await
+        .map_err(fail)?;
+    set_session_cookie(None);
+    Ok(())
+}
+
 /// A fresh single-use ticket for the chat socket.
 #[server(prefix = "/api", endpoint = "chat_ticket")]
 pub async fn chat_ticket() -> Result<String, ApiError> {

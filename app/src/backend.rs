@@ -68,6 +68,16 @@ pub trait Accounts: Send + Sync + 'static {
     ) -> Result<(), ApiError>;
     /// Disables a user and ends their sessions (admin `actor`).
     async fn disable_user(&self, actor: &Caller, name: &str) -> Result<(), ApiError>;
+    /// Changes the caller's own password once `current` checks out (counted
+    /// like a login attempt from `remote`); every login session of theirs
+    /// ends, this one included.
+    async fn change_password(
+        &self,
+        caller: &Caller,
+        current: &str,
+        new: &str,
+        remote: IpAddr,
+    ) -> Result<(), ApiError>;
 }
 
 /// Namespaces, memberships and hosts.

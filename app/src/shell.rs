@@ -60,6 +60,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/live/:id") view=pages::live::WatchPage/>
                 <Route path=path!("/audit") view=pages::audit::AuditPage/>
                 <Route path=path!("/admin") view=pages::admin::AdminPage/>
+                <Route path=path!("/account") view=pages::account::AccountPage/>
             </Routes>
         </Router>
     }

@@ -398,7 +398,7 @@ pub async fn run(serve_args: ServeArgs, store: StoreArgs) -> anyhow::Result<()> 
     if let Some(password) = ensure_first_admin(&runtime.state.core).await? {
         println!("termroom: created the first account. user: admin  password: {password}");
         println!(
-            "termroom: this password is shown once; change it with `termroom user passwd admin`."
+            "termroom: this password is shown once; change it on the account page (click your name at the top) or with `termroom user passwd admin`."
         );
     }
     let listener = TcpListener::bind(serve_args.addr)

@@ -605,3 +605,97 @@ async fn one_account_guessed_from_many_addresses_is_limited() {
     let r = try_login(&s, &c, "alice", "guess-guess", Some("192.0.2.1")).await;
     assert_eq!(r.status(), 429, "counted per account name");
 }
+
+/// Whether `client`'s login cookie still names a user (`/api/me`).
+async fn still_logged_in(s: &TestServer, client: &reqwest::Client) -> bool {
+    let r = s.call(client, "me", &[]).await;
+    assert_eq!(r.status(), 200);
+    let me: Value = r.json().await.expect("me json");
+    !me.is_null()
+}
+
+#[tokio::test]
+async fn a_user_changes_their_password_and_every_session_of_theirs_ends() {
+    let s = TestServer::start().await;
+    s.add_user("alice", Role::Member).await;
+    s.add_user("bob", Role::Member).await;
+    let (here, _) = s.login("alice").await;
+    let (elsewhere, _) = s.login("alice").await;
+    let (bob, _) = s.login("bob").await;
+    let new = "a-brand-new-passphrase";
+    // Refusals change nothing and say why.
+    for (current, next, why) in [
+        ("not-the-password", new, "the current password is not right"),
+        (PASSWORD, "short", "at least"),
+        (PASSWORD, PASSWORD, "the new password is the current one"),
+    ] {
+        let r = s
+            .call(&here, "password", &[("current", current), ("new", next)])
+            .await;
+        assert_eq!(r.status(), 400, "{why}");
+        let body = r.text().await.expect("body");
+        assert!(body.contains(why), "{why}: {body}");
+        assert!(still_logged_in(&s, &here).await);
+    }
+    // Not logged in: no change.
+    let r = s
+        .call(
+            &reqwest::Client::new(),
+            "password",
+            &[("current", PASSWORD), ("new", new)],
+        )
+        .await;
+    assert_eq!(r.status(), 401);
+
+    let r = s
+        .call(&here, "password", &[("current", PASSWORD), ("new", new)])
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    // Both of alice's sessions ended; bob's did not.
+    assert!(!still_logged_in(&s, &here).await, "this session ended");
+    assert!(!still_logged_in(&s, &elsewhere).await, "the other one too");
+    assert!(still_logged_in(&s, &bob).await, "another user is untouched");
+    let c = reqwest::Client::new();
+    assert_eq!(
+        try_login(&s, &c, "alice", PASSWORD, None).await.status(),
+        401
+    );
+    assert_eq!(try_login(&s, &c, "alice", new, None).await.status(), 200);
+    s.assert_audited("user.password_changed", "alice", "alice")
+        .await;
+}
+
+#[tokio::test]
+async fn guessing_the_current_password_is_limited_like_logins() {
+    let s = TestServer::start().await;
+    s.add_user("alice", Role::Member).await;
+    let (client, _) = s.login("alice").await;
+    let change = |current: &'static str| {
+        let (s, client) = (&s, &client);
+        async move {
+            s.call(
+                client,
+                "password",
+                &[("current", current), ("new", "a-brand-new-passphrase")],
+            )
+            .await
+            .status()
+            .as_u16()
+        }
+    };
+    for _ in 0..NAME_FREE {
+        assert_eq!(change("a-wrong-guess").await, 400);
+    }
+    assert_eq!(
+        change("another-guess").await,
+        429,
+        "guesses are slowed down"
+    );
+    // The failures count for logins to the name too.
+    let r = try_login(&s, &reqwest::Client::new(), "alice", PASSWORD, None).await;
+    assert_eq!(r.status(), 429);
+    assert!(
+        still_logged_in(&s, &client).await,
+        "the password did not change"
+    );
+}

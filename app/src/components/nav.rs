@@ -1,4 +1,4 @@
-//! The top bar: product name, page links (admin only for admins), the user and logout.
+//! The top bar: product name, page links (admin only for admins), the user (a link to their account page) and logout.
 use leptos::prelude::*;
 use leptos_router::components::A;
 
@@ -25,10 +25,10 @@ pub fn TopNav() -> impl IntoView {
                                     {admin.then(|| view! { <A href="/audit">"Audit"</A> })}
                                     {admin.then(|| view! { <A href="/admin">"Admin"</A> })}
                                 </nav>
-                                <span class="who" data-testid="current-user" title=user.role.as_str()>
+                                <a class="who" href="/account" data-testid="current-user" title="Your account: change password">
                                     {user.name.clone()}
                                     {admin.then(|| view! { <span class="badge">"admin"</span> })}
-                                </span>
+                                </a>
                                 <button
                                     class="ghost"
                                     data-testid="logout"

@@ -65,6 +65,17 @@ pub fn LoginPage() -> impl IntoView {
             <form class="card login-card" method="post" on:submit=submit data-testid="login-form">
                 <h1 class="login-brand">"termroom"</h1>
                 <p class="muted">"Chat rooms and live terminals for your team."</p>
+                {move || {
+                    query
+                        .with(|q| q.get("changed").is_some())
+                        .then(|| {
+                            view! {
+                                <p class="notice" data-testid="password-changed">
+                                    "Your password was changed and your sessions ended. Sign in with the new password."
+                                </p>
+                            }
+                        })
+                }}
                 <Transition fallback=|| ()>
                     {move || {
                         auth.user()

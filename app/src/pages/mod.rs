@@ -1,4 +1,5 @@
-//! One module per page: login, chat (`/`), terminals, recordings and their player, live monitoring, audit, admin.
+//! One module per page: login, chat (`/`), terminals, recordings and their player, live monitoring, audit, admin, the user's account.
+pub mod account;
 pub mod admin;
 pub mod audit;
 pub mod chat;

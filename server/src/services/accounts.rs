@@ -75,6 +75,111 @@ pub async fn create_user_with(
     role: Role,
 ) -> Result<i64, ApiError> {
     check_name("user", name)?;
+    let hash = hash_new_password(hasher, password_text).await?;
+    match users::create(core_db, name, &hash, role).await {
+        Ok(id) => Ok(id),
+        Err(e) if users::is_unique_violation(&e) => {
+            Err(ApiError::Invalid(format!("user {name} already exists")))
+        }
+        Err(e) => Err(internal(e)),
+    }
+}
+
+/// Checks `name`'s password the way a login does: counted against the
+/// name and the address before any lookup or hashing (and across nodes),
+/// the same work for unknown and disabled names, failures audited. The
+/// user when it is right; `Unauthorized` (no detail) when it is not.
+/// `device`: the browser's device cookie, which may put the hash ahead of
+/// a flood.
+async fn check_password(
+    core: &Core,
+    name: &str,
+    password_text: &str,
+    remote: IpAddr,
+    device: Option<&str>,
+) -> Result<users::UserRow, ApiError> {
+    let valid_name = check_name("user", name);
+    // Counted before any lookup or hashing, so parallel guesses cannot
+    // all pass the check; a name that cannot exist counts against the
+    // address only.
+    let attempt = core
+        .login_limiter
+        .begin(remote, valid_name.is_ok().then_some(name))
+        .map_err(ApiError::RateLimited)?;
+    // With several nodes the counts are shared through the database too.
+    let shared = if core.config.node_id.is_some() {
+        match shared_limit::begin(&core.db, remote, valid_name.is_ok().then_some(name)).await {
+            Ok(a) => Some(a),
+            Err(shared_limit::SharedLimitError::Wait(secs)) => {
+                core.login_limiter.not_tried(attempt);
+                return Err(ApiError::RateLimited(secs));
+            }
+            Err(shared_limit::SharedLimitError::Db(e)) => {
+                core.login_limiter.not_tried(attempt);
+                return Err(internal(e));
+            }
+        }
+    } else {
+        None
+    };
+    if let Err(e) = valid_name {
+        settle_failed(core, attempt, shared).await;
+        audit_failed_login(core, name, remote).await;
+        return Err(e);
+    }
+    let user = users::by_name(&core.db, name).await.map_err(internal)?;
+    // A browser this account logged in from (with its current password)
+    // goes ahead of a flood; whether the name exists plays no part in the
+    // choice.
+    let lane = match (device, &user) {
+        (Some(token), Some(u))
+            if device::recognises(&core.secrets, token, name, &u.password_hash) =>
+        {
+            Lane::Ahead
+        }
+        _ => Lane::Normal,
+    };
+    let checked = match &user {
+        Some(u) if !u.disabled => {
+            core.hasher
+                .verify(lane, password_text, &u.password_hash)
+                .await
+        }
+        // Same work for unknown names, so timing does not reveal them.
+        _ => core.hasher.verify_unknown(lane, password_text).await,
+    };
+    let ok = match checked {
+        Ok(ok) => ok,
+        Err(password::PasswordError::Busy) => {
+            core.login_limiter.not_tried(attempt);
+            if let Some(a) = shared {
+                if let Err(e) = shared_limit::not_tried(&core.db, a).await {
+                    warn!("taking back a shared login attempt: {e}");
+                }
+            }
+            return Err(ApiError::Busy(HASH_BUSY_RETRY_SECS));
+        }
+        Err(e) => return Err(internal(e)),
+    };
+    let Some(user) = user.filter(|_| ok) else {
+        settle_failed(core, attempt, shared).await;
+        audit_failed_login(core, name, remote).await;
+        return Err(ApiError::Unauthorized);
+    };
+    core.login_limiter.succeeded(attempt);
+    if let Some(a) = shared {
+        if let Err(e) = shared_limit::succeeded(&core.db, a).await {
+            warn!("settling a shared login attempt: {e}");
+        }
+    }
+    Ok(user)
+}
+
+/// Checks a new password's length and hashes it.
+async fn hash_new_password(
+    hasher: &password::HashPool,
+    password_text: &str,
+) -> Result<String, ApiError> {
     if password_text.chars().count() < password::MIN_PASSWORD_CHARS {
         return Err(ApiError::Invalid(format!(
             "password must have at least {} characters",
@@ -84,16 +189,9 @@ pub async fn create_user_with(
     if password_text.len() > password::MAX_PASSWORD_BYTES {
         return Err(ApiError::Invalid("password too long".into()));
     }
-    let hash = match hasher.hash(password_text).await {
-        Ok(h) => h,
-        Err(password::PasswordError::Busy) => return Err(ApiError::Busy(HASH_BUSY_RETRY_SECS)),
-        Err(e) => return Err(internal(e)),
-    };
-    match users::create(core_db, name, &hash, role).await {
-        Ok(id) => Ok(id),
-        Err(e) if users::is_unique_violation(&e) => {
-            Err(ApiError::Invalid(format!("user {name} already exists")))
-        }
+    match hasher.hash(password_text).await {
+        Ok(h) => Ok(h),
+        Err(password::PasswordError::Busy) => Err(ApiError::Busy(HASH_BUSY_RETRY_SECS)),
         Err(e) => Err(internal(e)),
     }
 }
@@ -108,75 +206,7 @@ impl Accounts for AccountService {
         device: Option<&str>,
     ) -> Result<LoginGrant, ApiError> {
         let core = &self.0;
-        let valid_name = check_name("user", name);
-        // Counted before any lookup or hashing, so parallel guesses cannot
-        // all pass the check; a name that cannot exist counts against the
-        // address only.
-        let attempt = core
-            .login_limiter
-            .begin(remote, valid_name.is_ok().then_some(name))
-            .map_err(ApiError::RateLimited)?;
-        // With several nodes the counts are shared through the database too.
-        let shared = if core.config.node_id.is_some() {
-            match shared_limit::begin(&core.db, remote, valid_name.is_ok().then_some(name)).await {
-                Ok(a) => Some(a),
-                Err(shared_limit::SharedLimitError::Wait(secs)) => {
-                    core.login_limiter.not_tried(attempt);
-                    return Err(ApiError::RateLimited(secs));
-                }
-                Err(shared_limit::SharedLimitError::Db(e)) => {
-                    core.login_limiter.not_tried(attempt);
-                    return Err(internal(e));
-                }
-            }
-        } else {
-            None
-        };
-        if let Err(e) = valid_name {
-            settle_failed(core, attempt, shared).await;
-            audit_failed_login(core, name, remote).await;
-            return Err(e);
-        }
-        let user = users::by_name(&core.db, name).await.map_err(internal)?;
-        // A browser this account logged in from before goes ahead of a
-        // flood; whether the name exists plays no part in the choice.
-        let lane = match device {
-            Some(token) if device::recognises(&core.secrets, token, name) => Lane::Ahead,
-            _ => Lane::Normal,
-        };
-        let checked = match &user {
-            Some(u) if !u.disabled => {
-                core.hasher
-                    .verify(lane, password_text, &u.password_hash)
-                    .await
-            }
-            // Same work for unknown names, so timing does not reveal them.
-            _ => core.hasher.verify_unknown(lane, password_text).await,
-        };
-        let ok = match checked {
-            Ok(ok) => ok,
-            Err(password::PasswordError::Busy) => {
-                core.login_limiter.not_tried(attempt);
-                if let Some(a) = shared {
-                    if let Err(e) = shared_limit::not_tried(&core.db, a).await {
-                        warn!("taking back a shared login attempt: {e}");
-                    }
-                }
-                return Err(ApiError::Busy(HASH_BUSY_RETRY_SECS));
-            }
-            Err(e) => return Err(internal(e)),
-        };
-        let Some(user) = user.filter(|_| ok) else {
-            settle_failed(core, attempt, shared).await;
-            audit_failed_login(core, name, remote).await;
-            return Err(ApiError::Unauthorized);
-        };
-        core.login_limiter.succeeded(attempt);
-        if let Some(a) = shared {
-            if let Err(e) = shared_limit::succeeded(&core.db, a).await {
-                warn!("settling a shared login attempt: {e}");
-            }
-        }
+        let user = check_password(core, name, password_text, remote, device).await?;
         let session_token = tokens::random_session_token();
         let session_hash = tokens::token_hash(&session_token);
         users::create_login_session(&core.db, &session_hash, user.id)
@@ -200,7 +230,7 @@ impl Accounts for AccountService {
         .await;
         info!(user = %user.name, "login");
         Ok(LoginGrant {
-            device_token: device::issue(&core.secrets, &user.name),
+            device_token: device::issue(&core.secrets, &user.name, &user.password_hash),
             user: user.info(),
             session_token,
             otp,
@@ -283,6 +313,52 @@ impl Accounts for AccountService {
             None,
         )
         .await;
+        Ok(())
+    }
+    async fn change_password(
+        &self,
+        caller: &Caller,
+        current: &str,
+        new: &str,
+        remote: IpAddr,
+    ) -> Result<(), ApiError> {
+        let core = &self.0;
+        let name = caller.user.name.as_str();
+        if new == current {
+            return Err(ApiError::Invalid(
+                "the new password is the current one".into(),
+            ));
+        }
+        // The new one first: a bad choice does not count as a guess.
+        let hash = hash_new_password(&core.hasher, new).await?;
+        // A stolen session must not be a way around the login limits.
+        let user = match check_password(core, name, current, remote, None).await {
+            Err(ApiError::Unauthorized) => {
+                return Err(ApiError::Invalid(
+                    "the current password is not right".into(),
+                ))
+            }
+            other => other?,
+        };
+        // Every login session ends (this one too), and with them their sockets.
+        if !users::set_password(&core.db, name, &hash)
+            .await
+            .map_err(internal)?
+        {
+            return Err(ApiError::NotFound(format!("user {name}")));
+        }
+        core.hub.kick_user(user.id).await;
+        core.sockets.close_user(user.id);
+        core.hint_changed();
+        audit(
+            &core.db,
+            Some(name),
+            "user.password_changed",
+            Some(name),
+            Some(&remote.to_string()),
+        )
+        .await;
+        info!(user = %name, "password changed");
         Ok(())
     }
 }
