@@ -56,11 +56,36 @@ impl Cluster {
         self.pair_with(|o| o).await
     }
 
+    /// Nodes a and b polling the database a minute apart: only a hint
+    /// through Redis makes one act quickly on a change.
+    async fn pair_polling_slowly(&self) -> (TestServer, TestServer) {
+        self.pair_with(|o| Options {
+            revocation_poll_ms: 60_000,
+            ..o
+        })
+        .await
+    }
+
     /// Nodes a and b, each with `tweak` applied to its options.
     async fn pair_with(&self, tweak: impl Fn(Options) -> Options) -> (TestServer, TestServer) {
         let a = TestServer::start_with(tweak(self.options("a"))).await;
         let b = TestServer::start_with(tweak(self.options("b"))).await;
         (a, b)
+    }
+}
+
+/// Reads `ws` until it closes, which must be as logged out; fails the test
+/// when nothing comes within 3 s.
+async fn closed_as_logged_out(ws: &mut Ws) {
+    loop {
+        match next_event(ws, 3).await {
+            Got::Json(_) => continue,
+            Got::Closed(frame) => {
+                let (code, reason) = frame.expect("a close frame with a reason");
+                assert_eq!((code, reason.as_str()), (1008, "logged out"));
+                return;
+            }
+        }
     }
 }
 
@@ -281,42 +306,20 @@ async fn disabling_a_user_while_redis_is_down_closes_their_sockets_on_both_nodes
 #[tokio::test]
 async fn disabling_a_user_on_one_node_closes_their_socket_on_the_other_at_once() {
     let c = Cluster::start().await;
-    // Polls far apart: only the hint through Redis can be this quick.
-    let (a, b) = c
-        .pair_with(|o| Options {
-            revocation_poll_ms: 60_000,
-            ..o
-        })
-        .await;
+    let (a, b) = c.pair_polling_slowly().await;
     a.add_user("root1", Role::Admin).await;
     a.add_user("carol", Role::Member).await;
     let mut on_b = rich_client(&b, "carol").await;
     let (admin, _) = a.login("root1").await;
     let r = a.call(&admin, "user_disable", &[("name", "carol")]).await;
     assert_eq!(r.status(), 200);
-    // next_event fails the test when nothing comes within 3 s.
-    loop {
-        match next_event(&mut on_b, 3).await {
-            Got::Json(_) => continue,
-            Got::Closed(frame) => {
-                let (code, reason) = frame.expect("a close frame with a reason");
-                assert_eq!((code, reason.as_str()), (1008, "logged out"));
-                break;
-            }
-        }
-    }
+    closed_as_logged_out(&mut on_b).await;
 }
 
 #[tokio::test]
 async fn the_command_line_with_a_broker_tells_every_node_at_once() {
     let c = Cluster::start().await;
-    // Polls far apart: only the hint through Redis can be this quick.
-    let (a, b) = c
-        .pair_with(|o| Options {
-            revocation_poll_ms: 60_000,
-            ..o
-        })
-        .await;
+    let (a, b) = c.pair_polling_slowly().await;
     a.add_user("carol", Role::Member).await;
     let mut on_a = rich_client(&a, "carol").await;
     let mut on_b = rich_client(&b, "carol").await;
@@ -336,19 +339,8 @@ async fn the_command_line_with_a_broker_tells_every_node_at_once() {
     )
     .await
     .expect("termroom user disable carol");
-    for ws in [&mut on_a, &mut on_b] {
-        // next_event fails the test when nothing comes within 3 s.
-        loop {
-            match next_event(ws, 3).await {
-                Got::Json(_) => continue,
-                Got::Closed(frame) => {
-                    let (code, reason) = frame.expect("a close frame with a reason");
-                    assert_eq!((code, reason.as_str()), (1008, "logged out"));
-                    break;
-                }
-            }
-        }
-    }
+    closed_as_logged_out(&mut on_a).await;
+    closed_as_logged_out(&mut on_b).await;
 }
 
 #[tokio::test]
