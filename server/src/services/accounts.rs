@@ -75,6 +75,7 @@ pub async fn create_user_with(
     role: Role,
 ) -> Result<i64, ApiError> {
     check_name("user", name)?;
+    check_new_password(password_text)?;
     let hash = hash_new_password(hasher, password_text).await?;
     match users::create(core_db, name, &hash, role).await {
         Ok(id) => Ok(id),
@@ -175,11 +176,8 @@ async fn check_password(
     Ok(user)
 }
 
-/// Checks a new password's length and hashes it.
-async fn hash_new_password(
-    hasher: &password::HashPool,
-    password_text: &str,
-) -> Result<String, ApiError> {
+/// Refuses a new password that is too short or too long.
+fn check_new_password(password_text: &str) -> Result<(), ApiError> {
     if password_text.chars().count() < password::MIN_PASSWORD_CHARS {
         return Err(ApiError::Invalid(format!(
             "password must have at least {} characters",
@@ -189,6 +187,14 @@ async fn hash_new_password(
     if password_text.len() > password::MAX_PASSWORD_BYTES {
         return Err(ApiError::Invalid("password too long".into()));
     }
+    Ok(())
+}
+
+/// Hashes a new password (checked with [`check_new_password`]).
+async fn hash_new_password(
+    hasher: &password::HashPool,
+    password_text: &str,
+) -> Result<String, ApiError> {
     match hasher.hash(password_text).await {
         Ok(h) => Ok(h),
         Err(password::PasswordError::Busy) => Err(ApiError::Busy(HASH_BUSY_RETRY_SECS)),
@@ -329,9 +335,10 @@ impl Accounts for AccountService {
                 "the new password is the current one".into(),
             ));
         }
-        // The new one first: a bad choice does not count as a guess.
-        let hash = hash_new_password(&core.hasher, new).await?;
-        // A stolen session must not be a way around the login limits.
+        // The new one first (cheaply): a bad choice does not count as a guess.
+        check_new_password(new)?;
+        // A stolen session must not be a way around the login limits, nor
+        // get a hash computed before them.
         let user = match check_password(core, name, current, remote, None).await {
             Err(ApiError::Unauthorized) => {
                 return Err(ApiError::Invalid(
@@ -340,6 +347,7 @@ impl Accounts for AccountService {
             }
             other => other?,
         };
+        let hash = hash_new_password(&core.hasher, new).await?;
         // Every login session ends (this one too), and with them their sockets.
         if !users::set_password(&core.db, name, &hash)
             .await
